@@ -1,0 +1,47 @@
+"""Actions: what a flow's `kind: action` step calls. Each action type lives in its own file."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class ActionContext:
+    """What an action may use. It never sees the contact's phone number.
+
+    `contact_key` is a keyed hash of the contact, stable for one deployment; `secret` is
+    the flow's secret (bytes) when the action declares `needs_secret`.
+    """
+
+    flow_id: str
+    step_id: str
+    locale: str
+    contact_key: str
+    settings: dict[str, Any]
+    secret: bytes | None = None
+    services: dict[str, Any] = field(default_factory=dict)
+    http: httpx.AsyncClient | None = None
+
+
+ActionFunction = Callable[[dict[str, Any], ActionContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A named action offered by a plugin.
+
+    `run(arguments, context)` receives the step's `with:` values, rendered, and returns
+    the value stored under the step's `save_as`. It raises `palabre.errors.ActionError`
+    to take the step's `on_error` exit.
+    """
+
+    name: str
+    run: ActionFunction
+    description: str = ""
+    parameters: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    needs_secret: bool = False

@@ -1,0 +1,34 @@
+"""The built-in plugin: core actions and template filters, registered like any other plugin.
+
+Its hooks are `trylast`, so a third-party plugin can replace any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from palabre.actions import Action
+from palabre.config import Settings
+from palabre.actions.registry import ACTION as REMEMBER
+from palabre.hookspecs import hookimpl
+from palabre.i18n.filters import FILTERS
+from palabre.stores.base import SessionStore
+from palabre.stores.factory import open_store
+
+
+@hookimpl(trylast=True)
+def register_actions() -> list[Action]:
+    return [REMEMBER]
+
+
+@hookimpl(trylast=True)
+def register_template_filters() -> dict[str, Callable[..., Any]]:
+    return dict(FILTERS)
+
+
+@hookimpl(trylast=True)
+def make_session_store(settings: Settings) -> SessionStore:
+    return open_store(
+        redis_url=settings.redis_url, data_dir=settings.data_dir, ttl_seconds=settings.session_ttl
+    )

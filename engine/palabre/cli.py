@@ -1,0 +1,176 @@
+"""The `palabre` command: chat, check, schema, plugins and i18n.
+
+Errors the user can fix (a flow mistake, a missing secret, a store that is down) are
+printed as one clear message and exit status 1 or 2; never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from palabre.config import Settings
+from palabre.errors import FlowError, PalabreError, Problem
+
+LOCALES = ["fr", "ar", "en"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 problems found, 2 usage or setup error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except FlowError as exc:
+        _print_problems(exc.problems)
+        return 1
+    except PalabreError as exc:
+        print(f"palabre: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="palabre", description="YAML-driven chatbot engine.")
+    commands = parser.add_subparsers(title="commands")
+
+    chat = commands.add_parser("chat", help="talk to a flow in the terminal (or through stdin)")
+    chat.add_argument("flows", nargs="+", help="flow files or folders")
+    chat.add_argument("--lang", choices=LOCALES, help="the contact's language")
+    chat.add_argument("--contact", default="terminal", help="the contact id to chat as")
+    chat.add_argument("--resume", action="store_true", help="continue the stored conversation")
+    chat.set_defaults(run=_chat)
+
+    check = commands.add_parser("check", help="validate flows and their translations")
+    check.add_argument("paths", nargs="+", help="flow files or folders")
+    check.set_defaults(run=_check)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the flow format")
+    schema.set_defaults(run=_schema)
+
+    plugins = commands.add_parser("plugins", help="list the loaded plugins and actions")
+    plugins.set_defaults(run=_plugins)
+
+    _i18n_parser(commands)
+    return parser
+
+
+def _i18n_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    i18n = commands.add_parser("i18n", help="manage translations (gettext PO files)")
+    i18n.add_argument("--locales", type=Path, default=Path("locales"), help="the locales folder")
+    i18n.add_argument("--flows", type=Path, default=Path("flows"), help="the flows folder")
+    sub = i18n.add_subparsers(title="steps")
+    for name, helptext in (
+        ("extract", "collect texts from flows and the engine into messages.pot"),
+        ("update", "merge messages.pot into each language's messages.po"),
+        ("compile", "write messages.mo files"),
+        ("stats", "percent translated per language"),
+    ):
+        sub.add_parser(name, help=helptext).set_defaults(run=_i18n, step=name)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from palabre.bootstrap import build_engine
+    from palabre.chat import chat
+
+    settings = Settings.from_env(dev=True)
+    for flow_secret in _dev_secrets_in_use(args.flows, settings):
+        print(f"palabre: {flow_secret} is not set; using a development secret kept in "
+              f"{settings.data_dir}/ (never use it in production)", file=sys.stderr)
+    engine = build_engine(args.flows, settings)
+
+    async def run() -> None:
+        try:
+            await chat(engine, contact=args.contact, lang=args.lang, resume=args.resume)
+        finally:
+            await engine.aclose()
+
+    asyncio.run(run())
+    return 0
+
+
+def _dev_secrets_in_use(paths: list[str], settings: Settings) -> list[str]:
+    from palabre.bootstrap import flow_files
+    from palabre.flow.loader import parse_flow
+    from palabre.flow.source import read_source
+
+    names = set()
+    for file in flow_files(paths):
+        flow, _ = parse_flow(read_source(file))
+        uses_actions = flow and any(s.kind == "action" for s in flow.steps.values())
+        if flow and uses_actions and not settings.has_secret(flow.settings.secret_env):
+            names.add(flow.settings.secret_env)
+    return sorted(names)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from palabre.bootstrap import Toolkit, flow_files, load_flows, locales_for
+
+    files = flow_files(args.paths)
+    if not files:
+        print(f"palabre: no flow files found in {' '.join(args.paths)}", file=sys.stderr)
+        return 2
+    toolkit = Toolkit.create(locales_for(files, Settings.from_env()))
+    _, problems = load_flows(files, toolkit)
+    _print_problems(problems)
+    errors = sum(p.severity == "error" for p in problems)
+    print(f"{len(files)} flow file(s) checked: {errors} error(s), "
+          f"{len(problems) - errors} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        prefix = "warning: " if problem.severity == "warning" else ""
+        print(f"{prefix}{problem}")
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from palabre.flow.schema import flow_schema
+
+    print(json.dumps(flow_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from palabre.plugins import collect_actions, describe, make_plugin_manager
+
+    manager = make_plugin_manager()
+    for name, origin in describe(manager):
+        print(f"{name:<12} {origin}")
+    for action in collect_actions(manager).values():
+        print(f"  action {action.name}: {action.description}")
+    return 0
+
+
+def _i18n(args: argparse.Namespace) -> int:
+    from palabre.i18n import tooling
+    from palabre.bootstrap import flow_files
+
+    template = args.locales / "messages.pot"
+    if args.step == "extract":
+        catalog = tooling.extract(flow_files([args.flows]), [Path(__file__).parent], template)
+        print(f"{len(catalog)} texts written to {template}")
+    elif args.step == "update":
+        for path in tooling.update(template, args.locales, LOCALES):
+            print(f"updated {path}")
+    elif args.step == "compile":
+        for path in tooling.compile(args.locales, LOCALES):
+            print(f"compiled {path}")
+    else:
+        for row in tooling.stats(args.locales, LOCALES):
+            print(f"{row.locale}: {row.percent:5.1f}% translated "
+                  f"({row.translated}/{row.total}, {row.fuzzy} fuzzy)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

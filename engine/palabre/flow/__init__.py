@@ -1,0 +1,1 @@
+"""Flows: the model, the YAML loader that keeps line and column, checks and the JSON Schema."""

@@ -1,0 +1,178 @@
+"""Checks that need the whole flow: references, reachability, templates and translations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from palabre.errors import Problem
+from palabre.flow.graph import BUILTIN_VARIABLES, exits, reachable, variables_before
+from palabre.flow.kinds import STEP_FIELDS
+from palabre.flow.model import Flow, Step, Text, Where
+from palabre.flow.suggest import closest, known_list
+from palabre.i18n.catalogs import Catalogs
+from palabre.i18n.templates import Templates
+
+BUTTONS, BUTTON_TITLE, LIST_ROWS, ROW_TITLE, BODY = 3, 20, 10, 24, 1024
+
+
+@dataclass
+class Checker:
+    """Collects problems about one flow, each located in the flow's file."""
+
+    flow: Flow
+    templates: Templates
+    catalogs: Catalogs
+    actions: Iterable[str] = ()
+    flow_ids: Iterable[str] = ()
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, where: Where, path: str, message: str, hint: str = "", warn: bool = False,
+            topic: str = "flow") -> None:
+        severity = "warning" if warn else "error"
+        file = self.flow.file
+        self.problems.append(Problem(file, *where, path, message, hint, severity, topic))
+
+    def run(self) -> list[Problem]:
+        self.check_references()
+        self.check_reachable()
+        self.check_templates()
+        self.check_translations()
+        return self.problems
+
+    def check_references(self) -> None:
+        steps = self.flow.steps
+        for step in steps.values():
+            for name in STEP_FIELDS:
+                self._reference(step, name, step.get(name))
+            for i, case in enumerate(step.get("cases", [])):
+                self._reference(step, f"cases[{i}].next", case.next, case.where)
+            self._flow_and_action(step)
+
+    def _reference(self, step: Step, name: str, target: str | None, where: Where | None = None) -> None:
+        if target is None or target in self.flow.steps:
+            return
+        where = where or step.field_where.get(name, step.where)
+        self.add(where, f"steps.{step.id}.{name}",
+                 f"unknown step '{target}' ({known_list(self.flow.steps)})",
+                 closest(target, self.flow.steps))
+
+    def _flow_and_action(self, step: Step) -> None:
+        target = step.get("flow")
+        flow_ids = set(self.flow_ids) | {self.flow.id}
+        if target and target not in flow_ids:
+            self.add(step.field_where["flow"], f"steps.{step.id}.flow",
+                     f"unknown flow '{target}' ({known_list(flow_ids)})", closest(target, flow_ids))
+        action = step.get("action")
+        actions = set(self.actions)
+        if action and action not in actions:
+            self.add(step.field_where["action"], f"steps.{step.id}.action",
+                     f"unknown action '{action}'", closest(action, actions) or "no plugin offers it")
+
+    def check_reachable(self) -> None:
+        seen = reachable(self.flow)
+        for step in self.flow.steps.values():
+            if step.id not in seen:
+                self.add(step.where, f"steps.{step.id}", "this step can never be reached",
+                         "point a `next` at it, or remove it", warn=True)
+
+    def check_templates(self) -> None:
+        before = variables_before(self.flow)
+        for step in self.flow.steps.values():
+            known = before[step.id] | BUILTIN_VARIABLES
+            for name, source, expression, extra in _templates_of(step):
+                self._template(step, name, source, known | extra, expression)
+
+    def _template(self, step: Step, name: str, source: str, known: set[str], expr: bool) -> None:
+        where = step.field_where.get(name.split("[")[0].split(".")[0], step.where)
+        path = f"steps.{step.id}.{name}"
+        error = self.templates.syntax_error(source, expression=expr)
+        if error:
+            self.add(where, path, f"template error: {error}", "check the {{ }} and {% %} pairs")
+            return
+        for variable in sorted(self.templates.variables(source, expression=expr) - known):
+            self.add(where, path, f"'{variable}' is not set on any path to this step",
+                     closest(variable, known) or "set it with save_as or a `set` step first")
+
+    def check_translations(self) -> None:
+        for path, text in self.flow.texts():
+            for locale in self.flow.settings.locales:
+                self._limits(path, text, locale)
+                if locale == self.flow.settings.source_locale:
+                    continue
+                if not self.catalogs.is_translated(locale, text.msgid):
+                    self.add(text.where, path, f"no '{locale}' translation of \"{_short(text)}\"",
+                             f"run `palabre i18n update`, then translate it in the {locale} PO file",
+                             topic="translation")
+                else:
+                    self._translation(path, text, locale)
+
+    def _translation(self, path: str, text: Text, locale: str) -> None:
+        """A translation must compile and use only the variables its source uses."""
+        translated = self.catalogs.gettext(locale, text.msgid)
+        error = self.templates.syntax_error(translated)
+        if error:
+            self.add(text.where, path, f"the '{locale}' translation has a template error: {error}",
+                     topic="translation")
+            return
+        extra = self.templates.variables(translated) - self.templates.variables(text.msgid)
+        if extra:
+            self.add(text.where, path, f"the '{locale}' translation uses {', '.join(sorted(extra))}"
+                     ", which the source text does not", "copy the {{ }} names from the source",
+                     topic="translation")
+
+    def _limits(self, path: str, text: Text, locale: str) -> None:
+        rendered = self.catalogs.gettext(locale, text.msgid)
+        limit, what = _limit_for(path, self.flow, self._count_choices(path))
+        if len(rendered) > limit:
+            self.add(text.where, path, f"{what} is {len(rendered)} characters in '{locale}', "
+                     f"over WhatsApp's limit of {limit}", "shorten it")
+
+    def _count_choices(self, path: str) -> int:
+        step_id = path.split(".")[1]
+        return len(self.flow.steps[step_id].get("choices", []))
+
+
+def _limit_for(path: str, flow: Flow, choices: int) -> tuple[int, str]:
+    if path.endswith(".title") and choices <= BUTTONS:
+        return BUTTON_TITLE, "this button title"
+    if path.endswith(".title") and choices <= LIST_ROWS:
+        return ROW_TITLE, "this list row title"
+    return BODY, "this message"
+
+
+def _short(text: Text) -> str:
+    return text.msgid if len(text.msgid) <= 40 else text.msgid[:37] + "..."
+
+
+def _templates_of(step: Step) -> list[tuple[str, str, bool, set[str]]]:
+    """(field name, source, is-an-expression, extra variables) for each template of a step."""
+    found: list[tuple[str, str, bool, set[str]]] = []
+    for name in ("text", "reprompt"):
+        text = step.get(name)
+        if isinstance(text, Text):
+            found += [(name, s, False, set()) for s in (text.msgid, text.plural) if s]
+            if text.count:
+                found.append((name, text.count, True, set()))
+    for choice in step.get("choices", []):
+        found.append(("choices", choice.title.msgid, False, set()))
+    if step.get("save"):
+        found.append(("save", step.get("save"), False, {"value"}))
+    earlier: set[str] = set()
+    for key, value in step.get("vars", {}).items():
+        found.append((f"vars.{key}", str(value), False, set(earlier)))
+        earlier.add(key)
+    for key, value in step.get("with", {}).items():
+        if isinstance(value, str):
+            found.append((f"with.{key}", value, False, set()))
+    for i, case in enumerate(step.get("cases", [])):
+        found.append((f"cases[{i}].when", case.when, True, set()))
+    return found
+
+
+def check_flow(flow: Flow, templates: Templates, catalogs: Catalogs, **known: Iterable[str]) -> list[Problem]:
+    """Every whole-flow problem of `flow`."""
+    return Checker(flow, templates, catalogs, **known).run()
+
+
+__all__ = ["check_flow", "exits"]

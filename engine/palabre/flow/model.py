@@ -1,0 +1,106 @@
+"""The flow model: what the loader builds from YAML and the runtime walks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Where = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A translatable message template; `msgid` is its source-language text.
+
+    With `plural`, the text is chosen by the plural rules of the contact's language
+    for the number that the Jinja expression `count` gives.
+    """
+
+    msgid: str
+    plural: str | None = None
+    count: str | None = None
+    where: Where = (0, 0)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer offered by a question: a button, a list row or a numbered line."""
+
+    id: str
+    title: Text
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One branch: when the Jinja expression `when` is true, go to `next`."""
+
+    when: str
+    next: str
+    where: Where = (0, 0)
+
+
+@dataclass
+class Step:
+    """One step of a flow. `fields` holds the step's parsed settings by name."""
+
+    id: str
+    kind: str
+    fields: dict[str, Any]
+    where: Where
+    field_where: dict[str, Where] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+
+@dataclass
+class FlowSettings:
+    """Per-flow settings, with the defaults a new flow gets."""
+
+    default_locale: str = "fr"
+    locales: tuple[str, ...] = ("fr", "ar", "en")
+    source_locale: str = "en"
+    expires_after: int = 72 * 3600
+    secret_env: str = "PALABRE_SECRET"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Flow:
+    """A conversation: triggers that start it, settings, and steps in file order."""
+
+    id: str
+    title: str
+    file: str
+    settings: FlowSettings
+    steps: dict[str, Step]
+    triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    default: bool = False
+    where: Where = (1, 1)
+
+    @property
+    def start(self) -> str:
+        return next(iter(self.steps))
+
+    def following(self, step_id: str) -> str | None:
+        """The step written after `step_id`: where a step with no `next` goes."""
+        ids = list(self.steps)
+        index = ids.index(step_id) + 1
+        return ids[index] if index < len(ids) else None
+
+    def next_of(self, step: Step) -> str | None:
+        """Where `step` continues: its `next`, else the following step in the file."""
+        return step.get("next") or self.following(step.id)
+
+    def texts(self) -> list[tuple[str, Text]]:
+        """Every translatable text in the flow, with the dotted path where it is written."""
+        found: list[tuple[str, Text]] = []
+        for step in self.steps.values():
+            for name, value in step.fields.items():
+                path = f"steps.{step.id}.{name}"
+                if isinstance(value, Text):
+                    found.append((path, value))
+                elif name == "choices":
+                    found += [(f"{path}[{i}].title", c.title) for i, c in enumerate(value)]
+        return found

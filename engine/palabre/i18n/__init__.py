@@ -1,0 +1,1 @@
+"""Translation: babel catalogs, the sandboxed Jinja environment, and language choice."""

@@ -1,0 +1,138 @@
+"""The engine: one inbound message in, outbound messages and events out.
+
+Apart from the session store and plugin actions it does no I/O: transports deliver what
+it returns. For each message it dedupes by provider id, takes the contact's lock, runs
+one turn on a copy of the session, and commits the new session together with the
+message id in one atomic write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from palabre.actions import Action
+from palabre.config import Settings
+from palabre.errors import ActionError, ConfigError, PalabreError, TemplateError
+from palabre.flow.model import Flow
+from palabre.i18n import messages as texts
+from palabre.i18n.language import fold
+from palabre.runtime.conversation import converse
+from palabre.runtime.messages import Event, Inbound, Reply
+from palabre.runtime.speech import Speech
+from palabre.runtime.turn import Turn
+from palabre.stores.base import SessionStore
+
+log = logging.getLogger("palabre.engine")
+
+
+class Engine:
+    """Runs conversations for a set of flows over a session store."""
+
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        store: SessionStore,
+        speech: Speech,
+        actions: Mapping[str, Action],
+        settings: Settings,
+        *,
+        services: dict[str, Any] | None = None,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not flows:
+            raise ConfigError("no flow to run: give at least one flow file")
+        self.flows = dict(flows)
+        self.store = store
+        self.speech = speech
+        self.actions = dict(actions)
+        self.settings = settings
+        self.services = services or {}
+        self.http = http
+        self.clock = clock
+        self._secrets = {flow.id: self._secret_for(flow) for flow in self.flows.values()}
+        self._log_key = self._secrets.get(next(iter(self.flows))) or secrets.token_bytes(32)
+
+    @property
+    def default_flow(self) -> Flow:
+        defaults = [flow for flow in self.flows.values() if flow.default]
+        return (defaults or list(self.flows.values()))[0]
+
+    def flow_for(self, text: str) -> Flow | None:
+        """The flow a new conversation starts: by trigger word, else the default flow."""
+        words = set(fold(text).split())
+        for flow in self.flows.values():
+            if any(fold(w) in words for ws in flow.triggers.values() for w in ws):
+                return flow
+        defaults = [flow for flow in self.flows.values() if flow.default]
+        if defaults or len(self.flows) == 1:
+            return self.default_flow
+        return None
+
+    def flow_secret(self, flow: Flow) -> bytes | None:
+        return self._secrets.get(flow.id)
+
+    def contact_key(self, contact: str) -> str:
+        """A short keyed hash of the contact: safe for logs and for actions."""
+        return hmac.new(self._log_key, contact.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def _secret_for(self, flow: Flow) -> bytes | None:
+        """The flow's secret when one of its actions needs it; refuses to start without it."""
+        needs = [s for s in flow.steps.values()
+                 if s.kind == "action" and self.actions.get(s.get("action"), None)
+                 and self.actions[s.get("action")].needs_secret]
+        if not needs:
+            return None
+        name = flow.settings.secret_env
+        try:
+            return self.settings.secret(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{flow.file}: flow '{flow.id}' cannot start: {exc}") from None
+
+    async def aclose(self) -> None:
+        """Close the store and every service that can be closed."""
+        await self.store.aclose()
+        for service in self.services.values():
+            closer = getattr(service, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    async def handle(self, inbound: Inbound) -> Reply:
+        """Process one inbound message. Raises StoreError when the store fails."""
+        key = self.contact_key(inbound.contact)
+        if inbound.message_id and await self.store.seen(inbound.message_id):
+            return _duplicate(key)
+        async with self.store.locked(inbound.contact):
+            if inbound.message_id and await self.store.seen(inbound.message_id):
+                return _duplicate(key)
+            session = await self.store.get(inbound.contact)
+            reply, new_session = await self._turn(inbound, session, key)
+            await self.store.commit(inbound.contact, new_session, message_id=inbound.message_id)
+        log.info("turn done", extra={"contact": key, "events": reply.event_names()})
+        return reply
+
+    async def _turn(self, inbound: Inbound, session: dict[str, Any] | None,
+                    key: str) -> tuple[Reply, dict[str, Any] | None]:
+        turn = Turn(self, inbound, session)
+        try:
+            await converse(turn)
+        except (TemplateError, ActionError, PalabreError) as exc:
+            log.error("turn failed: %s", exc, extra={"contact": key, "flow": turn.flow.id})
+            failed = Turn(self, inbound, session)
+            failed.send_plain(texts.INTERNAL_ERROR)
+            failed.event("turn_failed", flow=turn.flow.id, error=type(exc).__name__)
+            return failed.reply, session
+        return turn.reply, turn.session
+
+
+def _duplicate(key: str) -> Reply:
+    log.info("duplicate message ignored", extra={"contact": key})
+    return Reply(events=[Event("message_duplicated")])

@@ -1,0 +1,66 @@
+"""What goes into the engine and what comes out: inbound, outbound, events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Media:
+    """An attachment: a URL (Twilio) or a provider media id (Meta), and its type."""
+
+    content_type: str
+    url: str | None = None
+    media_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a contact, as a transport hands it to the engine."""
+
+    contact: str
+    text: str = ""
+    channel: str = "cli"
+    message_id: str | None = None
+    reply_id: str | None = None
+    media: tuple[Media, ...] = ()
+    location: tuple[float, float] | None = None
+    language: str | None = None  # a language the channel already knows (e.g. chosen in a UI)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice offered with a message: its id and its title in the contact's language."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message for a contact. Transports render `options` as buttons or numbers."""
+
+    contact: str
+    text: str
+    language: str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, named in the past tense. `data` holds ids, never personal data."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """The engine's answer to one inbound message."""
+
+    messages: list[Outbound] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def event_names(self) -> list[str]:
+        return [event.name for event in self.events]

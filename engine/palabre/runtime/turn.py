@@ -1,0 +1,142 @@
+"""One turn of a conversation: an inbound message in, a session and a reply out.
+
+The turn works on a copy of the session; the engine commits that copy only when the
+whole turn succeeded, so a failure leaves the stored conversation exactly as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from palabre.actions import ActionContext
+from palabre.errors import ActionError
+from palabre.flow.model import Flow, Step
+from palabre.i18n import messages as texts
+from palabre.i18n.language import LANGUAGE_NAMES
+from palabre.runtime.messages import Event, Inbound, Option, Outbound, Reply
+from palabre.runtime.steps import run_from
+
+if TYPE_CHECKING:
+    from palabre.runtime.engine import Engine
+
+Session = dict[str, Any]
+
+
+class Turn:
+    """The state of one turn; step functions and command handlers act through it."""
+
+    def __init__(self, engine: Engine, inbound: Inbound, session: Session | None) -> None:
+        self.engine = engine
+        self.inbound = inbound
+        self.session: Session | None = copy.deepcopy(session)
+        self.reply = Reply()
+        self.waiting = False
+        self.flow: Flow = engine.flows[session["flow"]] if session else engine.default_flow
+
+    # -- where we are ---------------------------------------------------------------
+
+    @property
+    def lang(self) -> str:
+        if self.session:
+            return str(self.session["lang"])
+        return self.inbound.language or self.flow.settings.default_locale
+
+    @property
+    def step(self) -> Step:
+        assert self.session is not None
+        return self.flow.steps[self.session["step"]]
+
+    def where(self, step: Step) -> str:
+        return f"{self.flow.file}:{step.where[0]}: steps.{step.id}"
+
+    def variables(self) -> dict[str, Any]:
+        stored = self.session["vars"] if self.session else {}
+        return {**stored, "lang": self.lang, "locale": self.lang, "flow": self.flow.id}
+
+    def variables_set(self, name: str, value: Any) -> None:
+        assert self.session is not None
+        self.session["vars"][name] = value
+
+    # -- starting and ending ------------------------------------------------------------
+
+    async def start(self, flow: Flow, lang: str) -> None:
+        """Start `flow` from its first step; the message that started it is not an answer."""
+        self.flow = flow
+        self.session = {"flow": flow.id, "step": flow.start, "lang": lang, "vars": {},
+                        "tries": 0, "state": "ask", "at": self.engine.clock()}
+        self.event("conversation_started", flow=flow.id, lang=lang)
+        await run_from(self, flow.start)
+
+    def switch_flow(self, flow_id: str) -> str:
+        assert self.session is not None
+        self.flow = self.engine.flows[flow_id]
+        self.session.update(flow=flow_id, vars={}, tries=0)
+        self.event("flow_switched", flow=flow_id)
+        return self.flow.start
+
+    def finish(self, event: str) -> None:
+        self.event(event, flow=self.flow.id)
+        self.session = None
+
+    # -- output -------------------------------------------------------------------------
+
+    def event(self, name: str, **data: Any) -> None:
+        self.reply.events.append(Event(name, data))
+
+    def send(self, text: str, options: tuple[Option, ...] = ()) -> None:
+        message = Outbound(self.inbound.contact, text, self.lang, options)
+        self.reply.messages.append(message)
+
+    def send_plain(self, msgid: str) -> None:
+        self.send(self.engine.speech.plain(msgid, self.lang))
+
+    def text_of(self, step: Step, field: str) -> str:
+        where = f"{self.where(step)}.{field}"
+        return self.engine.speech.say(step.get(field), self.lang, self.variables(), where)
+
+    def send_text(self, step: Step, field: str) -> None:
+        self.send(self.text_of(step, field))
+
+    def ask(self, step: Step, prefix: str = "", field: str = "text") -> None:
+        """Put the question of `step` (with its choices), optionally after `prefix`."""
+        assert self.session is not None
+        text = self.text_of(step, field)
+        options = self.engine.speech.options(
+            step.get("choices", []), self.lang, self.variables(), f"{self.where(step)}.choices"
+        )
+        self.send(f"{prefix}\n{text}" if prefix else text, options)
+        self.session.update(step=step.id, state="ask")
+        self.waiting = True
+
+    def ask_language(self) -> None:
+        assert self.session is not None
+        options = tuple(Option(code, LANGUAGE_NAMES[code]) for code in self.flow.settings.locales)
+        self.send(self.engine.speech.plain(texts.CHOOSE_LANGUAGE, self.lang), options)
+        self.session["state"] = "language"
+        self.waiting = True
+
+    # -- templates and actions ------------------------------------------------------
+
+    def render(self, source: str, where: str) -> str:
+        return self.engine.speech.templates.render(source, self.variables(), where=where)
+
+    def evaluate(self, expression: str, where: str) -> Any:
+        return self.engine.speech.templates.evaluate(expression, self.variables(), where=where)
+
+    async def call_action(self, step: Step) -> Any:
+        name = step.get("action")
+        action = self.engine.actions[name]
+        arguments = {key: self.render(str(value), f"{self.where(step)}.with.{key}")
+                     for key, value in step.get("with", {}).items()}
+        missing = [p for p in action.required if p not in arguments]
+        if missing:
+            raise ActionError(f"{self.where(step)}: {name} needs {', '.join(missing)}")
+        context = ActionContext(
+            flow_id=self.flow.id, step_id=step.id, locale=self.lang,
+            contact_key=self.engine.contact_key(self.inbound.contact),
+            settings=self.flow.settings.extra,
+            secret=self.engine.flow_secret(self.flow) if action.needs_secret else None,
+            services=self.engine.services, http=self.engine.http,
+        )
+        return await action.run(arguments, context)

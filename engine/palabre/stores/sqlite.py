@@ -1,0 +1,281 @@
+"""The embedded session store: one SQLite file, no server, durable (WAL).
+
+Sessions and seen message ids expire `ttl_seconds` after their last write; expired rows
+are invisible to reads and purged now and then. `locked()` serialises one contact's work
+inside the process (an asyncio.Lock) and across processes sharing the file (a row in the
+`locks` table, taken over once older than `lock_timeout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from palabre.errors import StoreError, StoreUnavailable
+from palabre.stores.base import DEFAULT_TTL_SECONDS, Session
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    contact TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (
+    message_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (
+    contact TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+"""
+
+# Take the lock when it is free, or when its holder let it go stale.
+_ACQUIRE = """
+INSERT INTO locks (contact, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (contact) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE locks.expires_at <= ?
+"""
+
+_PURGE_EVERY_SECONDS = 60.0
+
+
+def dumps_session(session: Session) -> str:
+    """Serialise a session as compact JSON; StoreError (naming no content) when it cannot be."""
+    try:
+        return json.dumps(session, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        kind = type(exc).__name__
+        raise StoreError(
+            f"the session is not JSON-serialisable ({kind}); nothing was written"
+        ) from exc
+
+
+class SQLiteConnection:
+    """One sqlite3 connection shared by threads: calls run in `asyncio.to_thread`, one at a time.
+
+    sqlite3 errors become StoreError (StoreUnavailable when the file stays busy).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: str) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._guard(self._open, schema)
+
+    def _open(self, schema: str) -> sqlite3.Connection:
+        # isolation_level=None: autocommit, transactions are opened explicitly with BEGIN.
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(schema)
+        return conn
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` in a worker thread, holding the connection's lock."""
+        return await asyncio.to_thread(self.run_sync, fn, *args)
+
+    def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` in this thread, holding the connection's lock."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the SQLite store at {self.path} is closed")
+            return self._guard(fn, self._conn, *args)
+
+    def _guard(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreUnavailable(f"SQLite store at {self.path} is busy: {exc}") from exc
+            raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection; later calls raise StoreError."""
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class SQLiteSessionStore:
+    """A `SessionStore` in one SQLite file: the embedded default, for one machine."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+        lock_timeout: float = 30.0,
+        lock_wait: float = 10.0,
+    ) -> None:
+        if ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+        self.ttl_seconds = ttl_seconds
+        self.lock_timeout = lock_timeout
+        self.lock_wait = lock_wait
+        self._clock = clock
+        self._db = SQLiteConnection(path, _SCHEMA)
+        self._local_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._next_purge = 0.0
+
+    async def get(self, contact: str) -> Session | None:
+        """Return the contact's session, or None when there is none or it expired."""
+        row = await self._db.run(_select_session, contact, self._clock())
+        return None if row is None else json.loads(row)
+
+    async def commit(
+        self, contact: str, session: Session | None, *, message_id: str | None = None
+    ) -> None:
+        """Save (None: delete) the session and mark `message_id` seen, in one transaction."""
+        data = None if session is None else dumps_session(session)
+        now = self._clock()
+        await self._db.run(_write, contact, data, message_id, now, now + self.ttl_seconds)
+        if now >= self._next_purge:
+            self._next_purge = now + _PURGE_EVERY_SECONDS
+            await self._db.run(_purge, now)
+
+    async def seen(self, message_id: str) -> bool:
+        """True when a commit already marked this message id, and it has not expired."""
+        return await self._db.run(_select_seen, message_id, self._clock())
+
+    @asynccontextmanager
+    async def locked(self, contact: str) -> AsyncIterator[None]:
+        """Hold the contact's lock, in this process and across processes sharing the file."""
+        async with self._local_lock(contact):
+            token = await self._acquire(contact)
+            try:
+                yield
+            finally:
+                await self._db.run(_release, contact, token)
+
+    @asynccontextmanager
+    async def _local_lock(self, contact: str) -> AsyncIterator[None]:
+        lock, users = self._local_locks.get(contact, (asyncio.Lock(), 0))
+        self._local_locks[contact] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._local_locks[contact]
+            if users == 1:
+                del self._local_locks[contact]
+            else:
+                self._local_locks[contact] = (lock, users - 1)
+
+    async def _acquire(self, contact: str) -> str:
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + self.lock_wait
+        delay = 0.005
+        while not await self._try_acquire(contact, token):
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"timed out after {self.lock_wait:g}s waiting for a contact lock in "
+                    f"{self._db.path}; another process holds it"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return token
+
+    async def _try_acquire(self, contact: str, token: str) -> bool:
+        # Shielded so a cancelled waiter that did get the row still gives it back.
+        attempt = asyncio.ensure_future(
+            self._db.run(_try_acquire, contact, token, self.lock_timeout)
+        )
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            attempt.add_done_callback(lambda done: self._release_if_won(done, contact, token))
+            raise
+
+    def _release_if_won(self, attempt: asyncio.Future[bool], contact: str, token: str) -> None:
+        if not attempt.cancelled() and attempt.exception() is None and attempt.result():
+            with suppress(StoreError):
+                self._db.run_sync(_release, contact, token)
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        await self._db.run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def aclose(self) -> None:
+        """Close the database file."""
+        await self._db.aclose()
+
+
+def _select_session(conn: sqlite3.Connection, contact: str, now: float) -> str | None:
+    sql = "SELECT data FROM sessions WHERE contact = ? AND expires_at > ?"
+    row = conn.execute(sql, (contact, now)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _select_seen(conn: sqlite3.Connection, message_id: str, now: float) -> bool:
+    sql = "SELECT 1 FROM seen WHERE message_id = ? AND expires_at > ?"
+    return conn.execute(sql, (message_id, now)).fetchone() is not None
+
+
+def _write(
+    conn: sqlite3.Connection,
+    contact: str,
+    data: str | None,
+    message_id: str | None,
+    now: float,
+    expires_at: float,
+) -> None:
+    with _transaction(conn):
+        if data is None:
+            conn.execute("DELETE FROM sessions WHERE contact = ?", (contact,))
+        else:
+            conn.execute(
+                "INSERT INTO sessions (contact, data, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (contact) DO UPDATE SET data = excluded.data, "
+                "expires_at = excluded.expires_at",
+                (contact, data, expires_at),
+            )
+        if message_id is not None:
+            conn.execute(
+                "INSERT INTO seen (message_id, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (message_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (message_id, expires_at),
+            )
+
+
+def _purge(conn: sqlite3.Connection, now: float) -> None:
+    with _transaction(conn):
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
+
+
+def _try_acquire(conn: sqlite3.Connection, contact: str, token: str, timeout: float) -> bool:
+    # Locks use the wall clock, not the injected one: every process must agree on it.
+    now = time.time()
+    return conn.execute(_ACQUIRE, (contact, token, now + timeout, now)).rowcount == 1
+
+
+def _release(conn: sqlite3.Connection, contact: str, token: str) -> None:
+    conn.execute("DELETE FROM locks WHERE contact = ? AND owner = ?", (contact, token))
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back when anything fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

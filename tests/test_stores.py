@@ -1,0 +1,377 @@
+"""The SessionStore contract, run against both backends: SQLite (embedded) and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+from palabre.errors import StoreError, StoreUnavailable
+from palabre.stores.base import SessionStore
+from palabre.stores.factory import open_store
+from palabre.stores.redis import RedisSessionStore
+from palabre.stores.registry import SQLiteRegistry
+from palabre.stores.sqlite import SQLiteSessionStore
+
+pytestmark = pytest.mark.anyio
+
+ARABIC_SESSION = {"step": "ask_name", "answers": {"name": "مرحبا بكم", "age": 31}, "tags": ["ب"]}
+
+
+@dataclass
+class Backend:
+    """How to open a store: `target` is the SQLite file or the Redis URL."""
+
+    kind: str
+    target: str
+
+    def open(self, **options: Any) -> SessionStore:
+        if self.kind == "sqlite":
+            return SQLiteSessionStore(self.target, **options)
+        return RedisSessionStore(self.target, **options)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", str(tmp_path / "data" / "sessions.db"))
+    return Backend("redis", request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[SessionStore]:
+    opened = backend.open()
+    yield opened
+    await opened.aclose()
+
+
+async def bump(store: SessionStore, contact: str) -> None:
+    """Read-modify-write a counter under the lock, yielding in between to invite races."""
+    async with store.locked(contact):
+        session = await store.get(contact) or {"count": 0}
+        await anyio.sleep(0.001)
+        session["count"] += 1
+        await store.commit(contact, session)
+
+
+# --- sessions and seen ids ----------------------------------------------------------------
+
+
+async def test_store_keeps_the_session_store_protocol(store: SessionStore) -> None:
+    assert isinstance(store, SessionStore)
+
+
+async def test_unknown_contact_has_no_session(store: SessionStore) -> None:
+    assert await store.get("+22500000000") is None
+
+
+async def test_commit_then_get_round_trips_unicode(store: SessionStore) -> None:
+    await store.commit("+22501", ARABIC_SESSION)
+    assert await store.get("+22501") == ARABIC_SESSION
+
+
+async def test_commit_none_deletes_the_session(store: SessionStore) -> None:
+    await store.commit("+22501", ARABIC_SESSION)
+    await store.commit("+22501", None, message_id="m-stop")
+    assert await store.get("+22501") is None
+    assert await store.seen("m-stop")
+
+
+async def test_seen_only_after_commit_with_that_message_id(store: SessionStore) -> None:
+    assert not await store.seen("m1")
+    await store.commit("+22501", {"step": "a"}, message_id="m1")
+    assert await store.seen("m1")
+    assert not await store.seen("m2")
+
+
+@pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan")], ids=["set", "object", "nan"])
+async def test_unserialisable_session_writes_nothing(store: SessionStore, bad: object) -> None:
+    await store.commit("+22501", {"step": "start"}, message_id="m1")
+    with pytest.raises(StoreError) as caught:
+        await store.commit("+22501", {"name": "Amina", "bad": bad}, message_id="m2")
+    assert "Amina" not in str(caught.value), "errors must not carry session content"
+    assert await store.get("+22501") == {"step": "start"}
+    assert not await store.seen("m2"), "the message id must not be marked when the write failed"
+
+
+# --- locks --------------------------------------------------------------------------------
+
+
+async def test_lock_serialises_one_contact(store: SessionStore) -> None:
+    async with anyio.create_task_group() as tasks:
+        for _ in range(20):
+            tasks.start_soon(bump, store, "+22501")
+    assert await store.get("+22501") == {"count": 20}
+
+
+async def test_different_contacts_do_not_block_each_other(store: SessionStore) -> None:
+    async with store.locked("+22501"):
+        with anyio.fail_after(2):
+            async with store.locked("+22502"):
+                pass
+
+
+async def test_lock_is_released_when_the_body_raises(store: SessionStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.locked("+22501"):
+            raise RuntimeError("boom")
+    with anyio.fail_after(2):
+        async with store.locked("+22501"):
+            pass
+
+
+async def test_waiting_too_long_for_a_lock_raises(backend: Backend) -> None:
+    holder, waiter = backend.open(), backend.open(lock_wait=0.2)
+    try:
+        async with holder.locked("+22501"):
+            with pytest.raises(StoreError, match="timed out"):
+                async with waiter.locked("+22501"):
+                    pass
+    finally:
+        await holder.aclose()
+        await waiter.aclose()
+
+
+async def test_stale_lock_is_taken_over_and_late_release_is_harmless(backend: Backend) -> None:
+    crashed, other, third = (
+        backend.open(lock_timeout=0.3),
+        backend.open(),
+        backend.open(lock_wait=0.2),
+    )
+    try:
+        stale = crashed.locked("+22501")
+        await stale.__aenter__()
+        with anyio.fail_after(5):
+            async with other.locked("+22501"):
+                await stale.__aexit__(None, None, None)  # late: must not free other's lock
+                with pytest.raises(StoreError, match="timed out"):
+                    async with third.locked("+22501"):
+                        pass
+    finally:
+        for opened in (crashed, other, third):
+            await opened.aclose()
+
+
+WORKER = """
+import asyncio, sys, time
+from palabre.stores.redis import RedisSessionStore
+from palabre.stores.sqlite import SQLiteSessionStore
+
+async def main(kind, target, start_at, rounds):
+    store = (SQLiteSessionStore if kind == "sqlite" else RedisSessionStore)(target, lock_wait=60)
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    for _ in range(rounds):
+        async with store.locked("+22501"):
+            session = await store.get("+22501") or {"count": 0}
+            await asyncio.sleep(0.001)
+            session["count"] += 1
+            await store.commit("+22501", session)
+    await store.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
+"""
+
+
+async def test_lock_serialises_across_processes(backend: Backend, store: SessionStore) -> None:
+    engine_root = str(Path(inspect.getfile(SQLiteSessionStore)).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([engine_root, os.environ.get("PYTHONPATH", "")]),
+    }
+    start_at = str(time.time() + 1.5)  # a shared start line, so the workers really contend
+    args = [sys.executable, "-c", WORKER, backend.kind, backend.target, start_at, "20"]
+    with anyio.fail_after(60):
+        workers = [
+            await asyncio.create_subprocess_exec(*args, env=env, stderr=-1) for _ in range(3)
+        ]
+        for worker in workers:
+            _, stderr = await worker.communicate()
+            assert worker.returncode == 0, stderr.decode()
+    assert await store.get("+22501") == {"count": 60}
+
+
+# --- expiry -------------------------------------------------------------------------------
+
+
+async def test_sqlite_records_expire_and_are_purged(tmp_path: Path) -> None:
+    clock, path = FakeClock(), tmp_path / "sessions.db"
+    store = SQLiteSessionStore(path, ttl_seconds=3600, clock=clock)
+    await store.commit("+22501", {"step": "a"}, message_id="m1")
+    clock.now += 3599
+    assert await store.get("+22501") == {"step": "a"}
+    assert await store.seen("m1")
+    clock.now += 1
+    assert await store.get("+22501") is None
+    assert not await store.seen("m1")
+    await store.commit("+22502", {"step": "b"})  # a later write purges expired rows
+    await store.aclose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT contact FROM sessions").fetchall() == [("+22502",)]
+        assert conn.execute("SELECT COUNT(*) FROM seen").fetchone() == (0,)
+
+
+async def test_sqlite_commit_refreshes_the_ttl(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = SQLiteSessionStore(tmp_path / "sessions.db", ttl_seconds=3600, clock=clock)
+    await store.commit("+22501", {"step": "a"})
+    clock.now += 3000
+    await store.commit("+22501", {"step": "b"})
+    clock.now += 3000
+    assert await store.get("+22501") == {"step": "b"}
+    await store.aclose()
+
+
+async def assert_every_key_expires(url: str, *, ttl: int, lock_timeout: float) -> list[bytes]:
+    client = aioredis.Redis.from_url(url)
+    keys = [key async for key in client.scan_iter("*")]
+    for key in keys:
+        limit = lock_timeout if b":lock:" in key else ttl
+        pttl = await client.pttl(key)
+        assert 0 < pttl <= limit * 1000, f"{key!r} has TTL {pttl} ms, want 0 < TTL <= {limit}s"
+    await client.aclose()
+    return keys
+
+
+async def test_every_redis_key_carries_a_ttl(redis_url: str) -> None:
+    store = RedisSessionStore(redis_url, ttl_seconds=600, lock_timeout=5)
+    await store.commit("+22501", ARABIC_SESSION, message_id="m1")
+    await store.commit("+22502", None, message_id="m2")
+    assert len(await assert_every_key_expires(redis_url, ttl=600, lock_timeout=5)) == 3
+    async with store.locked("+22501"):
+        keys = await assert_every_key_expires(redis_url, ttl=600, lock_timeout=5)
+        assert b"palabre:lock:+22501" in keys
+    await store.aclose()
+
+
+async def test_redis_session_is_compact_json_and_disappears(redis_url: str) -> None:
+    store = RedisSessionStore(redis_url, ttl_seconds=1)
+    await store.commit("+22501", ARABIC_SESSION, message_id="m1")
+    client = aioredis.Redis.from_url(redis_url)
+    raw = (await client.get("palabre:session:+22501")).decode()
+    await client.aclose()
+    assert "مرحبا" in raw and ", " not in raw and '": ' not in raw
+    await anyio.sleep(1.5)
+    assert await store.get("+22501") is None
+    assert not await store.seen("m1")
+    await store.aclose()
+
+
+async def test_redis_commit_refreshes_the_ttl(redis_url: str) -> None:
+    store = RedisSessionStore(redis_url, ttl_seconds=600)
+    client = aioredis.Redis.from_url(redis_url)
+    await store.commit("+22501", {"step": "a"})
+    await client.expire("palabre:session:+22501", 5)
+    await store.commit("+22501", {"step": "b"})
+    assert await client.ttl("palabre:session:+22501") > 500
+    await client.aclose()
+    await store.aclose()
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_unreachable_redis_raises_store_unavailable() -> None:
+    port = closed_port()
+    store = RedisSessionStore(f"redis://:s3cret-pw@127.0.0.1:{port}/0")
+    calls = [
+        store.ping(),
+        store.get("+22501"),
+        store.seen("m1"),
+        store.commit("+22501", {"step": "a"}, message_id="m1"),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailable) as caught:
+            await call
+        assert f"127.0.0.1:{port}" in str(caught.value)
+        assert "s3cret-pw" not in str(caught.value), "the Redis password must never be shown"
+    with pytest.raises(StoreUnavailable):
+        async with store.locked("+22501"):
+            pytest.fail("the lock body must not run when Redis is down")
+    await store.aclose()
+
+
+async def test_sqlite_failed_transaction_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    store = SQLiteSessionStore(path)
+    await store.commit("+22501", {"step": "start"})
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON seen WHEN NEW.message_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    with pytest.raises(StoreError):
+        await store.commit("+22501", {"step": "next"}, message_id="poison")
+    assert await store.get("+22501") == {"step": "start"}
+    await store.aclose()
+
+
+async def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="SQLite store"):
+        SQLiteSessionStore(tmp_path)  # a directory, not a database file
+    store = SQLiteSessionStore(tmp_path / "sessions.db")
+    await store.aclose()
+    with pytest.raises(StoreError, match="closed"):
+        await store.get("+22501")
+
+
+# --- factory and registry -----------------------------------------------------------------
+
+
+async def test_open_store_picks_the_backend(tmp_path: Path, redis_url: str) -> None:
+    embedded = open_store(redis_url=None, data_dir=tmp_path / "data", ttl_seconds=60)
+    assert isinstance(embedded, SQLiteSessionStore) and embedded.ttl_seconds == 60
+    assert (tmp_path / "data" / "sessions.db").exists()
+    shared = open_store(redis_url=redis_url, data_dir=tmp_path, ttl_seconds=60)
+    assert isinstance(shared, RedisSessionStore) and shared.ttl_seconds == 60
+    await shared.ping()
+    await embedded.aclose()
+    await shared.aclose()
+
+
+async def test_registry_add_is_once_per_namespace_and_durable(tmp_path: Path) -> None:
+    path = tmp_path / "registry" / "uic.db"
+    registry = SQLiteRegistry(path)
+    assert await registry.add("uic", "ab12") is True
+    assert await registry.add("uic", "ab12") is False
+    assert await registry.add("other", "ab12") is True
+    assert not await registry.contains("uic", "cd34")
+    await registry.aclose()
+    reopened = SQLiteRegistry(path)
+    assert await reopened.contains("uic", "ab12")
+    assert await reopened.add("uic", "ab12") is False
+    await reopened.aclose()
+
+
+async def test_registry_add_is_atomic_across_connections(tmp_path: Path) -> None:
+    first, second = SQLiteRegistry(tmp_path / "uic.db"), SQLiteRegistry(tmp_path / "uic.db")
+    added = await asyncio.gather(*(reg.add("uic", "ef56") for reg in [first, second] * 5))
+    assert added.count(True) == 1
+    await first.aclose()
+    await second.aclose()
