@@ -9,7 +9,7 @@ from palabre.errors import Problem
 from palabre.flow.graph import BUILTIN_VARIABLES, exits, reachable, variables_before
 from palabre.flow.kinds import STEP_FIELDS
 from palabre.flow.model import Flow, Step, Text, Where
-from palabre.flow.suggest import closest, known_list
+from palabre.flow.suggest import closest, did_you_mean, known_list
 from palabre.i18n.catalogs import Catalogs
 from palabre.i18n.templates import Templates
 
@@ -92,7 +92,7 @@ class Checker:
             return
         for variable in sorted(self.templates.variables(source, expression=expr) - known):
             self.add(where, path, f"'{variable}' is not set on any path to this step",
-                     closest(variable, known) or "set it with save_as or a `set` step first")
+                     did_you_mean(variable, known) or "set it with save_as or a `set` step first")
 
     def check_translations(self) -> None:
         for path, text in self.flow.texts():

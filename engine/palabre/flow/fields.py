@@ -42,7 +42,7 @@ def _expect(source: Source, path: PathKey, value: Any, kind: type, label: str) -
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing"
-    names = {dict: "a mapping", list: "a list", str: "a text", bool: "true/false"}
+    names = {dict: "a mapping", list: "a list", bool: "true/false"}
     return names.get(type(value), f"'{value}'")
 
 

@@ -22,6 +22,9 @@ SETTINGS_TYPES = {
     "secret_env": "str",
 }
 SUPPORTED_LOCALES = ("fr", "ar", "en")
+PARAM_WORDS = {"bool": "true or false", "int": "a whole number of 0 or more",
+               "number": "a number", "regex": "a valid regular expression",
+               "date": "true, or a date format such as %d/%m/%Y"}
 
 
 def load_flow(path: str | Path) -> Flow:
@@ -55,7 +58,7 @@ def parse_flow(source: Source) -> tuple[Flow | None, list[Problem]]:
         steps=_steps(source, data.get("steps", {})),
     )
     flow.triggers, flow.default = _triggers(source, data.get("triggers", {}))
-    return flow, source.problems
+    return flow, sorted(source.problems)
 
 
 def _check_keys(source: Source, path: PathKey, data: dict[str, Any], known: set[str]) -> None:
@@ -144,7 +147,8 @@ def _step(source: Source, path: PathKey, step_id: str, body: Any) -> Step | None
     for name, field_spec in spec.fields.items():
         if name not in body:
             if field_spec.required:
-                source.problem(path, f"a '{kind}' step needs `{name}`", field_spec.doc)
+                source.problem(path, f"a '{kind}' step needs `{name}`",
+                               f"add {name}: {field_spec.doc}", key=True)
             continue
         value = _field(source, (*path, name), field_spec.type, body[name])
         if value is not MISSING:
@@ -174,7 +178,7 @@ def _check_answer_settings(source: Source, path: PathKey, step: Step) -> None:
                            key=True)
         elif not _param_ok(RULES[name].param, param):
             source.problem(where, f"'{param}' is not a valid value for {name}",
-                           f"{name} expects a {RULES[name].param}")
+                           f"{name} expects {PARAM_WORDS[RULES[name].param]}")
 
 
 def _param_ok(kind: str, value: Any) -> bool:

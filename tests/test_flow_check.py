@@ -1,0 +1,170 @@
+"""`palabre check`: whole-flow problems, located at file:line:column."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
+
+from palabre.bootstrap import Toolkit, load_flows
+from palabre.cli import main
+
+ROOT = Path(__file__).parent.parent
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def translate(locales: Path, locale: str, pairs: dict[str, str]) -> None:
+    catalog = Catalog(locale=locale)
+    for source, target in pairs.items():
+        catalog.add(source, target)
+    folder = locales / locale / "LC_MESSAGES"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "messages.po").open("wb") as handle:
+        write_po(handle, catalog)
+
+
+def problems(tmp_path: Path, text: str, locales: Path | None = None,
+             settings: str = "{locales: [en], default_locale: en}") -> list[str]:
+    path = write(tmp_path, "f.yaml", f"settings: {settings}\n" + textwrap.dedent(text).lstrip())
+    _, found = load_flows([path], Toolkit.create(locales))
+    return [str(p).replace(f"{tmp_path}/", "") for p in found]
+
+
+def test_a_typo_in_next_names_the_known_steps(tmp_path):
+    assert problems(tmp_path, """
+        id: demo
+        steps:
+          city: {kind: ask, text: "City?", save_as: city, next: gendre}
+          gender: {kind: ask, text: "Gender?", save_as: gender}
+          done: {kind: end}
+    """) == [
+        "f.yaml:4:57: steps.city.next: unknown step 'gendre' (known: city, done, gender) "
+        "(did you mean 'gender'?)",
+        "f.yaml:5:3: steps.gender: this step can never be reached "
+        "(point a `next` at it, or remove it)",
+        "f.yaml:6:3: steps.done: this step can never be reached "
+        "(point a `next` at it, or remove it)",
+    ]
+
+
+def test_jinja_errors_and_unset_variables(tmp_path):
+    assert problems(tmp_path, """
+        id: demo
+        steps:
+          greet: {kind: say, text: "Hello {{ name }"}
+          early: {kind: say, text: "Code {{ code }}, {{ lang }}"}
+          ask: {kind: ask, text: "Name?", save_as: name}
+          thanks: {kind: say, text: "Thanks {{ name }}"}
+    """) == [
+        "f.yaml:4:28: steps.greet.text: template error: line 1 of the template: "
+        "unexpected '}' (check the {{ }} and {% %} pairs)",
+        "f.yaml:5:28: steps.early.text: 'code' is not set on any path to this step "
+        "(set it with save_as or a `set` step first)",
+    ]
+
+
+def test_a_variable_set_on_only_one_branch_counts_as_set(tmp_path):
+    assert problems(tmp_path, """
+        id: demo
+        steps:
+          q: {kind: ask, text: "Age?", save_as: age}
+          route:
+            kind: branch
+            cases: [{when: "age | int > 17", next: adult}]
+          child: {kind: set, vars: {label: child}, next: show}
+          adult: {kind: set, vars: {label: adult}}
+          show: {kind: end, text: "{{ label }}"}
+    """) == []
+
+
+def test_unknown_action_and_flow(tmp_path):
+    assert problems(tmp_path, """
+        id: demo
+        steps:
+          a: {kind: action, action: registry.remembr, with: {value: x}}
+          b: {kind: goto, flow: other}
+    """) == [
+        "f.yaml:4:29: steps.a.action: unknown action 'registry.remembr' "
+        "(did you mean 'registry.remember'?)",
+        "f.yaml:5:25: steps.b.flow: unknown flow 'other' (known: demo) (known: demo)",
+    ]
+
+
+def test_missing_translations_and_whatsapp_limits(tmp_path):
+    locales = tmp_path / "locales"
+    long_title = "A title far too long for a button"
+    translate(locales, "fr", {"Pick": "Choisissez", long_title: "Un titre bien trop long pour un bouton"})
+    found = problems(tmp_path, f"""
+        id: demo
+        steps:
+          q:
+            kind: ask
+            text: Pick
+            save_as: x
+            choices: [{{id: a, title: "{long_title}"}}, {{id: b, title: Short}}]
+    """, locales, settings="{locales: [en, fr], default_locale: en}")
+    assert found == [
+        "f.yaml:8:30: steps.q.choices[0].title: this button title is 33 characters in 'en', "
+        "over WhatsApp's limit of 20 (shorten it)",
+        "f.yaml:8:30: steps.q.choices[0].title: this button title is 38 characters in 'fr', "
+        "over WhatsApp's limit of 20 (shorten it)",
+        "f.yaml:8:83: steps.q.choices[1].title: no 'fr' translation of \"Short\" "
+        "(run `palabre i18n update`, then translate it in the fr PO file)",
+    ]
+
+
+def test_a_translation_may_not_invent_variables(tmp_path):
+    locales = tmp_path / "locales"
+    translate(locales, "fr", {"Hi {{ lang }}": "Salut {{ nom }}"})
+    found = problems(tmp_path, """
+        id: demo
+        steps:
+          a: {kind: say, text: "Hi {{ lang }}"}
+    """, locales, settings="{locales: [en, fr], default_locale: en}")
+    assert found == [
+        "f.yaml:4:24: steps.a.text: the 'fr' translation uses nom, which the source text "
+        "does not (copy the {{ }} names from the source)"
+    ]
+
+
+def test_duplicate_flow_ids_across_files(tmp_path):
+    one = write(tmp_path, "one.yaml", "id: same\nsteps: {a: {kind: end}}\n")
+    two = write(tmp_path, "two.yaml", "id: same\nsteps: {a: {kind: end}}\n")
+    _, found = load_flows([one, two], Toolkit.create(None))
+    assert [p.message for p in found] == [f"duplicate flow id 'same' (also in {one})"]
+
+
+def test_cli_check_exits_1_and_prints_locations(tmp_path, capsys):
+    path = write(tmp_path, "typo.yaml", """
+        id: typo
+        settings: {locales: [en], default_locale: en}
+        steps:
+          a: {kind: say, text: hi, next: bb}
+          b: {kind: end}
+    """)
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:4:34: steps.a.next: unknown step 'bb' (known: a, b)" in out
+
+
+def test_the_shipped_flows_pass_check(capsys):
+    status = main(["check", str(ROOT / "flows")])
+    assert capsys.readouterr().out == ""
+    assert status == 0
+
+
+@pytest.mark.parametrize("name", ["steps: [", "id: x\nsteps: {a: {kind: say}}\n"])
+def test_cli_check_never_shows_a_traceback(tmp_path, capsys, name):
+    path = write(tmp_path, "bad.yaml", name)
+    assert main(["check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert f"{path}:" in captured.out
