@@ -31,21 +31,28 @@ def translate(locales: Path, locale: str, pairs: dict[str, str]) -> None:
         write_po(handle, catalog)
 
 
-def problems(tmp_path: Path, text: str, locales: Path | None = None,
-             settings: str = "{locales: [en], default_locale: en}") -> list[str]:
+def problems(
+    tmp_path: Path,
+    text: str,
+    locales: Path | None = None,
+    settings: str = "{locales: [en], default_locale: en}",
+) -> list[str]:
     path = write(tmp_path, "f.yaml", f"settings: {settings}\n" + textwrap.dedent(text).lstrip())
     _, found = load_flows([path], Toolkit.create(locales))
     return [str(p).replace(f"{tmp_path}/", "") for p in found]
 
 
 def test_a_typo_in_next_names_the_known_steps(tmp_path):
-    assert problems(tmp_path, """
+    assert problems(
+        tmp_path,
+        """
         id: demo
         steps:
           city: {kind: ask, text: "City?", save_as: city, next: gendre}
           gender: {kind: ask, text: "Gender?", save_as: gender}
           done: {kind: end}
-    """) == [
+    """,
+    ) == [
         "f.yaml:4:57: steps.city.next: unknown step 'gendre' (known: city, done, gender) "
         "(did you mean 'gender'?)",
         "f.yaml:5:3: steps.gender: this step can never be reached "
@@ -56,14 +63,17 @@ def test_a_typo_in_next_names_the_known_steps(tmp_path):
 
 
 def test_jinja_errors_and_unset_variables(tmp_path):
-    assert problems(tmp_path, """
+    assert problems(
+        tmp_path,
+        """
         id: demo
         steps:
           greet: {kind: say, text: "Hello {{ name }"}
           early: {kind: say, text: "Code {{ code }}, {{ lang }}"}
           ask: {kind: ask, text: "Name?", save_as: name}
           thanks: {kind: say, text: "Thanks {{ name }}"}
-    """) == [
+    """,
+    ) == [
         "f.yaml:4:28: steps.greet.text: template error: line 1 of the template: "
         "unexpected '}' (check the {{ }} and {% %} pairs)",
         "f.yaml:5:28: steps.early.text: 'code' is not set on any path to this step "
@@ -72,7 +82,10 @@ def test_jinja_errors_and_unset_variables(tmp_path):
 
 
 def test_a_variable_set_on_only_one_branch_counts_as_set(tmp_path):
-    assert problems(tmp_path, """
+    assert (
+        problems(
+            tmp_path,
+            """
         id: demo
         steps:
           q: {kind: ask, text: "Age?", save_as: age}
@@ -82,16 +95,22 @@ def test_a_variable_set_on_only_one_branch_counts_as_set(tmp_path):
           child: {kind: set, vars: {label: child}, next: show}
           adult: {kind: set, vars: {label: adult}}
           show: {kind: end, text: "{{ label }}"}
-    """) == []
+    """,
+        )
+        == []
+    )
 
 
 def test_unknown_action_and_flow(tmp_path):
-    assert problems(tmp_path, """
+    assert problems(
+        tmp_path,
+        """
         id: demo
         steps:
           a: {kind: action, action: registry.remembr, with: {value: x}}
           b: {kind: goto, flow: other}
-    """) == [
+    """,
+    ) == [
         "f.yaml:4:29: steps.a.action: unknown action 'registry.remembr' "
         "(did you mean 'registry.remember'?)",
         "f.yaml:5:25: steps.b.flow: unknown flow 'other' (known: demo) (known: demo)",
@@ -101,8 +120,12 @@ def test_unknown_action_and_flow(tmp_path):
 def test_missing_translations_and_whatsapp_limits(tmp_path):
     locales = tmp_path / "locales"
     long_title = "A title far too long for a button"
-    translate(locales, "fr", {"Pick": "Choisissez", long_title: "Un titre bien trop long pour un bouton"})
-    found = problems(tmp_path, f"""
+    translate(
+        locales, "fr", {"Pick": "Choisissez", long_title: "Un titre bien trop long pour un bouton"}
+    )
+    found = problems(
+        tmp_path,
+        f"""
         id: demo
         steps:
           q:
@@ -110,7 +133,10 @@ def test_missing_translations_and_whatsapp_limits(tmp_path):
             text: Pick
             save_as: x
             choices: [{{id: a, title: "{long_title}"}}, {{id: b, title: Short}}]
-    """, locales, settings="{locales: [en, fr], default_locale: en}")
+    """,
+        locales,
+        settings="{locales: [en, fr], default_locale: en}",
+    )
     assert found == [
         "f.yaml:8:30: steps.q.choices[0].title: this button title is 33 characters in 'en', "
         "over WhatsApp's limit of 20 (shorten it)",
@@ -124,11 +150,16 @@ def test_missing_translations_and_whatsapp_limits(tmp_path):
 def test_a_translation_may_not_invent_variables(tmp_path):
     locales = tmp_path / "locales"
     translate(locales, "fr", {"Hi {{ lang }}": "Salut {{ nom }}"})
-    found = problems(tmp_path, """
+    found = problems(
+        tmp_path,
+        """
         id: demo
         steps:
           a: {kind: say, text: "Hi {{ lang }}"}
-    """, locales, settings="{locales: [en, fr], default_locale: en}")
+    """,
+        locales,
+        settings="{locales: [en, fr], default_locale: en}",
+    )
     assert found == [
         "f.yaml:4:24: steps.a.text: the 'fr' translation uses nom, which the source text "
         "does not (copy the {{ }} names from the source)"
@@ -143,13 +174,17 @@ def test_duplicate_flow_ids_across_files(tmp_path):
 
 
 def test_cli_check_exits_1_and_prints_locations(tmp_path, capsys):
-    path = write(tmp_path, "typo.yaml", """
+    path = write(
+        tmp_path,
+        "typo.yaml",
+        """
         id: typo
         settings: {locales: [en], default_locale: en}
         steps:
           a: {kind: say, text: hi, next: bb}
           b: {kind: end}
-    """)
+    """,
+    )
     assert main(["check", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{path}:4:34: steps.a.next: unknown step 'bb' (known: a, b)" in out

@@ -135,5 +135,5 @@ def test_load_flow_raises_one_error_listing_all_problems(tmp_path):
 
 @pytest.mark.parametrize("text", ["", "- just\n- a list\n", "id: x\n"])
 def test_documents_that_are_not_flows(text):
-    flow, problems = parse_flow(parse_source(text, "f.yaml"))
+    _, problems = parse_flow(parse_source(text, "f.yaml"))
     assert problems, f"{text!r} should be refused"

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 import redis.asyncio as aioredis
+
 from palabre.errors import StoreError, StoreUnavailable
 from palabre.stores.base import SessionStore
 from palabre.stores.factory import open_store

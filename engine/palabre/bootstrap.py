@@ -75,14 +75,21 @@ def load_flows(files: list[Path], toolkit: Toolkit) -> tuple[dict[str, Flow], li
         if flow is None:
             continue
         if flow.id in flows:
-            problems.append(Problem(flow.file, *flow.where, "id",
-                                    f"duplicate flow id '{flow.id}' (also in {flows[flow.id].file})"))
+            problems.append(
+                Problem(
+                    flow.file,
+                    *flow.where,
+                    "id",
+                    f"duplicate flow id '{flow.id}' (also in {flows[flow.id].file})",
+                )
+            )
             continue
         flows[flow.id] = flow
     actions = collect_actions(toolkit.plugins)
     for flow in flows.values():
-        problems += check_flow(flow, toolkit.templates, toolkit.catalogs,
-                               actions=actions, flow_ids=flows)
+        problems += check_flow(
+            flow, toolkit.templates, toolkit.catalogs, actions=actions, flow_ids=flows
+        )
     return flows, problems
 
 
@@ -102,11 +109,20 @@ def build_engine(
     if fatal:
         raise FlowError(fatal)
     if problems:
-        log.warning("%d translation or reachability problem(s): run `palabre check` to list them",
-                    len(problems))
+        log.warning(
+            "%d translation or reachability problem(s): run `palabre check` to list them",
+            len(problems),
+        )
     manager = toolkit.plugins
     chosen = store or manager.hook.make_session_store(settings=settings)
     registry = SQLiteRegistry(settings.data_dir / "registry.db")
     speech = Speech(toolkit.catalogs, toolkit.templates)
-    return Engine(flows, chosen, speech, collect_actions(manager), settings,
-                  services={"registry": registry}, clock=clock)
+    return Engine(
+        flows,
+        chosen,
+        speech,
+        collect_actions(manager),
+        settings,
+        services={"registry": registry},
+        clock=clock,
+    )

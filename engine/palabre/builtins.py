@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from palabre.actions import Action
-from palabre.config import Settings
 from palabre.actions.registry import ACTION as REMEMBER
+from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
 from palabre.stores.base import SessionStore

@@ -25,8 +25,15 @@ def _lines(stream: TextIO, interactive: bool, out: TextIO) -> Iterator[str]:
         yield text
 
 
-async def chat(engine: Engine, *, contact: str, lang: str | None, resume: bool,
-               stream: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+async def chat(
+    engine: Engine,
+    *,
+    contact: str,
+    lang: str | None,
+    resume: bool,
+    stream: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+) -> None:
     """Read one message per line and print the bot's replies until end of input."""
     if not resume:
         await engine.store.commit(contact, None)

@@ -83,8 +83,11 @@ def _chat(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(dev=True)
     for flow_secret in _dev_secrets_in_use(args.flows, settings):
-        print(f"palabre: {flow_secret} is not set; using a development secret kept in "
-              f"{settings.data_dir}/ (never use it in production)", file=sys.stderr)
+        print(
+            f"palabre: {flow_secret} is not set; using a development secret kept in "
+            f"{settings.data_dir}/ (never use it in production)",
+            file=sys.stderr,
+        )
     engine = build_engine(args.flows, settings)
 
     async def run() -> None:
@@ -122,8 +125,11 @@ def _check(args: argparse.Namespace) -> int:
     _, problems = load_flows(files, toolkit)
     _print_problems(problems)
     errors = sum(p.severity == "error" for p in problems)
-    print(f"{len(files)} flow file(s) checked: {errors} error(s), "
-          f"{len(problems) - errors} warning(s)", file=sys.stderr)
+    print(
+        f"{len(files)} flow file(s) checked: {errors} error(s), "
+        f"{len(problems) - errors} warning(s)",
+        file=sys.stderr,
+    )
     return 1 if errors else 0
 
 
@@ -152,8 +158,8 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _i18n(args: argparse.Namespace) -> int:
-    from palabre.i18n import tooling
     from palabre.bootstrap import flow_files
+    from palabre.i18n import tooling
 
     template = args.locales / "messages.pot"
     if args.step == "extract":
@@ -167,8 +173,10 @@ def _i18n(args: argparse.Namespace) -> int:
             print(f"compiled {path}")
     else:
         for row in tooling.stats(args.locales, LOCALES):
-            print(f"{row.locale}: {row.percent:5.1f}% translated "
-                  f"({row.translated}/{row.total}, {row.fuzzy} fuzzy)")
+            print(
+                f"{row.locale}: {row.percent:5.1f}% translated "
+                f"({row.translated}/{row.total}, {row.fuzzy} fuzzy)"
+            )
     return 0
 
 

@@ -30,7 +30,11 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, *, env_file: str | None = ".env", dev: bool = False
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        env_file: str | None = ".env",
+        dev: bool = False,
     ) -> Settings:
         config = _config(env, env_file)
         locales = config("PALABRE_LOCALES", default=None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,14 @@ class Bot:
         self.engine = build_engine(paths, settings, clock=self.clock, **engine_options)
         self._ids = 0
 
-    def converse(self, script: list[ScriptItem], *, lang: str | None = None,
-                 contact: str = "+243810000001", channel: str = "test") -> Transcript:
+    def converse(
+        self,
+        script: list[ScriptItem],
+        *,
+        lang: str | None = None,
+        contact: str = "+243810000001",
+        channel: str = "test",
+    ) -> Transcript:
         """Play `script` as one contact and return the transcript."""
         transcript = Transcript()
         for item in script:
@@ -108,8 +114,9 @@ class Bot:
                 self.clock.advance(parse_duration(Source("<script>", None), (), item.duration))
                 transcript.lines.append(f"-- {item.duration} later --")
                 continue
-            reply = self._loop.run_until_complete(self.engine.handle(
-                self._inbound(item, contact, channel, lang)))
+            reply = self._loop.run_until_complete(
+                self.engine.handle(self._inbound(item, contact, channel, lang))
+            )
             transcript.lines.append(f"contact> {_describe(item)}")
             transcript.lines += [_bot_line(as_plain_text(m)) for m in reply.messages]
             transcript.replies.append(reply)
@@ -117,14 +124,14 @@ class Bot:
 
     def _inbound(self, item: ScriptItem, contact: str, channel: str, lang: str | None) -> Inbound:
         self._ids += 1
-        common = {"contact": contact, "channel": channel, "message_id": f"test-{self._ids}",
-                  "language": lang}
+        inbound = Inbound(contact, channel=channel, message_id=f"test-{self._ids}", language=lang)
         if isinstance(item, Voice):
-            return Inbound(media=(Media(item.content_type, url="https://example.test/v"),),
-                           **common)
+            media = (Media(item.content_type, url="https://example.test/voice.ogg"),)
+            return replace(inbound, media=media)
         if isinstance(item, Tap):
-            return Inbound(reply_id=item.reply_id, **common)
-        return Inbound(text=item, **common)
+            return replace(inbound, reply_id=item.reply_id)
+        assert isinstance(item, str)
+        return replace(inbound, text=item)
 
     def close(self) -> None:
         self._loop.run_until_complete(self.engine.aclose())
@@ -136,6 +143,7 @@ def _describe(item: ScriptItem) -> str:
         return f"[voice note {item.content_type}]"
     if isinstance(item, Tap):
         return f"[taps {item.reply_id}]"
+    assert isinstance(item, str)
     return item if len(item) <= 80 else f"{item[:60]}... ({len(item)} characters)"
 
 

@@ -27,8 +27,15 @@ class Checker:
     flow_ids: Iterable[str] = ()
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, where: Where, path: str, message: str, hint: str = "", warn: bool = False,
-            topic: str = "flow") -> None:
+    def add(
+        self,
+        where: Where,
+        path: str,
+        message: str,
+        hint: str = "",
+        warn: bool = False,
+        topic: str = "flow",
+    ) -> None:
         severity = "warning" if warn else "error"
         file = self.flow.file
         self.problems.append(Problem(file, *where, path, message, hint, severity, topic))
@@ -49,32 +56,50 @@ class Checker:
                 self._reference(step, f"cases[{i}].next", case.next, case.where)
             self._flow_and_action(step)
 
-    def _reference(self, step: Step, name: str, target: str | None, where: Where | None = None) -> None:
+    def _reference(
+        self, step: Step, name: str, target: str | None, where: Where | None = None
+    ) -> None:
         if target is None or target in self.flow.steps:
             return
         where = where or step.field_where.get(name, step.where)
-        self.add(where, f"steps.{step.id}.{name}",
-                 f"unknown step '{target}' ({known_list(self.flow.steps)})",
-                 closest(target, self.flow.steps))
+        self.add(
+            where,
+            f"steps.{step.id}.{name}",
+            f"unknown step '{target}' ({known_list(self.flow.steps)})",
+            closest(target, self.flow.steps),
+        )
 
     def _flow_and_action(self, step: Step) -> None:
         target = step.get("flow")
         flow_ids = set(self.flow_ids) | {self.flow.id}
         if target and target not in flow_ids:
-            self.add(step.field_where["flow"], f"steps.{step.id}.flow",
-                     f"unknown flow '{target}' ({known_list(flow_ids)})", closest(target, flow_ids))
+            self.add(
+                step.field_where["flow"],
+                f"steps.{step.id}.flow",
+                f"unknown flow '{target}' ({known_list(flow_ids)})",
+                closest(target, flow_ids),
+            )
         action = step.get("action")
         actions = set(self.actions)
         if action and action not in actions:
-            self.add(step.field_where["action"], f"steps.{step.id}.action",
-                     f"unknown action '{action}'", closest(action, actions) or "no plugin offers it")
+            self.add(
+                step.field_where["action"],
+                f"steps.{step.id}.action",
+                f"unknown action '{action}'",
+                closest(action, actions) or "no plugin offers it",
+            )
 
     def check_reachable(self) -> None:
         seen = reachable(self.flow)
         for step in self.flow.steps.values():
             if step.id not in seen:
-                self.add(step.where, f"steps.{step.id}", "this step can never be reached",
-                         "point a `next` at it, or remove it", warn=True)
+                self.add(
+                    step.where,
+                    f"steps.{step.id}",
+                    "this step can never be reached",
+                    "point a `next` at it, or remove it",
+                    warn=True,
+                )
 
     def check_templates(self) -> None:
         before = variables_before(self.flow)
@@ -91,8 +116,12 @@ class Checker:
             self.add(where, path, f"template error: {error}", "check the {{ }} and {% %} pairs")
             return
         for variable in sorted(self.templates.variables(source, expression=expr) - known):
-            self.add(where, path, f"'{variable}' is not set on any path to this step",
-                     did_you_mean(variable, known) or "set it with save_as or a `set` step first")
+            self.add(
+                where,
+                path,
+                f"'{variable}' is not set on any path to this step",
+                did_you_mean(variable, known) or "set it with save_as or a `set` step first",
+            )
 
     def check_translations(self) -> None:
         for path, text in self.flow.texts():
@@ -101,9 +130,13 @@ class Checker:
                 if locale == self.flow.settings.source_locale:
                     continue
                 if not self.catalogs.is_translated(locale, text.msgid):
-                    self.add(text.where, path, f"no '{locale}' translation of \"{_short(text)}\"",
-                             f"run `palabre i18n update`, then translate it in the {locale} PO file",
-                             topic="translation")
+                    self.add(
+                        text.where,
+                        path,
+                        f"no '{locale}' translation of \"{_short(text)}\"",
+                        f"run `palabre i18n update`, then translate it in the {locale} PO file",
+                        topic="translation",
+                    )
                 else:
                     self._translation(path, text, locale)
 
@@ -112,21 +145,35 @@ class Checker:
         translated = self.catalogs.gettext(locale, text.msgid)
         error = self.templates.syntax_error(translated)
         if error:
-            self.add(text.where, path, f"the '{locale}' translation has a template error: {error}",
-                     topic="translation")
+            self.add(
+                text.where,
+                path,
+                f"the '{locale}' translation has a template error: {error}",
+                topic="translation",
+            )
             return
         extra = self.templates.variables(translated) - self.templates.variables(text.msgid)
         if extra:
-            self.add(text.where, path, f"the '{locale}' translation uses {', '.join(sorted(extra))}"
-                     ", which the source text does not", "copy the {{ }} names from the source",
-                     topic="translation")
+            self.add(
+                text.where,
+                path,
+                f"the '{locale}' translation uses {', '.join(sorted(extra))}"
+                ", which the source text does not",
+                "copy the {{ }} names from the source",
+                topic="translation",
+            )
 
     def _limits(self, path: str, text: Text, locale: str) -> None:
         rendered = self.catalogs.gettext(locale, text.msgid)
         limit, what = _limit_for(path, self.flow, self._count_choices(path))
         if len(rendered) > limit:
-            self.add(text.where, path, f"{what} is {len(rendered)} characters in '{locale}', "
-                     f"over WhatsApp's limit of {limit}", "shorten it")
+            self.add(
+                text.where,
+                path,
+                f"{what} is {len(rendered)} characters in '{locale}', "
+                f"over WhatsApp's limit of {limit}",
+                "shorten it",
+            )
 
     def _count_choices(self, path: str) -> int:
         step_id = path.split(".")[1]
@@ -170,9 +217,16 @@ def _templates_of(step: Step) -> list[tuple[str, str, bool, set[str]]]:
     return found
 
 
-def check_flow(flow: Flow, templates: Templates, catalogs: Catalogs, **known: Iterable[str]) -> list[Problem]:
+def check_flow(
+    flow: Flow,
+    templates: Templates,
+    catalogs: Catalogs,
+    *,
+    actions: Iterable[str] = (),
+    flow_ids: Iterable[str] = (),
+) -> list[Problem]:
     """Every whole-flow problem of `flow`."""
-    return Checker(flow, templates, catalogs, **known).run()
+    return Checker(flow, templates, catalogs, actions, flow_ids).run()
 
 
 __all__ = ["check_flow", "exits"]

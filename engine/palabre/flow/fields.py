@@ -50,19 +50,25 @@ def parse_text(source: Source, path: PathKey, value: Any) -> Any:
     where = source.where(path)
     if isinstance(value, str):
         return Text(value, where=where)
-    if isinstance(value, dict) and set(value) <= {"one", "other", "count"}:
-        if all(isinstance(value.get(k), str) for k in ("one", "other", "count")):
-            return Text(value["one"], value["other"], value["count"], where=where)
-    source.problem(path, f"expected a text, got {_describe(value)}",
-                   "write a text, or {one: ..., other: ..., count: <expression>} for plurals")
+    plural_keys = ("one", "other", "count")
+    if isinstance(value, dict) and set(value) == set(plural_keys):
+        one, other, count = (value[k] for k in plural_keys)
+        if all(isinstance(v, str) for v in (one, other, count)):
+            return Text(one, other, count, where=where)
+    source.problem(
+        path,
+        f"expected a text, got {_describe(value)}",
+        "write a text, or {one: ..., other: ..., count: <expression>} for plurals",
+    )
     return _MISSING
 
 
 def parse_name(source: Source, path: PathKey, value: Any) -> Any:
     if isinstance(value, str) and NAME.match(value):
         return value
-    source.problem(path, f"'{value}' is not a valid name",
-                   "use letters, digits and _, starting with a letter")
+    source.problem(
+        path, f"'{value}' is not a valid name", "use letters, digits and _, starting with a letter"
+    )
     return _MISSING
 
 
@@ -108,14 +114,17 @@ def parse_templates(source: Source, path: PathKey, value: Any) -> Any:
     result = {}
     for key, item in value.items():
         if parse_name(source, (*path, key), key) is not _MISSING:
-            result[key] = item if isinstance(item, str) else item
+            result[key] = item
     return result
 
 
 def parse_choices(source: Source, path: PathKey, value: Any) -> Any:
     if not isinstance(value, list) or not value:
-        source.problem(path, f"expected a list of choices, got {_describe(value)}",
-                       "write - {id: yes, title: Yes}")
+        source.problem(
+            path,
+            f"expected a list of choices, got {_describe(value)}",
+            "write - {id: yes, title: Yes}",
+        )
         return _MISSING
     choices = []
     for i, item in enumerate(value):
@@ -181,7 +190,9 @@ _TEXT_SCHEMA: dict[str, Any] = {
         },
     ]
 }
-_WORDS = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "integer"]}}]}
+_WORDS = {
+    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": ["string", "integer"]}}]
+}
 
 TYPES = {
     "text": FieldType("text", parse_text, _TEXT_SCHEMA),

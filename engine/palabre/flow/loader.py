@@ -22,9 +22,13 @@ SETTINGS_TYPES = {
     "secret_env": "str",
 }
 SUPPORTED_LOCALES = ("fr", "ar", "en")
-PARAM_WORDS = {"bool": "true or false", "int": "a whole number of 0 or more",
-               "number": "a number", "regex": "a valid regular expression",
-               "date": "true, or a date format such as %d/%m/%Y"}
+PARAM_WORDS = {
+    "bool": "true or false",
+    "int": "a whole number of 0 or more",
+    "number": "a number",
+    "regex": "a valid regular expression",
+    "date": "true, or a date format such as %d/%m/%Y",
+}
 
 
 def load_flow(path: str | Path) -> Flow:
@@ -118,8 +122,11 @@ def _triggers(source: Source, raw: Any) -> tuple[dict[str, tuple[str, ...]], boo
 
 def _steps(source: Source, raw: Any) -> dict[str, Step]:
     if not isinstance(raw, dict) or not raw:
-        source.problem(("steps",), "steps must be a mapping of step names to steps",
-                       "write steps:\\n  welcome:\\n    kind: say\\n    text: Hello")
+        source.problem(
+            ("steps",),
+            "steps must be a mapping of step names to steps",
+            "write steps:\\n  welcome:\\n    kind: say\\n    text: Hello",
+        )
         return {}
     steps = {}
     for step_id, body in raw.items():
@@ -147,8 +154,12 @@ def _step(source: Source, path: PathKey, step_id: str, body: Any) -> Step | None
     for name, field_spec in spec.fields.items():
         if name not in body:
             if field_spec.required:
-                source.problem(path, f"a '{kind}' step needs `{name}`",
-                               f"add {name}: {field_spec.doc}", key=True)
+                source.problem(
+                    path,
+                    f"a '{kind}' step needs `{name}`",
+                    f"add {name}: {field_spec.doc}",
+                    key=True,
+                )
             continue
         value = _field(source, (*path, name), field_spec.type, body[name])
         if value is not MISSING:
@@ -168,17 +179,22 @@ def _check_one_of(source: Source, path: PathKey, spec: KindSpec, body: dict[str,
 def _check_answer_settings(source: Source, path: PathKey, step: Step) -> None:
     for i, name in enumerate(step.get("normalize", ())):
         if name not in NORMALIZERS:
-            source.problem((*path, "normalize", i), f"unknown normalizer '{name}'",
-                           closest(name, NORMALIZERS))
+            source.problem(
+                (*path, "normalize", i), f"unknown normalizer '{name}'", closest(name, NORMALIZERS)
+            )
     rules = step.get("validate", {})
     for name, param in rules.items():
         where = (*path, "validate", name)
         if name not in RULES:
-            source.problem(where, f"unknown validation rule '{name}'", closest(name, RULES),
-                           key=True)
+            source.problem(
+                where, f"unknown validation rule '{name}'", closest(name, RULES), key=True
+            )
         elif not _param_ok(RULES[name].param, param):
-            source.problem(where, f"'{param}' is not a valid value for {name}",
-                           f"{name} expects {PARAM_WORDS[RULES[name].param]}")
+            source.problem(
+                where,
+                f"'{param}' is not a valid value for {name}",
+                f"{name} expects {PARAM_WORDS[RULES[name].param]}",
+            )
 
 
 def _param_ok(kind: str, value: Any) -> bool:

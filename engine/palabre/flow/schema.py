@@ -15,8 +15,13 @@ from palabre.flow.loader import SETTINGS_TYPES, SUPPORTED_LOCALES
 from palabre.runtime.answers import NORMALIZERS, RULES
 
 SCHEMA_ID = "https://palabre.dev/schema/flow.schema.json"
-_RULE_TYPES = {"bool": "boolean", "int": "integer", "number": "number", "regex": "string",
-               "date": ["boolean", "string"]}
+_RULE_TYPES = {
+    "bool": "boolean",
+    "int": "integer",
+    "number": "number",
+    "regex": "string",
+    "date": ["boolean", "string"],
+}
 
 
 def _field(type_name: str, doc: str) -> dict[str, Any]:

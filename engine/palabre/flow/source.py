@@ -129,7 +129,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
-        return f"<{node.id}>"
+        return f"<{type(node).__name__}>"
     loader = _Loader("")
     try:
         return loader.construct_object(node, deep=True)

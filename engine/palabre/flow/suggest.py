@@ -21,6 +21,6 @@ def known_list(known: Iterable[str]) -> str:
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
-    """"did you mean 'x'?" when a known word is close, else ""."""
+    """ "did you mean 'x'?" when a known word is close, else ""."""
     match = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else ""

@@ -48,8 +48,8 @@ class Catalogs:
     def translations(self, locale: str) -> NullTranslations:
         if locale not in self._translations:
             catalog = self.catalog(locale)
-            self._translations[locale] = _to_translations(catalog) if catalog else (
-                NullTranslations()
+            self._translations[locale] = (
+                _to_translations(catalog) if catalog else (NullTranslations())
             )
         return self._translations[locale]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -34,4 +35,4 @@ def fit(value: Any, width: int, fill: str = "X") -> str:
     return str(value)[:width].ljust(width, fill)
 
 
-FILTERS = {"number": number, "date": date_filter, "fit": fit}
+FILTERS: dict[str, Callable[..., Any]] = {"number": number, "date": date_filter, "fit": fit}

@@ -7,7 +7,7 @@ in the contact's language when they are sent.
 from __future__ import annotations
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+def N_(message: str) -> str:
     """Mark a text for extraction without translating it now."""
     return message
 
@@ -15,8 +15,10 @@ def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, t
 EXPIRED = N_("Your previous conversation expired, so we are starting again.")
 STOPPED = N_("Conversation stopped. Send a message at any time to start again.")
 RESTARTED = N_("Starting again from the beginning.")
-HELP = N_("Answer the question above. Send \"restart\" to start again, \"stop\" to stop, "
-          "or \"language\" to change language.")
+HELP = N_(
+    'Answer the question above. Send "restart" to start again, "stop" to stop, '
+    'or "language" to change language.'
+)
 CHOOSE_LANGUAGE = N_("Which language do you prefer?")
 LANGUAGE_CHANGED = N_("Language changed.")
 NOT_TEXT = N_("Sorry, I can only read text messages here. Please type your answer.")

@@ -131,8 +131,9 @@ def _render(catalog: Catalog) -> bytes:
     return buffer.getvalue()
 
 
-def update(template: Path, locales_dir: Path, locales: list[str],
-           source_locale: str = "en") -> list[Path]:
+def update(
+    template: Path, locales_dir: Path, locales: list[str], source_locale: str = "en"
+) -> list[Path]:
     """Create or refresh each locale's PO from the template; return the PO paths.
 
     Existing translations are kept; a changed source text becomes fuzzy (with its
@@ -157,7 +158,8 @@ def update(template: Path, locales_dir: Path, locales: list[str],
 
 def _fill_with_source(catalog: Catalog) -> None:
     for message in catalog:
-        if message.id and not message.string:
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        if message.id and not any(strings):
             message.string = message.id
             message.flags.discard("fuzzy")
 

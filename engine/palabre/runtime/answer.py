@@ -23,17 +23,25 @@ class Verdict:
     reason: str = ""
 
 
-def read_answer(step: Step, inbound: Inbound, speech: Speech, languages: tuple[str, ...],
-                variables: Mapping[str, Any], where: str) -> Verdict:
+def read_answer(
+    step: Step,
+    inbound: Inbound,
+    speech: Speech,
+    languages: tuple[str, ...],
+    variables: Mapping[str, Any],
+    where: str,
+) -> Verdict:
     """Judge `inbound` as the answer to the `ask` step `step`."""
     text = inbound.text.strip()
     choices = step.get("choices")
     if choices and inbound.reply_id:
         return _by_reply_id(choices, inbound.reply_id)
     if not text:
-        return Verdict(refusal=texts.NOT_TEXT, reason="not_text") if inbound.media or (
-            inbound.location
-        ) else Verdict(refusal=texts.EMPTY, reason="empty")
+        return (
+            Verdict(refusal=texts.NOT_TEXT, reason="not_text")
+            if inbound.media or (inbound.location)
+            else Verdict(refusal=texts.EMPTY, reason="empty")
+        )
     if len(text) > MAX_ANSWER_LENGTH:
         return Verdict(refusal=texts.TOO_LONG, reason="too_long")
     if choices:
@@ -43,8 +51,9 @@ def read_answer(step: Step, inbound: Inbound, speech: Speech, languages: tuple[s
     if failure:
         return Verdict(refusal=failure, reason="invalid")
     if step.get("save"):
-        value = speech.templates.render(step.get("save"), {**variables, "value": value},
-                                        where=f"{where}.save")
+        value = speech.templates.render(
+            step.get("save"), {**variables, "value": value}, where=f"{where}.save"
+        )
     return Verdict(value=value)
 
 
@@ -55,8 +64,9 @@ def _by_reply_id(choices: list[Choice], reply_id: str) -> Verdict:
     return Verdict(refusal=texts.NOT_A_CHOICE, reason="not_a_choice")
 
 
-def _by_text(choices: list[Choice], text: str, speech: Speech,
-             languages: tuple[str, ...]) -> Verdict:
+def _by_text(
+    choices: list[Choice], text: str, speech: Speech, languages: tuple[str, ...]
+) -> Verdict:
     folded = fold(text).rstrip(".)")
     if folded.isdigit() and 1 <= int(folded) <= len(choices):
         return Verdict(value=choices[int(folded) - 1].id)

@@ -78,20 +78,31 @@ def _at_most(value: str, limit: Any) -> bool:
 
 
 RULES: dict[str, Rule] = {
-    "letters": Rule("bool", lambda v, on: not on or v.replace(" ", "").isalpha(),
-                    N_("Please answer with letters only.")),
-    "digits": Rule("bool", lambda v, on: not on or v.isdigit(),
-                   N_("Please answer with digits only.")),
+    "letters": Rule(
+        "bool",
+        lambda v, on: not on or v.replace(" ", "").isalpha(),
+        N_("Please answer with letters only."),
+    ),
+    "digits": Rule(
+        "bool", lambda v, on: not on or v.isdigit(), N_("Please answer with digits only.")
+    ),
     "min_length": Rule("int", lambda v, n: len(v) >= n, N_("That answer is too short.")),
     "max_length": Rule("int", lambda v, n: len(v) <= n, N_("That answer is too long.")),
     "min": Rule("number", _at_least, N_("That number is too small.")),
     "max": Rule("number", _at_most, N_("That number is too large.")),
-    "regex": Rule("regex", lambda v, rx: re.fullmatch(rx, v) is not None,
-                  N_("That answer is not in the expected form.")),
-    "phone": Rule("bool", lambda v, on: not on or re.fullmatch(r"\+[1-9]\d{7,14}", v) is not None,
-                  N_("Please send a phone number in international form, like +243812345678.")),
-    "date": Rule("date", lambda v, fmt: not fmt or _date(v, fmt),
-                 N_("Please send a date like 31/12/1990.")),
+    "regex": Rule(
+        "regex",
+        lambda v, rx: re.fullmatch(rx, v) is not None,
+        N_("That answer is not in the expected form."),
+    ),
+    "phone": Rule(
+        "bool",
+        lambda v, on: not on or re.fullmatch(r"\+[1-9]\d{7,14}", v) is not None,
+        N_("Please send a phone number in international form, like +243812345678."),
+    ),
+    "date": Rule(
+        "date", lambda v, fmt: not fmt or _date(v, fmt), N_("Please send a date like 31/12/1990.")
+    ),
 }
 
 MAX_ANSWER_LENGTH = 1000

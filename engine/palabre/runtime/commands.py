@@ -24,8 +24,11 @@ LANGUAGE_WORDS = {
 
 
 def _table(source: dict[str, str]) -> dict[str, str]:
-    return {fold(word.replace("_", " ")): name for name, words in source.items()
-            for word in words.split()}
+    return {
+        fold(word.replace("_", " ")): name
+        for name, words in source.items()
+        for word in words.split()
+    }
 
 
 COMMANDS = _table(WORDS)

@@ -115,8 +115,14 @@ async def _answer(turn: Turn) -> None:
     if step.kind != "ask":  # a stored session always waits on a question; be safe anyway
         await run_from(turn, step.id)
         return
-    verdict = read_answer(step, turn.inbound, turn.engine.speech, turn.flow.settings.locales,
-                          turn.variables(), turn.where(step))
+    verdict = read_answer(
+        step,
+        turn.inbound,
+        turn.engine.speech,
+        turn.flow.settings.locales,
+        turn.variables(),
+        turn.where(step),
+    )
     if verdict.refusal is None:
         turn.event("answer_accepted", step=step.id)
         turn.variables_set(step.get("save_as"), verdict.value)

@@ -86,9 +86,13 @@ class Engine:
 
     def _secret_for(self, flow: Flow) -> bytes | None:
         """The flow's secret when one of its actions needs it; refuses to start without it."""
-        needs = [s for s in flow.steps.values()
-                 if s.kind == "action" and self.actions.get(s.get("action"), None)
-                 and self.actions[s.get("action")].needs_secret]
+        needs = [
+            s
+            for s in flow.steps.values()
+            if s.kind == "action"
+            and self.actions.get(s.get("action"), None)
+            and self.actions[s.get("action")].needs_secret
+        ]
         if not needs:
             return None
         name = flow.settings.secret_env
@@ -119,8 +123,9 @@ class Engine:
         log.info("turn done", extra={"contact": key, "events": reply.event_names()})
         return reply
 
-    async def _turn(self, inbound: Inbound, session: dict[str, Any] | None,
-                    key: str) -> tuple[Reply, dict[str, Any] | None]:
+    async def _turn(
+        self, inbound: Inbound, session: dict[str, Any] | None, key: str
+    ) -> tuple[Reply, dict[str, Any] | None]:
         turn = Turn(self, inbound, session)
         try:
             await converse(turn)

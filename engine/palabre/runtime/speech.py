@@ -31,8 +31,9 @@ class Speech:
         """One of the engine's own texts, translated."""
         return self.catalogs.gettext(lang, msgid)
 
-    def options(self, choices: list[Choice], lang: str, variables: Mapping[str, Any],
-                where: str) -> tuple[Option, ...]:
+    def options(
+        self, choices: list[Choice], lang: str, variables: Mapping[str, Any], where: str
+    ) -> tuple[Option, ...]:
         return tuple(
             Option(choice.id, self.say(choice.title, lang, variables, f"{where}[{i}].title"))
             for i, choice in enumerate(choices)

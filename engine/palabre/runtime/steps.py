@@ -36,8 +36,10 @@ async def run_from(turn: Turn, step_id: str | None) -> None:
         step = turn.flow.steps[step_id]
         turn.session["step"] = step.id
         step_id = await STEP_FUNCTIONS[step.kind](turn, step)
-    raise FlowLoopError(f"{turn.flow.file}: flow '{turn.flow.id}' ran {MAX_STEPS_PER_TURN} "
-                        "steps without waiting for an answer: check for a loop of goto steps")
+    raise FlowLoopError(
+        f"{turn.flow.file}: flow '{turn.flow.id}' ran {MAX_STEPS_PER_TURN} "
+        "steps without waiting for an answer: check for a loop of goto steps"
+    )
 
 
 async def say(turn: Turn, step: Step) -> str | None:
@@ -46,6 +48,7 @@ async def say(turn: Turn, step: Step) -> str | None:
 
 
 async def ask(turn: Turn, step: Step) -> str | None:
+    assert turn.session is not None
     turn.session["tries"] = 0
     turn.ask(step)
     return None
@@ -98,6 +101,7 @@ async def handoff(turn: Turn, step: Step) -> str | None:
         turn.send_text(step, "text")
     else:
         turn.send_plain(texts.HANDOFF_WAIT)
+    assert turn.session is not None
     turn.session["state"] = "handoff"
     turn.waiting = True
     turn.event("handoff_requested", queue=step.get("queue", "default"), step=step.id)

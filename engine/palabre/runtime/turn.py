@@ -63,8 +63,15 @@ class Turn:
     async def start(self, flow: Flow, lang: str) -> None:
         """Start `flow` from its first step; the message that started it is not an answer."""
         self.flow = flow
-        self.session = {"flow": flow.id, "step": flow.start, "lang": lang, "vars": {},
-                        "tries": 0, "state": "ask", "at": self.engine.clock()}
+        self.session = {
+            "flow": flow.id,
+            "step": flow.start,
+            "lang": lang,
+            "vars": {},
+            "tries": 0,
+            "state": "ask",
+            "at": self.engine.clock(),
+        }
         self.event("conversation_started", flow=flow.id, lang=lang)
         await run_from(self, flow.start)
 
@@ -127,16 +134,21 @@ class Turn:
     async def call_action(self, step: Step) -> Any:
         name = step.get("action")
         action = self.engine.actions[name]
-        arguments = {key: self.render(str(value), f"{self.where(step)}.with.{key}")
-                     for key, value in step.get("with", {}).items()}
+        arguments = {
+            key: self.render(str(value), f"{self.where(step)}.with.{key}")
+            for key, value in step.get("with", {}).items()
+        }
         missing = [p for p in action.required if p not in arguments]
         if missing:
             raise ActionError(f"{self.where(step)}: {name} needs {', '.join(missing)}")
         context = ActionContext(
-            flow_id=self.flow.id, step_id=step.id, locale=self.lang,
+            flow_id=self.flow.id,
+            step_id=step.id,
+            locale=self.lang,
             contact_key=self.engine.contact_key(self.inbound.contact),
             settings=self.flow.settings.extra,
             secret=self.engine.flow_secret(self.flow) if action.needs_secret else None,
-            services=self.engine.services, http=self.engine.http,
+            services=self.engine.services,
+            http=self.engine.http,
         )
         return await action.run(arguments, context)
