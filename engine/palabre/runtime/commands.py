@@ -12,7 +12,7 @@ from palabre.i18n.language import fold
 
 WORDS = {
     "restart": "restart reset recommencer redemarrer reinitialiser menu إعادة ابدا_من_جديد",
-    "help": "help aide aidez-moi ? مساعدة",
+    "help": "help aide aidez-moi مساعدة",
     "stop": "stop arret arreter unsubscribe توقف ايقاف",
     "language": "language lang langue langues لغة اللغة",
 }
@@ -46,6 +46,8 @@ class Command:
 def parse_command(text: str, *, allow_bare_language: bool = True) -> Command | None:
     """The command that `text` is, or None when it is an ordinary message."""
     folded = fold(text)
+    if not folded:
+        return None
     if folded in COMMANDS:
         return Command(COMMANDS[folded])
     head, _, rest = folded.partition(" ")
