@@ -113,7 +113,7 @@ def test_unknown_action_and_flow(tmp_path):
     ) == [
         "f.yaml:4:29: steps.a.action: unknown action 'registry.remembr' "
         "(did you mean 'registry.remember'?)",
-        "f.yaml:5:25: steps.b.flow: unknown flow 'other' (known: demo) (known: demo)",
+        "f.yaml:5:25: steps.b.flow: unknown flow 'other' (known: demo)",
     ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from palabre.config import Settings
 from palabre.errors import FlowError, PalabreError, Problem
+from palabre.logs import configure_logging
 
 LOCALES = ["fr", "ar", "en"]
 
@@ -82,6 +83,7 @@ def _chat(args: argparse.Namespace) -> int:
     from palabre.chat import chat
 
     settings = Settings.from_env(dev=True)
+    configure_logging(settings.log_level)
     for flow_secret in _dev_secrets_in_use(args.flows, settings):
         print(
             f"palabre: {flow_secret} is not set; using a development secret kept in "

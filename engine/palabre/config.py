@@ -26,6 +26,7 @@ class Settings:
     locales_dir: Path | None = None
     session_ttl: int = DEFAULT_TTL_SECONDS
     dev: bool = False
+    log_level: str = "WARNING"
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -44,6 +45,7 @@ class Settings:
             locales_dir=Path(locales) if locales else None,
             session_ttl=config("PALABRE_SESSION_TTL", cast=int, default=DEFAULT_TTL_SECONDS),
             dev=dev or config("PALABRE_DEV", cast=bool, default=False),
+            log_level=config("PALABRE_LOG_LEVEL", default="WARNING"),
             secrets=_secrets(config, env),
         )
 

@@ -66,7 +66,7 @@ class Checker:
             where,
             f"steps.{step.id}.{name}",
             f"unknown step '{target}' ({known_list(self.flow.steps)})",
-            closest(target, self.flow.steps),
+            did_you_mean(target, self.flow.steps),
         )
 
     def _flow_and_action(self, step: Step) -> None:
@@ -77,7 +77,7 @@ class Checker:
                 step.field_where["flow"],
                 f"steps.{step.id}.flow",
                 f"unknown flow '{target}' ({known_list(flow_ids)})",
-                closest(target, flow_ids),
+                did_you_mean(target, flow_ids),
             )
         action = step.get("action")
         actions = set(self.actions)

@@ -112,8 +112,6 @@ class Engine:
     async def handle(self, inbound: Inbound) -> Reply:
         """Process one inbound message. Raises StoreError when the store fails."""
         key = self.contact_key(inbound.contact)
-        if inbound.message_id and await self.store.seen(inbound.message_id):
-            return _duplicate(key)
         async with self.store.locked(inbound.contact):
             if inbound.message_id and await self.store.seen(inbound.message_id):
                 return _duplicate(key)

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from palabre.errors import StoreError, StoreUnavailable
 from palabre.stores.base import DEFAULT_TTL_SECONDS, Session
+from palabre.stores.locks import ContactLocks
 from palabre.stores.sqlite import dumps_session
 
 # Compare-and-delete: only the holder's token may release the lock.
@@ -53,6 +54,7 @@ class RedisSessionStore:
         self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
         self._where = _describe(url)
+        self._local = ContactLocks()
         self._password = urlsplit(url).password
         self._redis = aioredis.Redis.from_url(
             url,
@@ -92,13 +94,14 @@ class RedisSessionStore:
         """Hold the contact's lock across every process using this Redis."""
         key = self._key("lock", contact)
         token = secrets.token_hex(16)
-        await self._acquire(key, token)
-        try:
-            yield
-        finally:
-            # Should this release be lost (outage, cancellation), the lock's TTL frees it.
-            async with self._errors():
-                await self._release(keys=[key], args=[token])
+        async with self._local.hold(contact):
+            await self._acquire(key, token)
+            try:
+                yield
+            finally:
+                # Should this release be lost (outage, cancellation), the lock's TTL frees it.
+                async with self._errors():
+                    await self._release(keys=[key], args=[token])
 
     async def _acquire(self, key: str, token: str) -> None:
         deadline = time.monotonic() + self.lock_wait

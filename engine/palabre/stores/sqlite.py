@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from palabre.errors import StoreError, StoreUnavailable
 from palabre.stores.base import DEFAULT_TTL_SECONDS, Session
+from palabre.stores.locks import ContactLocks
 
 T = TypeVar("T")
 
@@ -130,7 +131,7 @@ class SQLiteSessionStore:
         self.lock_wait = lock_wait
         self._clock = clock
         self._db = SQLiteConnection(path, _SCHEMA)
-        self._local_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._local = ContactLocks()
         self._next_purge = 0.0
 
     async def get(self, contact: str) -> Session | None:
@@ -156,26 +157,12 @@ class SQLiteSessionStore:
     @asynccontextmanager
     async def locked(self, contact: str) -> AsyncIterator[None]:
         """Hold the contact's lock, in this process and across processes sharing the file."""
-        async with self._local_lock(contact):
+        async with self._local.hold(contact):
             token = await self._acquire(contact)
             try:
                 yield
             finally:
                 await self._db.run(_release, contact, token)
-
-    @asynccontextmanager
-    async def _local_lock(self, contact: str) -> AsyncIterator[None]:
-        lock, users = self._local_locks.get(contact, (asyncio.Lock(), 0))
-        self._local_locks[contact] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._local_locks[contact]
-            if users == 1:
-                del self._local_locks[contact]
-            else:
-                self._local_locks[contact] = (lock, users - 1)
 
     async def _acquire(self, contact: str) -> str:
         token = secrets.token_hex(16)

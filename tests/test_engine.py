@@ -1,0 +1,237 @@
+"""The runtime: dedupe, ordering, failures that leave nothing half-written, handoff, actions."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from palabre.actions import Action
+from palabre.bootstrap import build_engine
+from palabre.config import Settings
+from palabre.errors import ActionError, StoreError, StoreUnavailable
+from palabre.hookspecs import hookimpl
+from palabre.plugins import make_plugin_manager
+from palabre.runtime.messages import Inbound
+from palabre.stores.redis import RedisSessionStore
+from palabre.stores.sqlite import SQLiteSessionStore
+
+UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
+SECRET = {"PALABRE_SECRET": "test-secret"}
+
+
+def flow_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "flow.yaml"
+    body = "settings: {locales: [en], default_locale: en}\n" + textwrap.dedent(text).lstrip()
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def engine_for(paths, tmp_path: Path, **options):
+    settings = Settings(data_dir=tmp_path / "data", secrets=SECRET)
+    return build_engine(paths, settings, **options)
+
+
+def texts(reply) -> list[str]:
+    return [message.text for message in reply.messages]
+
+
+@pytest.fixture
+def uic(tmp_path):
+    return engine_for([UIC], tmp_path)
+
+
+@pytest.mark.anyio
+async def test_the_same_provider_message_id_is_processed_once(uic):
+    first = await uic.handle(Inbound("+243810000001", "Bonjour", message_id="SM1"))
+    again = await uic.handle(Inbound("+243810000001", "Bonjour", message_id="SM1"))
+    assert len(first.messages) == 2
+    assert again.messages == []
+    assert again.event_names() == ["message_duplicated"]
+
+
+@pytest.mark.anyio
+async def test_concurrent_duplicates_are_processed_once(uic):
+    replies = await asyncio.gather(
+        *(uic.handle(Inbound("+243810000001", "Bonjour", message_id="SM9")) for _ in range(5))
+    )
+    assert sorted(len(r.messages) for r in replies) == [0, 0, 0, 0, 2]
+
+
+@pytest.mark.anyio
+async def test_messages_sent_together_are_answered_one_after_the_other(uic):
+    contact = "+243810000001"
+    script = ["Bonjour", "Mbengue", "Ibrahima", "1997", "DA", "1"]
+    # Sent in order, at once: the contact lock serialises them.
+    tasks = []
+    for i, text in enumerate(script):
+        tasks.append(asyncio.create_task(uic.handle(Inbound(contact, text, message_id=f"m{i}"))))
+        await asyncio.sleep(0)
+    replies = await asyncio.gather(*tasks)
+    assert "MBEIBR7DA1" in texts(replies[-1])[-1]
+
+
+class BrokenStore(SQLiteSessionStore):
+    """A real SQLite store whose commits fail, as when the disk or Redis goes away."""
+
+    async def commit(self, contact, session, *, message_id=None):
+        raise StoreUnavailable("the store is down")
+
+
+@pytest.mark.anyio
+async def test_a_store_failure_surfaces_and_leaves_the_session_untouched(tmp_path):
+    store = BrokenStore(tmp_path / "s.db")
+    engine = engine_for([UIC], tmp_path, store=store)
+    await SQLiteSessionStore.commit(
+        store,
+        "+243810000001",
+        {
+            "flow": "uic",
+            "step": "first_name",
+            "lang": "fr",
+            "vars": {"last3": "MBE"},
+            "tries": 0,
+            "state": "ask",
+            "at": 0.0 + 10**10,
+        },
+    )
+    with pytest.raises(StoreError, match="the store is down"):
+        await engine.handle(Inbound("+243810000001", "Ibrahima", message_id="SM2"))
+    session = await store.get("+243810000001")
+    assert session["step"] == "first_name"
+    assert session["vars"] == {"last3": "MBE"}
+    assert not await store.seen("SM2"), "a failed message must be retried, not marked seen"
+
+
+@pytest.mark.anyio
+async def test_an_undefined_variable_is_reported_and_the_contact_gets_a_polite_message(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          q: {kind: ask, text: "Name?", save_as: name}
+          hello: {kind: say, text: "Hello {{ name.first }}"}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    await engine.handle(Inbound("c1", "hi"))
+    reply = await engine.handle(Inbound("c1", "Ada"))
+    assert texts(reply) == ["Sorry, something went wrong on our side. Please try again later."]
+    assert reply.event_names() == ["turn_failed"]
+    session = await engine.store.get("c1")
+    assert session["step"] == "q", "the failed turn must not move the conversation"
+
+
+@pytest.mark.anyio
+async def test_handoff_stops_auto_replies_until_stop(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          agent: {kind: handoff, text: "Connecting you to an agent.", queue: orders}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    first = await engine.handle(Inbound("c1", "hi"))
+    assert texts(first) == ["Connecting you to an agent."]
+    assert first.events[-1].data == {"queue": "orders", "step": "agent"}
+    during = await engine.handle(Inbound("c1", "where is my parcel?"))
+    assert during.messages == []
+    assert during.event_names() == ["handoff_message_received"]
+    stopped = await engine.handle(Inbound("c1", "stop"))
+    assert "conversation_stopped" in stopped.event_names()
+
+
+class Failing:
+    """A plugin whose action fails, to exercise on_error."""
+
+    @hookimpl
+    def register_actions(self):
+        async def fail(arguments, context):
+            raise ActionError("backend down", user_message="Our system is busy.")
+
+        async def echo(arguments, context):
+            return {"said": arguments["text"], "locale": context.locale}
+
+        return [Action("test.fail", fail), Action("test.echo", echo, required=("text",))]
+
+
+@pytest.mark.anyio
+async def test_action_results_and_on_error(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          echo: {kind: action, action: test.echo, with: {text: "hi {{ lang }}"}, save_as: r}
+          show: {kind: say, text: "{{ r.said }} / {{ r.locale }}"}
+          call: {kind: action, action: test.fail, on_error: sorry}
+          never: {kind: say, text: "not reached"}
+          sorry: {kind: end, text: "We will retry later."}
+    """,
+    )
+    engine = engine_for([path], tmp_path, plugins=make_plugin_manager([Failing()]))
+    reply = await engine.handle(Inbound("c1", "hello"))
+    assert texts(reply) == ["hi en / en", "Our system is busy.", "We will retry later."]
+    assert "action_failed" in reply.event_names()
+
+
+@pytest.mark.anyio
+async def test_plurals_follow_babel_rules_and_filters_follow_the_locale(tmp_path):
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    locales = tmp_path / "locales"
+    catalog = Catalog(locale="fr")
+    catalog.add(
+        ("{{ n }} try left", "{{ n }} tries left"),
+        ("{{ n }} essai restant", "{{ n }} essais restants"),
+    )
+    (locales / "fr" / "LC_MESSAGES").mkdir(parents=True)
+    with (locales / "fr" / "LC_MESSAGES" / "messages.po").open("wb") as handle:
+        write_po(handle, catalog)
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          count: {kind: set, vars: {n: "2", big: "1234567.5"}}
+          left: {kind: say, text: {one: "{{ n }} try left", other: "{{ n }} tries left", count: "n | int"}}
+          total: {kind: say, text: "{{ big | float | number }}"}
+    """,
+    )
+    path.write_text(
+        path.read_text().replace(
+            "locales: [en], default_locale: en", "locales: [en, fr], default_locale: fr"
+        )
+    )
+    settings = Settings(data_dir=tmp_path / "d", locales_dir=locales, secrets=SECRET)
+    engine = build_engine([path], settings)
+    reply = await engine.handle(Inbound("c1", "bonjour", language="fr"))
+    assert texts(reply) == ["2 essais restants", "1\u202f234\u202f567,5"]
+    reply = await engine.handle(Inbound("c2", "hello", language="en"))
+    assert texts(reply) == ["2 tries left", "1,234,567.5"]
+
+
+@pytest.mark.anyio
+async def test_a_uic_conversation_on_real_redis_keeps_every_key_under_72h(tmp_path, redis_url):
+    import redis.asyncio as redis
+
+    store = RedisSessionStore(redis_url)
+    engine = engine_for([UIC], tmp_path, store=store)
+    for i, text in enumerate(["Bonjour", "Mbengue", "Ibrahima"]):
+        await engine.handle(Inbound("+243810000001", text, message_id=f"SM{i}"))
+    client = redis.from_url(redis_url)
+    keys = [key async for key in client.scan_iter("*")]
+    assert keys, "the conversation should have stored its session"
+    for key in keys:
+        ttl = await client.ttl(key)
+        assert 0 < ttl <= 72 * 3600, f"{key!r} has TTL {ttl}"
+    session = await store.get("+243810000001")
+    assert session["step"] == "birth_year"
+    await client.aclose()
+    await engine.aclose()
