@@ -235,3 +235,57 @@ async def test_a_uic_conversation_on_real_redis_keeps_every_key_under_72h(tmp_pa
     assert session["step"] == "birth_year"
     await client.aclose()
     await engine.aclose()
+
+
+@pytest.mark.anyio
+async def test_goto_a_step_and_goto_another_flow(tmp_path):
+    menu = tmp_path / "menu.yaml"
+    menu.write_text(
+        textwrap.dedent("""
+        id: menu
+        settings: {locales: [en], default_locale: en}
+        triggers: {default: true}
+        steps:
+          pick: {kind: ask, text: "1 track, 2 again", save_as: choice, choices: [{id: track, title: Track}, {id: again, title: Again}]}
+          route: {kind: branch, cases: [{when: "choice == 'track'", next: to_track}], else: loop}
+          loop: {kind: goto, step: pick}
+          to_track: {kind: goto, flow: track}
+    """)
+    )
+    track = tmp_path / "track.yaml"
+    track.write_text(
+        textwrap.dedent("""
+        id: track
+        settings: {locales: [en], default_locale: en}
+        triggers: {en: [track]}
+        steps:
+          number: {kind: ask, text: "Order number?", save_as: order, validate: {digits: true}}
+          done: {kind: end, text: "Order {{ order }} is on its way."}
+    """)
+    )
+    engine = engine_for([menu, track], tmp_path)
+    assert texts(await engine.handle(Inbound("c1", "hello"))) == ["1 track, 2 again"]
+    assert texts(await engine.handle(Inbound("c1", "2"))) == ["1 track, 2 again"]
+    switched = await engine.handle(Inbound("c1", "Track"))
+    assert texts(switched) == ["Order number?"]
+    assert "flow_switched" in switched.event_names()
+    assert texts(await engine.handle(Inbound("c1", "42"))) == ["Order 42 is on its way."]
+    # A trigger word starts its flow directly.
+    assert texts(await engine.handle(Inbound("c2", "track"))) == ["Order number?"]
+
+
+@pytest.mark.anyio
+async def test_a_goto_loop_is_stopped_and_reported(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          a: {kind: goto, step: b}
+          b: {kind: goto, step: a}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    reply = await engine.handle(Inbound("c1", "hi"))
+    assert texts(reply) == ["Sorry, something went wrong on our side. Please try again later."]
+    assert reply.events[-1].data["error"] == "FlowLoopError"

@@ -1,0 +1,125 @@
+"""Plugins: loading, blocking, validation, and the contract every hook and kind keeps."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from palabre import hookspecs
+from palabre.actions import Action
+from palabre.config import Settings
+from palabre.errors import PluginError
+from palabre.flow.kinds import KINDS
+from palabre.hookspecs import hookimpl
+from palabre.plugins import collect_actions, collect_filters, describe, make_plugin_manager
+from palabre.stores.sqlite import SQLiteSessionStore
+
+ROOT = Path(__file__).parent.parent
+TESTS = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").glob("test_*.py"))
+
+
+def test_builtins_load_through_the_entry_point_group():
+    manager = make_plugin_manager()
+    assert ("builtins", "palabre 0.1.0") in describe(manager)
+    assert "registry.remember" in collect_actions(manager)
+    assert {"number", "date", "fit"} <= set(collect_filters(manager))
+
+
+def test_a_plugin_can_be_blocked_by_environment(monkeypatch):
+    monkeypatch.setenv("PALABRE_DISABLE_PLUGINS", "builtins")
+    assert collect_actions(make_plugin_manager()) == {}
+
+
+class Misspelled:
+    @hookimpl
+    def register_action(self):  # no such hook: the spec is register_actions
+        return []
+
+
+def test_a_hook_with_no_spec_is_refused():
+    with pytest.raises(PluginError, match="register_action.*check the hook's name"):
+        make_plugin_manager([Misspelled()])
+
+
+class Clash:
+    @hookimpl
+    def register_actions(self):
+        async def run(arguments, context):
+            return None
+
+        return [Action("registry.remember", run)]
+
+
+def test_two_plugins_may_not_claim_one_action():
+    with pytest.raises(PluginError, match="two plugins register the action 'registry.remember'"):
+        collect_actions(make_plugin_manager([Clash()]))
+
+
+class Overrides:
+    def __init__(self, store):
+        self.store = store
+
+    @hookimpl
+    def make_session_store(self, settings):
+        return self.store
+
+    @hookimpl
+    def register_template_filters(self):
+        return {"fit": lambda value, width, fill="-": str(value)[:width].ljust(width, fill)}
+
+    @hookimpl
+    def register_transports(self):
+        return ["a transport"]
+
+
+def test_third_party_plugins_override_the_trylast_builtins(tmp_path):
+    store = SQLiteSessionStore(tmp_path / "mine.db")
+    manager = make_plugin_manager([Overrides(store)])
+    assert manager.hook.make_session_store(settings=Settings(data_dir=tmp_path)) is store
+    assert collect_filters(manager)["fit"]("ab", 3) == "ab-"
+    assert manager.hook.register_transports() == [["a transport"]]
+
+
+def test_the_builtin_store_is_sqlite_without_redis_url(tmp_path):
+    store = make_plugin_manager().hook.make_session_store(settings=Settings(data_dir=tmp_path))
+    assert isinstance(store, SQLiteSessionStore)
+
+
+# -- contract: every hook documented and tested, every kind and action tested -----------
+
+
+HOOKS = [
+    name
+    for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+    if hasattr(_, "palabre_spec")
+]
+
+
+def test_there_are_hooks_to_check():
+    assert set(HOOKS) == {
+        "register_actions",
+        "register_template_filters",
+        "register_transports",
+        "make_session_store",
+    }
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_and_tested(hook):
+    assert (getattr(hookspecs, hook).__doc__ or "").strip(), f"{hook} needs a docstring"
+    assert hook in (ROOT / "README.md").read_text(), f"the README should mention {hook}"
+    assert re.search(rf"def {hook}\(", TESTS), f"no test implements {hook}"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_step_kind_is_exercised_by_a_test(kind):
+    assert re.search(rf"kind: {kind}\b", TESTS), f"no test flow uses kind: {kind}"
+
+
+@pytest.mark.parametrize("action", sorted(collect_actions(make_plugin_manager())))
+def test_every_action_is_exercised_by_a_test(action):
+    flows = "\n".join(p.read_text() for p in (ROOT / "flows").glob("*.yaml"))
+    assert action in TESTS or action in flows, f"no test or flow uses {action}"
