@@ -40,7 +40,7 @@ class Misspelled:
 
 
 def test_a_hook_with_no_spec_is_refused():
-    with pytest.raises(PluginError, match="register_action.*check the hook's name"):
+    with pytest.raises(PluginError, match=r"register_action.*check the hook's name"):
         make_plugin_manager([Misspelled()])
 
 
@@ -54,7 +54,7 @@ class Clash:
 
 
 def test_two_plugins_may_not_claim_one_action():
-    with pytest.raises(PluginError, match="two plugins register the action 'registry.remember'"):
+    with pytest.raises(PluginError, match=r"two plugins register the action 'registry\.remember'"):
         collect_actions(make_plugin_manager([Clash()]))
 
 
