@@ -137,3 +137,21 @@ def test_load_flow_raises_one_error_listing_all_problems(tmp_path):
 def test_documents_that_are_not_flows(text):
     _, problems = parse_flow(parse_source(text, "f.yaml"))
     assert problems, f"{text!r} should be refused"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id: !!python/name:os.system x\nsteps: {a: {kind: end}}\n",
+        "id: !!int x\nsteps: {a: {kind: end}}\n",
+        "id: x\nsteps:\n  ? [a, b]\n  : {kind: end}\n",
+        "id: &a x\nsteps: {a: *a}\n",
+        "id: x\nsteps: {a: {kind: say, text: !!binary aGk=}}\n",
+        "id: x\nsteps: {a: {kind: ask, text: q, save_as: v, choices: [{id: 1}]}}\n",
+        "\t\tid: x",
+    ],
+)
+def test_hostile_yaml_is_reported_never_raised(text):
+    _, problems = parse_flow(parse_source(text, "f.yaml"))
+    assert problems
+    assert all(p.file == "f.yaml" and p.line >= 1 and p.column >= 1 for p in problems)

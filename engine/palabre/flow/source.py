@@ -101,7 +101,15 @@ def _convert(node: yaml.Node, path: PathKey, source: Source) -> Any:
         return _convert_mapping(node, path, source)
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), source) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    try:
+        return _scalar(node)
+    except (yaml.YAMLError, ValueError, TypeError):
+        source.problem(
+            path,
+            f"cannot read the value tagged {node.tag}",
+            "remove the !!tag: flows hold plain texts, numbers and lists",
+        )
+        return None
 
 
 def _convert_mapping(node: yaml.MappingNode, path: PathKey, source: Source) -> dict[str, Any]:
