@@ -203,3 +203,24 @@ def test_cli_check_never_shows_a_traceback(tmp_path, capsys, name):
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
     assert f"{path}:" in captured.out
+
+
+def test_cli_check_reports_broken_catalog_lines(tmp_path, capsys):
+    locales = tmp_path / "locales"
+    translate(locales, "fr", {"Hi": "Salut"})
+    po = locales / "fr" / "LC_MESSAGES" / "messages.po"
+    po.write_text(po.read_text() + '\nmsgid "Bye"\nmsgstr "Au revoir {{ nom }"\n\ngarbage line\n')
+    flow = write(
+        tmp_path,
+        "f.yaml",
+        """
+        id: demo
+        settings: {locales: [en, fr], default_locale: en}
+        steps:
+          a: {kind: say, text: Hi}
+    """,
+    )
+    assert main(["check", str(flow)]) == 1
+    out = capsys.readouterr().out
+    assert f"{po}:" in out
+    assert "garbage line" in out

@@ -123,10 +123,15 @@ def _check(args: argparse.Namespace) -> int:
     if not files:
         print(f"palabre: no flow files found in {' '.join(args.paths)}", file=sys.stderr)
         return 2
-    toolkit = Toolkit.create(locales_for(files, Settings.from_env()))
-    _, problems = load_flows(files, toolkit)
+    from palabre.i18n.tooling import check_catalogs
+
+    locales = locales_for(files, Settings.from_env())
+    _, problems = load_flows(files, Toolkit.create(locales))
     _print_problems(problems)
-    errors = sum(p.severity == "error" for p in problems)
+    catalog_problems = check_catalogs(locales, LOCALES) if locales else []
+    for line in catalog_problems:
+        print(line)
+    errors = sum(p.severity == "error" for p in problems) + len(catalog_problems)
     print(
         f"{len(files)} flow file(s) checked: {errors} error(s), "
         f"{len(problems) - errors} warning(s)",

@@ -192,6 +192,20 @@ def compile(locales_dir: Path, locales: list[str]) -> list[Path]:
     return written
 
 
+def check_catalogs(locales_dir: Path, locales: list[str]) -> list[str]:
+    """Every problem in the PO files that exist, as `file:line: ...` lines."""
+    found: list[str] = []
+    for locale in locales:
+        path = po_path(locales_dir, locale)
+        if not path.exists():
+            continue
+        try:
+            found += _problems(path, _read_strict(path, locale))
+        except PalabreError as exc:
+            found.append(str(exc))
+    return found
+
+
 def _existing_po(locales_dir: Path, locale: str) -> Path:
     path = po_path(locales_dir, locale)
     if not path.exists():
