@@ -289,3 +289,45 @@ async def test_a_goto_loop_is_stopped_and_reported(tmp_path):
     reply = await engine.handle(Inbound("c1", "hi"))
     assert texts(reply) == ["Sorry, something went wrong on our side. Please try again later."]
     assert reply.events[-1].data["error"] == "FlowLoopError"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ lang.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ lang.upper.__self__ }}",
+        "{% for c in ''.__class__.__subclasses__() %}{{ c }}{% endfor %}",
+    ],
+)
+async def test_templates_cannot_reach_python_internals(tmp_path, template):
+    path = flow_file(
+        tmp_path,
+        f"""
+        id: demo
+        steps:
+          a: {{kind: say, text: "{template}"}}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    reply = await engine.handle(Inbound("c1", "hi"))
+    assert texts(reply) == ["Sorry, something went wrong on our side. Please try again later."]
+    assert reply.event_names() == ["turn_failed"]
+
+
+@pytest.mark.anyio
+async def test_sms_text_is_never_html_escaped(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          q: {kind: ask, text: "Name?", save_as: name}
+          a: {kind: end, text: "Tom & Jerry <{{ name }}> \\"quoted\\""}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    await engine.handle(Inbound("c1", "hi"))
+    reply = await engine.handle(Inbound("c1", "O'Brien & <b>"))
+    assert texts(reply) == ['Tom & Jerry <O\'Brien & <b>> "quoted"']

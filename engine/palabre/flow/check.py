@@ -45,7 +45,7 @@ class Checker:
         self.check_reachable()
         self.check_templates()
         self.check_translations()
-        return self.problems
+        return sorted(self.problems)
 
     def check_references(self) -> None:
         steps = self.flow.steps
@@ -103,17 +103,25 @@ class Checker:
 
     def check_templates(self) -> None:
         before = variables_before(self.flow)
+        live = reachable(self.flow)
         for step in self.flow.steps.values():
-            known = before[step.id] | BUILTIN_VARIABLES
+            # An unreachable step is already reported; its variables would only add noise.
+            known = before[step.id] | BUILTIN_VARIABLES if step.id in live else None
             for name, source, expression, extra in _templates_of(step):
-                self._template(step, name, source, known | extra, expression)
+                self._template(
+                    step, name, source, None if known is None else known | extra, expression
+                )
 
-    def _template(self, step: Step, name: str, source: str, known: set[str], expr: bool) -> None:
+    def _template(
+        self, step: Step, name: str, source: str, known: set[str] | None, expr: bool
+    ) -> None:
         where = step.field_where.get(name.split("[")[0].split(".")[0], step.where)
         path = f"steps.{step.id}.{name}"
         error = self.templates.syntax_error(source, expression=expr)
         if error:
             self.add(where, path, f"template error: {error}", "check the {{ }} and {% %} pairs")
+            return
+        if known is None:
             return
         for variable in sorted(self.templates.variables(source, expression=expr) - known):
             self.add(
