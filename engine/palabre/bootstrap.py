@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pluggy
 
 from palabre.config import Settings
@@ -100,6 +101,7 @@ def build_engine(
     plugins: pluggy.PluginManager | None = None,
     store: SessionStore | None = None,
     clock: Callable[[], float] = time.time,
+    http: httpx.AsyncClient | None = None,
 ) -> Engine:
     """An engine for the flows at `paths`; raises FlowError when any flow has an error."""
     files = flow_files(paths)
@@ -125,4 +127,5 @@ def build_engine(
         settings,
         services={"registry": registry},
         clock=clock,
+        http=http,
     )

@@ -54,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", help="flow files or folders")
     check.set_defaults(run=_check)
 
+    serve = commands.add_parser("serve", help="run the web server (simulator and webhooks)")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--flows", default="flows", help="the folder (or file) of flows")
+    serve.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="accept unsigned webhooks and a throwaway secret (never in production)",
+    )
+    serve.set_defaults(run=_serve)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the flow format")
     schema.set_defaults(run=_schema)
 
@@ -99,6 +110,24 @@ def _chat(args: argparse.Namespace) -> int:
             await engine.aclose()
 
     asyncio.run(run())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from palabre.web.app import create_app
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level if settings.log_level != "WARNING" else "INFO")
+    if args.insecure_dev:
+        print(
+            "palabre: INSECURE DEV MODE: unsigned webhooks are accepted and secrets may be "
+            "throwaway ones; never expose this server to the internet",
+            file=sys.stderr,
+        )
+    app = create_app([args.flows], settings, insecure_dev=args.insecure_dev)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 

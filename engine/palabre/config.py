@@ -27,6 +27,8 @@ class Settings:
     session_ttl: int = DEFAULT_TTL_SECONDS
     dev: bool = False
     log_level: str = "WARNING"
+    public_url: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -46,6 +48,8 @@ class Settings:
             session_ttl=config("PALABRE_SESSION_TTL", cast=int, default=DEFAULT_TTL_SECONDS),
             dev=dev or config("PALABRE_DEV", cast=bool, default=False),
             log_level=config("PALABRE_LOG_LEVEL", default="WARNING"),
+            public_url=config("PALABRE_PUBLIC_URL", default=None) or None,
+            options=_options(config, env),
             secrets=_secrets(config, env),
         )
 
@@ -73,6 +77,10 @@ class Settings:
     def has_secret(self, name: str) -> bool:
         return bool(self.secrets.get(name))
 
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """A non-secret setting such as TWILIO_ACCOUNT_SID or META_GRAPH_VERSION."""
+        return self.options.get(name) or default
+
 
 def _config(env: Mapping[str, str] | None, env_file: str | None) -> Config:
     if env is not None:
@@ -81,8 +89,19 @@ def _config(env: Mapping[str, str] | None, env_file: str | None) -> Config:
     return Config(env_file if exists else None, environ=environ)
 
 
+PREFIXES = ("PALABRE_", "TWILIO_", "META_", "DHIS2_")
+SECRET_SUFFIXES = ("_SECRET", "_TOKEN", "_PASSWORD")
+
+
+def _options(config: Config, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The settings of Palabre and its plugins: names starting with a known prefix."""
+    names = set(env if env is not None else environ) | set(getattr(config, "file_values", {}))
+    wanted = [n for n in names if n.startswith(PREFIXES) and not n.endswith(SECRET_SUFFIXES)]
+    return {name: config(name, default="") for name in wanted}
+
+
 def _secrets(config: Config, env: Mapping[str, str] | None) -> dict[str, str]:
     """Every variable whose name ends in _SECRET or _TOKEN, from the env and .env."""
     names = set(env if env is not None else environ) | set(getattr(config, "file_values", {}))
-    wanted = [n for n in names if n.endswith(("_SECRET", "_TOKEN", "_PASSWORD"))]
+    wanted = [n for n in names if n.endswith(SECRET_SUFFIXES)]
     return {name: config(name, default="") for name in wanted}

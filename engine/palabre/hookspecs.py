@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from palabre.actions import Action
     from palabre.config import Settings
     from palabre.stores.base import SessionStore
+    from palabre.transports import Transport
 
 PROJECT = "palabre"
 
@@ -53,11 +54,13 @@ def register_template_filters() -> dict[str, Callable[..., Any]]:
 
 
 @hookspec
-def register_transports() -> list[Any]:
+def register_transports() -> list[Transport]:
     """Return the transports (channels) this plugin provides: SMS, WhatsApp, web...
 
-    A transport turns provider webhooks into inbound messages and outbound messages
-    into provider API calls. The web server mounts each transport's routes.
+    A transport (`palabre.transports.Transport`) turns provider webhooks into inbound
+    messages and outbound messages into provider API calls. `palabre serve` mounts each
+    transport's routes and calls its `startup(host)`, where it may refuse to start
+    (for example when its secret is missing and `--insecure-dev` was not given).
     """
 
 

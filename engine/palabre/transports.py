@@ -1,0 +1,79 @@
+"""Transports: how a provider's webhooks reach the engine, and how replies go back out.
+
+A transport plugin returns Transport objects from the `register_transports` hook. The web
+app mounts each transport's routes, calls `startup(host)` in its lifespan (where the
+transport checks its configuration and may refuse to start), and `shutdown()` at the end.
+
+Data flows one way: webhook → `host.receive(inbound)` → engine → outbound messages,
+which the transport returns inline (TwiML) or sends with `send`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import httpx
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+
+from palabre.config import Settings
+from palabre.runtime.engine import Engine
+from palabre.runtime.messages import Inbound, Outbound, Reply
+from palabre.stores.messagelog import MessageLog
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a provider said about one outbound message."""
+
+    provider_id: str | None
+    status: str  # queued, sent, failed
+    error_code: str | None = None
+    retryable: bool = False
+    detail: str = ""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A channel such as Twilio SMS, WhatsApp through Meta, or the web simulator."""
+
+    name: str
+
+    def routes(self) -> list[BaseRoute]:
+        """The HTTP routes this transport answers (webhooks, status callbacks, pages)."""
+
+    async def startup(self, host: Host) -> None:
+        """Check configuration; raise palabre.errors.ConfigError to refuse to start."""
+
+    async def send(self, message: Outbound) -> Delivery:
+        """Send one message outside a webhook reply (later parts, notifications)."""
+
+    async def shutdown(self) -> None:
+        """Release what startup took."""
+
+
+@dataclass
+class Host:
+    """What the web app lends its transports."""
+
+    engine: Engine
+    settings: Settings
+    log: MessageLog
+    http: httpx.AsyncClient
+    insecure_dev: bool = False
+
+    def public_url(self, request: Request) -> str:
+        """The URL the provider called: PALABRE_PUBLIC_URL plus the path, behind a proxy."""
+        base = self.settings.public_url
+        if not base:
+            return str(request.url)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return base.rstrip("/") + request.url.path + query
+
+    async def receive(self, inbound: Inbound) -> Reply:
+        """Run the engine on one inbound message (StoreError propagates: answer 503)."""
+        return await self.engine.handle(inbound)
+
+    def contact_key(self, contact: str) -> str:
+        return self.engine.contact_key(contact)

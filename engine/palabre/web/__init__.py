@@ -1,0 +1,1 @@
+"""The web server: the Starlette app that hosts the transports, and the web simulator."""

@@ -1,0 +1,103 @@
+"""The Starlette app behind `palabre serve`, assembled from constructor arguments.
+
+The lifespan builds the engine (plugins, flows, store), opens the message log and one
+shared HTTP client, and starts every transport; a transport that is not configured
+refuses to start, unless `insecure_dev` is set. A store outage answers 503 so that
+providers retry; a malformed request is a 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pluggy
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from palabre.bootstrap import build_engine
+from palabre.config import Settings
+from palabre.errors import StoreError
+from palabre.plugins import make_plugin_manager
+from palabre.stores.base import SessionStore
+from palabre.stores.messagelog import MessageLog
+from palabre.transports import Host, Transport
+
+log = logging.getLogger("palabre.web")
+
+
+def create_app(
+    flow_paths: Iterable[str | Path],
+    settings: Settings,
+    *,
+    plugins: pluggy.PluginManager | None = None,
+    insecure_dev: bool = False,
+    store: SessionStore | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> Starlette:
+    """The web app serving the flows at `flow_paths` through every registered transport."""
+    manager = plugins or make_plugin_manager()
+    transports: list[Transport] = [t for batch in manager.hook.register_transports() for t in batch]
+    paths = list(flow_paths)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if insecure_dev:
+            log.warning(
+                "INSECURE DEV MODE: webhooks without secrets are accepted unchecked; "
+                "never expose this server to the internet"
+            )
+            settings.dev = True
+        client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        engine = build_engine(paths, settings, plugins=manager, store=store, http=client)
+        host = Host(
+            engine, settings, MessageLog(settings.data_dir / "messages.db"), client, insecure_dev
+        )
+        app.state.host = host
+        try:
+            for transport in transports:
+                await transport.startup(host)
+            yield
+        finally:
+            for transport in transports:
+                await transport.shutdown()
+            await engine.aclose()
+            await host.log.aclose()
+            if http is None:
+                await client.aclose()
+
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes += [route for transport in transports for route in transport.routes()]
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_failed}
+    )
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the session store answers."""
+    host: Host = request.app.state.host
+    try:
+        await host.engine.store.ping()
+    except StoreError:
+        return PlainTextResponse("store unavailable", status_code=503)
+    return PlainTextResponse("ready")
+
+
+async def store_failed(request: Request, exc: Exception) -> Response:
+    """The store is down: nothing was written, the provider should retry."""
+    log.error("store failure while handling %s: %s", request.url.path, type(exc).__name__)
+    return JSONResponse(
+        {"error": "temporarily unavailable, retry later"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
