@@ -18,7 +18,7 @@ import pluggy
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
@@ -71,7 +71,7 @@ def create_app(
             if http is None:
                 await client.aclose()
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     routes += [route for transport in transports for route in transport.routes()]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_failed}

@@ -1,0 +1,1 @@
+"""Twilio SMS and WhatsApp transport for Palabre (in progress)."""
