@@ -331,3 +331,25 @@ async def test_sms_text_is_never_html_escaped(tmp_path):
     await engine.handle(Inbound("c1", "hi"))
     reply = await engine.handle(Inbound("c1", "O'Brien & <b>"))
     assert texts(reply) == ['Tom & Jerry <O\'Brien & <b>> "quoted"']
+
+
+@pytest.mark.anyio
+async def test_a_channel_may_ask_for_a_flow(tmp_path):
+    one = flow_file(
+        tmp_path,
+        """
+        id: one
+        triggers: {default: true}
+        steps:
+          a: {kind: end, text: "flow one"}
+    """,
+    )
+    two = tmp_path / "two.yaml"
+    two.write_text(
+        "id: two\nsettings: {locales: [en], default_locale: en}\n"
+        "steps:\n  a: {kind: end, text: flow two}\n"
+    )
+    engine = engine_for([one, two], tmp_path)
+    assert texts(await engine.handle(Inbound("c1", "hi"))) == ["flow one"]
+    assert texts(await engine.handle(Inbound("c2", "hi", flow="two"))) == ["flow two"]
+    assert texts(await engine.handle(Inbound("c3", "hi", flow="nope"))) == ["flow one"]

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from starlette.applications import Starlette
+
 from palabre.config import Settings
 from palabre.errors import FlowError, PalabreError, Problem
 from palabre.logs import configure_logging
@@ -127,8 +129,15 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     app = create_app([args.flows], settings, insecure_dev=args.insecure_dev)
+    asyncio.run(_preflight(app))
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
+
+
+async def _preflight(app: Starlette) -> None:
+    """Start and stop the app once, so that a configuration error is one clear line."""
+    async with app.router.lifespan_context(app):
+        pass
 
 
 def _dev_secrets_in_use(paths: list[str], settings: Settings) -> list[str]:

@@ -54,7 +54,8 @@ async def _new_conversation(turn: Turn, command: Command | None) -> None:
         turn.send_plain(texts.STOPPED)
         turn.event("conversation_stopped")
         return
-    flow = turn.engine.flow_for(turn.inbound.text)
+    asked = turn.engine.flows.get(turn.inbound.flow or "")
+    flow = asked or turn.engine.flow_for(turn.inbound.text)
     if flow is None:
         turn.send_plain(texts.NO_FLOW)
         turn.event("message_unrouted")

@@ -27,6 +27,7 @@ class Inbound:
     media: tuple[Media, ...] = ()
     location: tuple[float, float] | None = None
     language: str | None = None  # a language the channel already knows (e.g. chosen in a UI)
+    flow: str | None = None  # a flow the channel asks for, such as the simulator's choice
 
 
 @dataclass(frozen=True)
