@@ -106,6 +106,15 @@ async def test_seen_only_after_commit_with_that_message_id(store: SessionStore) 
     assert not await store.seen("m2")
 
 
+async def test_load_reads_seen_and_session_together(store: SessionStore) -> None:
+    assert await store.load("+22501", "m1") == (False, None)
+    assert await store.load("+22501", None) == (False, None)
+    await store.commit("+22501", {"step": "a", "nom": "Ndèye"}, message_id="m1")
+    assert await store.load("+22501", "m1") == (True, {"step": "a", "nom": "Ndèye"})
+    assert await store.load("+22501", "m2") == (False, {"step": "a", "nom": "Ndèye"})
+    assert await store.load("+22502", "m1") == (True, None)
+
+
 @pytest.mark.parametrize("bad", [{1, 2}, object(), float("nan")], ids=["set", "object", "nan"])
 async def test_unserialisable_session_writes_nothing(store: SessionStore, bad: object) -> None:
     await store.commit("+22501", {"step": "start"}, message_id="m1")

@@ -113,9 +113,9 @@ class Engine:
         """Process one inbound message. Raises StoreError when the store fails."""
         key = self.contact_key(inbound.contact)
         async with self.store.locked(inbound.contact):
-            if inbound.message_id and await self.store.seen(inbound.message_id):
+            seen, session = await self.store.load(inbound.contact, inbound.message_id)
+            if seen:
                 return _duplicate(key)
-            session = await self.store.get(inbound.contact)
             reply, new_session = await self._turn(inbound, session, key)
             await self.store.commit(inbound.contact, new_session, message_id=inbound.message_id)
         log.info("turn done", extra={"contact": key, "events": reply.event_names()})

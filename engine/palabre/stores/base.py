@@ -38,6 +38,9 @@ class SessionStore(Protocol):
         The session's TTL is refreshed. Either everything is written or nothing is.
         """
 
+    async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
+        """`(seen(message_id), get(contact))` in one call (one round trip where possible)."""
+
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this provider message id as processed."""
 

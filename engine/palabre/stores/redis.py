@@ -46,6 +46,7 @@ class RedisSessionStore:
         prefix: str = "palabre:",
         lock_timeout: float = 30.0,
         lock_wait: float = 10.0,
+        max_connections: int = 64,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
@@ -56,12 +57,16 @@ class RedisSessionStore:
         self._where = _describe(url)
         self._local = ContactLocks()
         self._password = urlsplit(url).password
-        self._redis = aioredis.Redis.from_url(
+        # A blocking pool makes a burst of contacts wait for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=5.0,
             socket_timeout=5.0,
             socket_connect_timeout=5.0,
             retry=Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries=2),
         )
+        self._redis = aioredis.Redis.from_pool(pool)
         self._release = self._redis.register_script(_RELEASE)
 
     async def get(self, contact: str) -> Session | None:
@@ -83,6 +88,14 @@ class RedisSessionStore:
             if message_id is not None:
                 pipe.set(self._key("seen", message_id), "1", ex=self.ttl_seconds)
             await pipe.execute()
+
+    async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
+        """Whether `message_id` was processed, and the contact's session: one MGET."""
+        seen_key = self._key("seen", message_id) if message_id else self._key("seen", "")
+        async with self._errors():
+            seen, data = await self._redis.mget(seen_key, self._key("session", contact))
+        session = None if data is None else json.loads(data)
+        return (bool(message_id) and seen is not None), session
 
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this message id, and it has not expired."""

@@ -150,6 +150,11 @@ class SQLiteSessionStore:
             self._next_purge = now + _PURGE_EVERY_SECONDS
             await self._db.run(_purge, now)
 
+    async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
+        """Whether `message_id` was processed, and the contact's session."""
+        seen = bool(message_id) and await self.seen(str(message_id))
+        return seen, await self.get(contact)
+
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this message id, and it has not expired."""
         return await self._db.run(_select_seen, message_id, self._clock())

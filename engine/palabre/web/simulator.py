@@ -1,0 +1,201 @@
+"""The web simulator: a page at `/` where anyone can chat with a loaded flow, no credentials.
+
+It is the `web` transport. The page (plain HTML, CSS and JS from `static/`) asks
+`GET /web/flows` for the flows and their languages, then posts each message to
+`POST /web/messages` and shows the reply it gets back inline. Each browser tab has its own
+random session id; the contact is `web:<session>:<flow>`, so a conversation always belongs
+to the flow it was started in. It is a development tool: it needs no secret, but it is no
+place for real personal data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from palabre.flow.model import Flow
+from palabre.hookspecs import hookimpl
+from palabre.i18n.language import LANGUAGE_NAMES
+from palabre.runtime.engine import Engine
+from palabre.runtime.messages import Inbound, Outbound, Reply
+from palabre.transports import Delivery, Host, Transport
+
+STATIC = Path(__file__).parent / "static"
+MAX_TEXT = 4096
+SESSION_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class BadRequest(ValueError):
+    """A simulator request the page would never send: answered 400 with its reason."""
+
+
+@dataclass(frozen=True)
+class WebMessage:
+    """One validated `POST /web/messages` body."""
+
+    flow: str
+    lang: str
+    session: str
+    text: str = ""
+    reply_id: str | None = None
+    message_id: str | None = None
+
+    @classmethod
+    def parse(cls, body: Any, engine: Engine) -> WebMessage:
+        """Check `body` (decoded JSON) against the loaded flows; raise BadRequest if wrong."""
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        flow = engine.flows.get(_string(body, "flow", required=True))
+        if flow is None:
+            raise BadRequest(f"unknown flow (known: {', '.join(engine.flows)})")
+        lang = _string(body, "lang", required=True)
+        if lang not in flow.settings.locales:
+            raise BadRequest(f"unknown language (known: {', '.join(flow.settings.locales)})")
+        session = _string(body, "session", required=True)
+        if not SESSION_ID.fullmatch(session):
+            raise BadRequest("session must be 8 to 64 letters, digits or dashes")
+        text, reply_id = _string(body, "text"), _string(body, "reply_id") or None
+        if len(text) > MAX_TEXT:
+            raise BadRequest(f"text is longer than {MAX_TEXT} characters")
+        if not text.strip() and not reply_id:
+            raise BadRequest("send a text or a reply_id")
+        message_id = _string(body, "id") or None
+        if message_id and not MESSAGE_ID.fullmatch(message_id):
+            raise BadRequest("id must be up to 64 letters, digits or dashes")
+        return cls(flow.id, lang, session, text, reply_id, message_id)
+
+    def inbound(self) -> Inbound:
+        """The engine's view of this message, from contact `web:<session>:<flow>`."""
+        contact = f"web:{self.session}:{self.flow}"
+        message_id = f"{contact}:{self.message_id}" if self.message_id else None
+        return Inbound(
+            contact,
+            self.text,
+            channel="web",
+            message_id=message_id,
+            reply_id=self.reply_id,
+            language=self.lang,
+            flow=self.flow,
+        )
+
+
+def _string(body: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = body.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise BadRequest(f"{key} must be a {'non-empty ' if required else ''}string")
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{key} is longer than {MAX_TEXT} characters")
+    return value
+
+
+class SecureStaticFiles(StaticFiles):
+    """Static files with the page's security headers, so a browser never sniffs a type."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+
+class WebSimulator:
+    """The `web` transport: the chat page and its two JSON endpoints. Replies are inline."""
+
+    name = "web"
+
+    def __init__(self) -> None:
+        self._host: Host | None = None
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/web/flows", self.flows, methods=["GET"]),
+            Route("/web/messages", self.messages, methods=["POST"]),
+            Mount("/web/static", app=SecureStaticFiles(directory=STATIC), name="web-static"),
+        ]
+
+    async def startup(self, host: Host) -> None:
+        self._host = host
+
+    async def send(self, message: Outbound) -> Delivery:
+        return Delivery(None, "failed", detail="the web simulator only replies inline")
+
+    async def shutdown(self) -> None:
+        self._host = None
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            raise RuntimeError("the web simulator was not started: call startup(host) first")
+        return self._host
+
+    async def page(self, request: Request) -> Response:
+        """The chat page."""
+        return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
+
+    async def flows(self, request: Request) -> Response:
+        """The loaded flows, each with its languages, for the page's selects."""
+        return JSONResponse([_describe(flow) for flow in self.host.engine.flows.values()])
+
+    async def messages(self, request: Request) -> Response:
+        """Run one message through the engine and answer the reply's messages."""
+        try:
+            message = WebMessage.parse(await request.json(), self.host.engine)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except ValueError:  # not JSON, or not UTF-8
+            return JSONResponse({"error": "the body must be JSON"}, status_code=400)
+        reply = await self.host.receive(message.inbound())
+        return JSONResponse(_reply_json(reply), headers={"Cache-Control": "no-store"})
+
+
+def _describe(flow: Flow) -> dict[str, Any]:
+    locales = list(flow.settings.locales)
+    return {
+        "id": flow.id,
+        "title": flow.title,
+        "locales": locales,
+        "default_locale": flow.settings.default_locale,
+        "language_names": {code: LANGUAGE_NAMES.get(code, code) for code in locales},
+    }
+
+
+def _reply_json(reply: Reply) -> dict[str, Any]:
+    return {
+        "messages": [
+            {
+                "text": message.text,
+                "options": [{"id": o.id, "title": o.title} for o in message.options],
+                "language": message.language,
+            }
+            for message in reply.messages
+        ]
+    }
+
+
+class SimulatorPlugin:
+    """Registers the web simulator; `trylast`, like every built-in default."""
+
+    @hookimpl(trylast=True)
+    def register_transports(self) -> list[Transport]:
+        return [WebSimulator()]
+
+
+SIMULATOR_PLUGIN = SimulatorPlugin()
