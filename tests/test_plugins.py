@@ -80,7 +80,7 @@ def test_third_party_plugins_override_the_trylast_builtins(tmp_path):
     manager = make_plugin_manager([Overrides(store)])
     assert manager.hook.make_session_store(settings=Settings(data_dir=tmp_path)) is store
     assert collect_filters(manager)["fit"]("ab", 3) == "ab-"
-    assert manager.hook.register_transports() == [["a transport"]]
+    assert ["a transport"] in manager.hook.register_transports()
 
 
 def test_the_builtin_store_is_sqlite_without_redis_url(tmp_path):

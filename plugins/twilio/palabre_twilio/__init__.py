@@ -1,1 +1,18 @@
-"""Twilio SMS and WhatsApp transport for Palabre (in progress)."""
+"""Twilio SMS and WhatsApp transport for Palabre, registered like any third-party plugin.
+
+The twilio SDK is an extra (`pip install 'palabre[twilio]'`); this module imports
+without it, and the transport says what to install when it starts.
+"""
+
+from __future__ import annotations
+
+from palabre.hookspecs import hookimpl
+from palabre.transports import Transport
+from palabre_twilio.transport import TwilioTransport
+
+__all__ = ["TwilioTransport", "register_transports"]
+
+
+@hookimpl
+def register_transports() -> list[Transport]:
+    return [TwilioTransport()]

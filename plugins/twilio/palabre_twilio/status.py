@@ -1,0 +1,72 @@
+"""Status callbacks: Twilio telling what became of a message we sent.
+
+Statuses are queued, sent, delivered, read, undelivered and failed (and a few more);
+the message log keeps them moving forward only. Error 21610 means the contact replied
+STOP: the contact is marked opted out, and nothing more is sent to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from palabre.transports import Host
+from palabre_twilio.form import MalformedRequest, Params
+from palabre_twilio.inbound import SID
+
+log = logging.getLogger("palabre.twilio")
+
+OPTED_OUT = "21610"
+STATUS = re.compile(r"[a-z_]{1,32}")
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One status callback, read and checked."""
+
+    message_sid: str
+    status: str
+    error_code: str | None
+    recipient: str
+
+
+def read_status(params: Params) -> StatusUpdate:
+    """The update a callback carries; MalformedRequest when it makes no sense."""
+    sid = _either(params, "MessageSid", "SmsSid")
+    status = _either(params, "MessageStatus", "SmsStatus")
+    if not SID.fullmatch(sid):
+        raise MalformedRequest("MessageSid is not a Twilio id")
+    if not STATUS.fullmatch(status):
+        raise MalformedRequest("MessageStatus is not a status")
+    error = params.get("ErrorCode", "").strip() or None
+    if error is not None and not error.isdigit():
+        raise MalformedRequest("ErrorCode is not a number")
+    return StatusUpdate(sid, status, error, params.get("To", "").strip())
+
+
+def _either(params: Params, name: str, older_name: str) -> str:
+    """A field under its current name or the older one Twilio still sends."""
+    value = params.get(name, "").strip() or params.get(older_name, "").strip()
+    if not value:
+        raise MalformedRequest(f"missing {name}")
+    return value
+
+
+async def record_status(host: Host, update: StatusUpdate) -> None:
+    """Write the update to the message log, and the opt-out it may mean."""
+    key = host.contact_key(update.recipient) if update.recipient else ""
+    await host.log.status(
+        update.message_sid, update.status, update.error_code, channel="twilio", contact_key=key
+    )
+    if update.error_code == OPTED_OUT and key:
+        await host.log.opt_out(key, OPTED_OUT)
+    log.info(
+        "twilio status received",
+        extra={
+            "message_sid": update.message_sid,
+            "status": update.status,
+            "error_code": update.error_code,
+            "contact": key,
+        },
+    )

@@ -1,0 +1,135 @@
+"""The Twilio transport: SMS and WhatsApp webhooks in, TwiML or REST API calls out.
+
+    POST /twilio          an inbound message; the reply is TwiML, one <Message> per body
+    POST /twilio/status   a status callback; recorded in the message log, answered 204
+
+Both check `X-Twilio-Signature` (403 when forged or missing), answer 400 to a body
+Twilio could not have sent, and let StoreError through (the app answers 503, and Twilio
+retries). Logs carry the contact's keyed hash and the MessageSid, never a number or a body.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from palabre.errors import ConfigError
+from palabre.runtime.messages import Outbound
+from palabre.transports import Delivery, Host
+from palabre_twilio.config import TwilioConfig, load_sdk
+from palabre_twilio.form import MalformedRequest, Params, read_form
+from palabre_twilio.inbound import channel_of, to_inbound
+from palabre_twilio.replies import bodies, twiml
+from palabre_twilio.rest import post_message
+from palabre_twilio.signature import HEADER, is_signed
+from palabre_twilio.status import OPTED_OUT, read_status, record_status
+
+log = logging.getLogger("palabre.twilio")
+
+
+class TwilioTransport:
+    """Twilio Programmable Messaging, for SMS and WhatsApp (`whatsapp:` addresses)."""
+
+    name = "twilio"
+
+    def __init__(self) -> None:
+        self._host: Host | None = None
+        self._config: TwilioConfig | None = None
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/twilio", self.message_webhook, methods=["POST"]),
+            Route("/twilio/status", self.status_webhook, methods=["POST"]),
+        ]
+
+    async def startup(self, host: Host) -> None:
+        """Read the settings and load the SDK; refuse to start without the auth token."""
+        config = TwilioConfig.from_settings(host.settings)
+        load_sdk("twilio.request_validator")
+        load_sdk("twilio.twiml.messaging_response")
+        if config.token is None and host.insecure_dev:
+            log.warning(
+                "INSECURE DEV MODE: TWILIO_AUTH_TOKEN is not set, so Twilio signatures are "
+                "NOT checked and anyone can post to /twilio; never expose this server"
+            )
+        else:
+            config.check()
+        self._host, self._config = host, config
+
+    async def shutdown(self) -> None:
+        """Forget the host; the HTTP client and the log belong to the app."""
+        self._host = self._config = None
+
+    async def message_webhook(self, request: Request) -> Response:
+        """An inbound SMS or WhatsApp message: run the engine, answer with TwiML."""
+        host, config = self._ready()
+        try:
+            inbound = to_inbound(await self._signed_form(request))
+        except MalformedRequest as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status_code)
+        key = host.contact_key(inbound.contact)
+        ids = {"contact": key, "message_sid": inbound.message_id, "channel": inbound.channel}
+        log.info("twilio message received", extra=ids)
+        reply = await host.receive(inbound)
+        texts = [body for message in reply.messages for body in bodies(message)]
+        log.info("twilio reply", extra={**ids, "parts": len(texts)})
+        return Response(twiml(texts, config.status_callback()), media_type="application/xml")
+
+    async def status_webhook(self, request: Request) -> Response:
+        """A status callback: record it; send nothing."""
+        host, _ = self._ready()
+        try:
+            update = read_status(await self._signed_form(request))
+        except MalformedRequest as exc:
+            return PlainTextResponse(exc.reason, status_code=exc.status_code)
+        await record_status(host, update)
+        return Response(status_code=204)
+
+    async def send(self, message: Outbound) -> Delivery:
+        """Send `message` through the REST API, in as many parts as SMS needs."""
+        host, config = self._ready()
+        key = host.contact_key(message.contact)
+        if await host.log.opted_out(key):
+            return Delivery(None, "failed", error_code=OPTED_OUT, detail="the contact opted out")
+        sender = self._sender(config, message.contact)
+        if not (sender and config.account_sid and config.token):
+            detail = "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and the sender number to send"
+            return Delivery(None, "failed", error_code="not_configured", detail=detail)
+        first: Delivery | None = None
+        for body in bodies(message):
+            delivery = await post_message(host.http, config, message.contact, sender, body)
+            if delivery.provider_id is None:
+                log.warning(
+                    "twilio send failed",
+                    extra={"contact": key, "error_code": delivery.error_code},
+                )
+                return delivery
+            await host.log.sent(delivery.provider_id, "twilio", key, status=delivery.status)
+            log.info("twilio message sent", extra={"contact": key, "sid": delivery.provider_id})
+            first = first or delivery
+        return first or Delivery(None, "failed", detail="the message has no text")
+
+    @staticmethod
+    def _sender(config: TwilioConfig, contact: str) -> str | None:
+        whatsapp = channel_of(contact) == "whatsapp"
+        return config.whatsapp_from if whatsapp else config.sms_from
+
+    async def _signed_form(self, request: Request) -> Params:
+        """The POST parameters, once their signature is checked (unless insecure dev)."""
+        host, config = self._ready()
+        params = await read_form(request)
+        if config.token is None:  # only possible in insecure dev mode, said loudly at startup
+            return params
+        url = host.public_url(request)
+        if not is_signed(config.token, url, params, request.headers.get(HEADER)):
+            log.warning("twilio signature mismatch", extra={"path": request.url.path})
+            raise MalformedRequest("invalid or missing X-Twilio-Signature", 403)
+        return params
+
+    def _ready(self) -> tuple[Host, TwilioConfig]:
+        if self._host is None or self._config is None:
+            raise ConfigError("the Twilio transport is not started: serve it with create_app")
+        return self._host, self._config
