@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import parse_qsl
 
 import redis.asyncio as redis
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -29,7 +30,7 @@ template = ImmutableSandboxedEnvironment().from_string("Question {{ step }}: {{ 
 
 
 async def webhook(request: Request) -> Response:
-    form = dict(await request.form())
+    form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
     signature = request.headers.get("X-Twilio-Signature", "")
     if not validator.validate(public_url + request.url.path, form, signature):
         return Response(status_code=403)

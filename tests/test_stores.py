@@ -385,3 +385,25 @@ async def test_registry_add_is_atomic_across_connections(tmp_path: Path) -> None
     assert added.count(True) == 1
     await first.aclose()
     await second.aclose()
+
+
+async def test_redis_commit_under_the_lock_frees_the_lock_in_the_same_step(
+    redis_url: str,
+) -> None:
+    import redis.asyncio as aioredis
+
+    store = RedisSessionStore(redis_url, ttl_seconds=600)
+    client = aioredis.from_url(redis_url)
+    try:
+        async with store.locked("+22501"):
+            assert await client.exists("palabre:lock:+22501")
+            await store.commit("+22501", {"step": "b"}, message_id="m7")
+            assert not await client.exists("palabre:lock:+22501"), "commit frees the lock"
+            assert 0 < await client.ttl("palabre:session:+22501") <= 600
+            assert 0 < await client.ttl("palabre:seen:m7") <= 600
+        # the next message of the contact gets the lock at once
+        async with store.locked("+22501"):
+            assert await store.load("+22501", "m7") == (True, {"step": "b"})
+    finally:
+        await client.aclose()
+        await store.aclose()

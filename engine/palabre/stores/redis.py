@@ -34,6 +34,17 @@ if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) 
 return 0
 """
 
+# Commit under a held lock: write the session and the seen id, then free the lock, in one
+# atomic script and one round trip. KEYS: session, seen, lock. ARGV: data ("" deletes),
+# ttl, lock token, "1" when there is a message id to mark.
+_COMMIT_AND_RELEASE = """
+if ARGV[1] == "" then redis.call("del", KEYS[1])
+else redis.call("set", KEYS[1], ARGV[1], "EX", ARGV[2]) end
+if ARGV[4] == "1" then redis.call("set", KEYS[2], "1", "EX", ARGV[2]) end
+if redis.call("get", KEYS[3]) == ARGV[3] then redis.call("del", KEYS[3]) end
+return 1
+"""
+
 
 class RedisSessionStore:
     """A `SessionStore` in Redis, safe for many worker processes and machines."""
@@ -68,6 +79,8 @@ class RedisSessionStore:
         )
         self._redis = aioredis.Redis.from_pool(pool)
         self._release = self._redis.register_script(_RELEASE)
+        self._commit_and_release = self._redis.register_script(_COMMIT_AND_RELEASE)
+        self._tokens: dict[str, str] = {}  # contact → token of the lock this process holds
 
     async def get(self, contact: str) -> Session | None:
         """Return the contact's session, or None when there is none or it expired."""
@@ -78,8 +91,23 @@ class RedisSessionStore:
     async def commit(
         self, contact: str, session: Session | None, *, message_id: str | None = None
     ) -> None:
-        """Save (None: delete) the session and mark `message_id` seen, in one MULTI/EXEC."""
+        """Save (None: delete) the session and mark `message_id` seen, atomically.
+
+        Inside `locked(contact)`, the commit also frees the contact's lock in the same
+        atomic step: a commit is the last thing a turn does under its lock.
+        """
         data = None if session is None else dumps_session(session)
+        token = self._tokens.pop(contact, None)
+        if token is not None:
+            keys = [
+                self._key("session", contact),
+                self._key("seen", message_id or ""),
+                self._key("lock", contact),
+            ]
+            args = [data or "", self.ttl_seconds, token, "1" if message_id else "0"]
+            async with self._errors():
+                await self._commit_and_release(keys=keys, args=args)
+            return
         async with self._errors(), self._redis.pipeline(transaction=True) as pipe:
             if data is None:
                 pipe.delete(self._key("session", contact))
@@ -109,12 +137,15 @@ class RedisSessionStore:
         token = secrets.token_hex(16)
         async with self._local.hold(contact):
             await self._acquire(key, token)
+            self._tokens[contact] = token
             try:
                 yield
             finally:
-                # Should this release be lost (outage, cancellation), the lock's TTL frees it.
-                async with self._errors():
-                    await self._release(keys=[key], args=[token])
+                # commit() may have freed it already. Should this release be lost (outage,
+                # cancellation), the lock's TTL frees it.
+                if self._tokens.pop(contact, None) is not None:
+                    async with self._errors():
+                        await self._release(keys=[key], args=[token])
 
     async def _acquire(self, key: str, token: str) -> None:
         deadline = time.monotonic() + self.lock_wait

@@ -1,0 +1,108 @@
+"""One WhatsApp message object from a webhook, read as an Inbound for the engine.
+
+What each message `type` becomes:
+- `text`: the text; `interactive` (`button_reply`, `list_reply`): reply_id = the id the
+  option was sent with, text = its title; `button` (a template quick reply): reply_id = the
+  payload, text = the button text.
+- `image`, `document`, `audio`, `video`, `sticker`, `voice`: media by Meta media id and
+  MIME type (download it with the media id); a caption becomes the text.
+- `location`: the (latitude, longitude) pair, no text.
+- `reaction` and `system`: ignored (None) — a thumbs-up is not an answer and gets no reply.
+- anything else (`unsupported`, `unknown`, `contacts`, `order`, `nfm_reply`...): an
+  Inbound with no text, so the flow politely asks its question again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from palabre.runtime.messages import Inbound, Media
+
+CHANNEL = "whatsapp"
+IGNORED_TYPES = frozenset({"reaction", "system"})
+MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker", "voice"})
+DEFAULT_MIME = "application/octet-stream"
+
+
+class PayloadError(ValueError):
+    """The body is not shaped like a webhook Meta sends: answer 400, never 500."""
+
+
+def read_message(message: Any) -> Inbound | None:
+    """The Inbound for one `messages[]` item, or None when it needs no answer."""
+    if not isinstance(message, dict):
+        raise PayloadError("each item of messages must be an object")
+    wamid, sender, kind = message.get("id"), message.get("from"), message.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    if not isinstance(wamid, str) or not wamid:
+        raise PayloadError("a message has no string id")
+    if not isinstance(sender, str) or not sender or kind in IGNORED_TYPES:
+        return None
+    reader = READERS.get(kind, _media if kind in MEDIA_TYPES else _unsupported)
+    return Inbound(contact=sender, channel=CHANNEL, message_id=wamid, **reader(message, kind))
+
+
+def part(holder: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object `holder[key]`: {} when absent, PayloadError when not an object."""
+    value = holder.get(key, {})
+    if not isinstance(value, dict):
+        raise PayloadError(f"{key} must be an object")
+    return value
+
+
+def _string(holder: dict[str, Any], key: str) -> str:
+    value = holder.get(key, "")
+    if not isinstance(value, str):
+        raise PayloadError(f"{key} must be a string")
+    return value
+
+
+def _text(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {"text": _string(part(message, "text"), "body")}
+
+
+def _interactive(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    interactive = part(message, "interactive")
+    reply_kind = interactive.get("type")
+    if reply_kind not in ("button_reply", "list_reply"):
+        return {}
+    reply = part(interactive, str(reply_kind))
+    return {"reply_id": _string(reply, "id") or None, "text": _string(reply, "title")}
+
+
+def _button(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    button = part(message, "button")
+    return {"reply_id": _string(button, "payload") or None, "text": _string(button, "text")}
+
+
+def _media(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    media = part(message, kind)
+    media_id = _string(media, "id")
+    mime = _string(media, "mime_type") or DEFAULT_MIME
+    found = (Media(content_type=mime, media_id=media_id),) if media_id else ()
+    return {"media": found, "text": _string(media, "caption")}
+
+
+def _location(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    where = part(message, "location")
+    return {"location": (_number(where, "latitude"), _number(where, "longitude"))}
+
+
+def _unsupported(message: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {}
+
+
+def _number(holder: dict[str, Any], key: str) -> float:
+    value = holder.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise PayloadError(f"a location needs a numeric {key}")
+    return float(value)
+
+
+READERS: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    "text": _text,
+    "interactive": _interactive,
+    "button": _button,
+    "location": _location,
+}

@@ -1,0 +1,123 @@
+"""MetaCloudTransport: WhatsApp through Meta's Cloud API, as a palabre Transport.
+
+Routes: `GET /meta` (webhook verification) and `POST /meta` (notifications), see webhook.
+Sending: `send` for the engine's messages (text, reply buttons or a list), `send_image`
+and `send_template` for notifications. Every wamid Meta accepts goes to the message log,
+where status webhooks move it forward (sent, delivered, read, failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.routing import BaseRoute, Route
+
+from palabre.runtime.messages import Outbound
+from palabre.transports import Delivery, Host
+from palabre_meta_cloud.compose import image_body, message_body, template_body
+from palabre_meta_cloud.config import MetaConfig, missing_settings, read_config, refusal
+from palabre_meta_cloud.graph import post_message
+from palabre_meta_cloud.inbound import CHANNEL
+from palabre_meta_cloud.outbox import RETRY_DELAYS, Outbox
+from palabre_meta_cloud.webhook import Webhook
+
+log = logging.getLogger("palabre.meta_cloud")
+
+
+class MetaCloudTransport:
+    """The WhatsApp Cloud API channel: webhooks in, Graph API `/messages` out."""
+
+    name = "meta_cloud"
+
+    def __init__(self, *, path: str = "/meta", retry_delays: Sequence[float] = RETRY_DELAYS):
+        self.path = path
+        self.outbox = Outbox(self.send, retry_delays)
+        self._webhook = Webhook(self)
+        self._host: Host | None = None
+        self._config: MetaConfig | None = None
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            raise RuntimeError("MetaCloudTransport used before startup(host)")
+        return self._host
+
+    @property
+    def config(self) -> MetaConfig:
+        if self._config is None:
+            raise RuntimeError("MetaCloudTransport used before startup(host)")
+        return self._config
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(self.path, self._webhook.verify, methods=["GET"]),
+            Route(self.path, self._webhook.receive, methods=["POST"]),
+        ]
+
+    async def startup(self, host: Host) -> None:
+        """Read the settings; refuse to start without them unless in insecure dev mode."""
+        config = read_config(host.settings)
+        missing = missing_settings(config)
+        if missing and not host.insecure_dev:
+            raise refusal(missing)
+        if missing:
+            log.warning(
+                "INSECURE DEV MODE: Meta transport started without %s: %s",
+                ", ".join(missing),
+                "; ".join(_consequences(config)),
+            )
+        self._host, self._config = host, config
+
+    async def send(self, message: Outbound) -> Delivery:
+        """Send an engine message: text, reply buttons or a list, by its options."""
+        return await self._post(message.contact, message_body(message))
+
+    async def send_image(
+        self,
+        contact: str,
+        media_id: str | None = None,
+        link: str | None = None,
+        caption: str | None = None,
+    ) -> Delivery:
+        """Send an image by uploaded media id or by public link."""
+        return await self._post(contact, image_body(contact, media_id, link, caption))
+
+    async def send_template(
+        self,
+        contact: str,
+        name: str,
+        language: str,
+        components: list[dict[str, Any]] | None = None,
+    ) -> Delivery:
+        """Send an approved template (needed more than 24 hours after the last message)."""
+        return await self._post(contact, template_body(contact, name, language, components))
+
+    async def shutdown(self) -> None:
+        self._host = None
+
+    async def _post(self, contact: str, body: dict[str, Any]) -> Delivery:
+        host = self.host
+        delivery = await post_message(host.http, self.config, body)
+        key = host.contact_key(contact)
+        fields = {"contact": key, "kind": body["type"], "wamid": delivery.provider_id}
+        if delivery.provider_id:
+            await host.log.sent(delivery.provider_id, CHANNEL, key, status="accepted")
+            log.info("message accepted by Meta", extra=fields)
+        else:
+            fields |= {"code": delivery.error_code, "retryable": delivery.retryable}
+            log.warning("message not sent: %s", delivery.detail, extra=fields)
+        return delivery
+
+
+def _consequences(config: MetaConfig) -> list[str]:
+    """What does not work with the settings missing, said loudly in insecure dev mode."""
+    said = []
+    if config.app_secret is None:
+        said.append("webhook signatures are NOT checked, anyone can post to /meta")
+    if config.verify_token is None:
+        said.append("webhook verification is always refused")
+    if not config.can_send:
+        said.append("replies cannot be sent")
+    return said

@@ -1,0 +1,112 @@
+"""The `/meta` webhook: verification (GET) and notifications (POST).
+
+A POST is answered in this order:
+1. 403 unless `X-Hub-Signature-256` signs the raw body with META_APP_SECRET;
+2. 400 unless the whole body is shaped like a Meta notification (nothing is processed);
+3. statuses go to the message log (they never trigger a reply);
+4. messages go to the engine one after the other, in the order of the body;
+5. 200 as soon as every session is committed; replies are sent afterwards, in a
+   background task, so slow sends never make Meta retry. If the store fails, the answer
+   is 503 so that Meta retries; replies of the turns already committed are still sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from palabre.errors import StoreError
+from palabre.web.app import store_failed
+from palabre_meta_cloud.error_codes import handling_for
+from palabre_meta_cloud.inbound import CHANNEL
+from palabre_meta_cloud.outbox import Place
+from palabre_meta_cloud.payload import Notification, PayloadError, StatusUpdate, read_notification
+from palabre_meta_cloud.signature import signature_matches, token_matches
+
+if TYPE_CHECKING:
+    from palabre_meta_cloud.transport import MetaCloudTransport
+
+log = logging.getLogger("palabre.meta_cloud")
+
+
+class Webhook:
+    """The HTTP endpoints of one MetaCloudTransport."""
+
+    def __init__(self, transport: MetaCloudTransport) -> None:
+        self.transport = transport
+
+    async def verify(self, request: Request) -> Response:
+        """Echo `hub.challenge` when Meta subscribes with our verify token; else 403."""
+        query = request.query_params
+        expected = self.transport.config.verify_token
+        if (
+            query.get("hub.mode") == "subscribe"
+            and token_matches(expected, query.get("hub.verify_token"))
+            and "hub.challenge" in query
+        ):
+            log.info("webhook verified by Meta")
+            return PlainTextResponse(query["hub.challenge"])
+        log.warning("webhook verification refused: wrong mode or verify token")
+        return PlainTextResponse("verification refused", status_code=403)
+
+    async def receive(self, request: Request) -> Response:
+        """Check, parse and process one notification (see the module docstring)."""
+        body = await request.body()
+        if not self._signed(body, request.headers.get("X-Hub-Signature-256")):
+            log.warning("webhook refused: missing or wrong X-Hub-Signature-256")
+            return PlainTextResponse("signature refused", status_code=403)
+        try:
+            notification = read_notification(body, self.transport.config.phone_number_id)
+        except PayloadError as exc:
+            log.warning("webhook refused: %s", exc)
+            return PlainTextResponse(f"malformed notification: {exc}", status_code=400)
+        log.info(
+            "webhook received",
+            extra={
+                "messages": len(notification.inbounds),
+                "statuses": len(notification.statuses),
+                "skipped": notification.skipped,
+            },
+        )
+        await self._record_statuses(notification.statuses)
+        return await self._converse(request, notification)
+
+    def _signed(self, body: bytes, header: str | None) -> bool:
+        secret = self.transport.config.app_secret
+        if secret is None:  # insecure dev only: startup refused otherwise, loudly
+            return True
+        return signature_matches(secret, body, header)
+
+    async def _converse(self, request: Request, notification: Notification) -> Response:
+        host, outbox = self.transport.host, self.transport.outbox
+        places: list[Place] = []
+        try:
+            for inbound in notification.inbounds:
+                reply = await host.receive(inbound)
+                if reply.messages:  # reserve now: places must follow commit order
+                    places.append(outbox.reserve(inbound.contact, reply.messages))
+        except StoreError as exc:
+            response = await store_failed(request, exc)
+            response.background = BackgroundTask(outbox.deliver, places)
+            return response
+        return PlainTextResponse("ok", background=BackgroundTask(outbox.deliver, places))
+
+    async def _record_statuses(self, updates: list[StatusUpdate]) -> None:
+        host = self.transport.host
+        for update in updates:
+            key = host.contact_key(update.recipient) if update.recipient else ""
+            await host.log.status(
+                update.wamid, update.status, update.error_code, channel=CHANNEL, contact_key=key
+            )
+            if update.status == "failed":
+                code = update.error_code
+                handling = handling_for(int(code) if code and code.isdigit() else None)
+                log.warning(
+                    "message failed: %s",
+                    handling.detail,
+                    extra={"wamid": update.wamid, "code": code, "contact": key},
+                )

@@ -1,0 +1,197 @@
+"""The web simulator: its JSON API over real HTTP, and its page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from palabre import builtins
+from palabre.config import Settings
+from palabre.plugins import make_plugin_manager
+from palabre.runtime.messages import Outbound
+from palabre.web.app import create_app
+from palabre.web.simulator import SIMULATOR_PLUGIN, WebSimulator
+
+UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
+UIC_ANSWERS = ["Bonjour", "Mbengue", "Ibrahima", "1997", "DA"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def app_for(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"})
+    plugins = make_plugin_manager([builtins, SIMULATOR_PLUGIN], entry_points=False)
+    return create_app([UIC], settings, plugins=plugins)
+
+
+@pytest.fixture
+def server(tmp_path, live_server):
+    with live_server(app_for(tmp_path)) as running:
+        yield running
+
+
+def post(server, **body) -> httpx.Response:
+    return httpx.post(f"{server.url}/web/messages", json=body)
+
+
+def say(server, session: str, lang: str = "fr", **fields) -> list[dict]:
+    response = post(server, flow="uic", lang=lang, session=session, **fields)
+    assert response.status_code == 200, response.text
+    return response.json()["messages"]
+
+
+# -- the JSON API ---------------------------------------------------------------------------
+
+
+def test_the_flows_are_listed_with_their_languages(server):
+    flows = httpx.get(f"{server.url}/web/flows").json()
+    assert [(f["id"], f["locales"], f["default_locale"]) for f in flows] == [
+        ("uic", ["fr", "ar", "en"], "fr")
+    ]
+    assert flows[0]["title"] == "Unique Identifier Code (CIU)"
+
+
+def test_a_whole_uic_conversation_reaches_its_code(server):
+    session = str(uuid.uuid4())
+    for text in UIC_ANSWERS:
+        messages = say(server, session, text=text)
+    gender = messages[-1]
+    assert gender["language"] == "fr"
+    assert gender["options"][:2] == [{"id": "1", "title": "Homme"}, {"id": "2", "title": "Femme"}]
+    final = say(server, session, reply_id="1")
+    assert "MBEIBR7DA1" in final[-1]["text"], "choosing 'Homme' should finish the code"
+
+
+def test_the_chosen_language_is_used_from_the_first_message(server):
+    messages = say(server, str(uuid.uuid4()), lang="ar", text="hello")
+    assert {m["language"] for m in messages} == {"ar"}
+
+
+def test_each_session_is_its_own_conversation(server):
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    say(server, first, text="Bonjour")
+    assert "2/5" in say(server, first, text="Mbengue")[-1]["text"]
+    assert "1/5" in say(server, second, text="Bonjour")[-1]["text"], "a new tab starts afresh"
+
+
+def test_a_message_sent_twice_is_answered_once(server):
+    session, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+    assert say(server, session, text="Bonjour", id=message_id)
+    assert say(server, session, text="Bonjour", id=message_id) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "JSON"),
+        ("[1, 2]", "object"),
+        ('{"flow": "nope", "lang": "fr", "session": "abcdefgh", "text": "hi"}', "unknown flow"),
+        ('{"flow": "uic", "lang": "de", "session": "abcdefgh", "text": "hi"}', "unknown language"),
+        ('{"flow": "uic", "lang": "fr", "session": "../x", "text": "hi"}', "session"),
+        ('{"flow": "uic", "lang": "fr", "session": "abcdefgh"}', "text or a reply_id"),
+        ('{"flow": "uic", "lang": "fr", "session": "abcdefgh", "text": 5}', "text must be"),
+        ('{"flow": "uic", "lang": "fr", "session": "abcdefgh", "text": "a", "id": "a b"}', "id"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_reason(server, body, reason):
+    response = httpx.post(f"{server.url}/web/messages", content=body)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+
+
+def test_text_over_4096_characters_is_refused(server):
+    response = post(server, flow="uic", lang="fr", session="abcdefgh", text="a" * 4097)
+    assert response.status_code == 400
+    assert "4096" in response.json()["error"]
+
+
+def test_the_page_and_its_files_carry_security_headers(server):
+    for path in ["/", "/web/static/simulator.js", "/web/static/simulator.css"]:
+        response = httpx.get(f"{server.url}{path}")
+        assert response.status_code == 200, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert "default-src 'self'" in response.headers["content-security-policy"], path
+    page = httpx.get(f"{server.url}/").text
+    assert "<script>" not in page and 'name="viewport"' in page
+
+
+@pytest.mark.anyio
+async def test_the_simulator_cannot_send_outside_a_reply():
+    delivery = await WebSimulator().send(Outbound("web:x", "hi", "fr"))
+    assert (delivery.provider_id, delivery.status) == (None, "failed")
+
+
+# -- the page, in a real headless Chromium ------------------------------------------------
+
+
+def needed(found: object, what: str) -> None:
+    """Skip without `found` on a developer's machine; in CI (`CI` set) fail instead."""
+    if found:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing: .ci/run and the test extras should provide it")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture
+def phone(server) -> Iterator[object]:
+    """A phone-sized page of the simulator in Debian's Chromium (never a downloaded browser)."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    needed(Path(path).exists(), "Debian's chromium (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    needed(sync_playwright, "Playwright's Python package (pip install playwright)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(server.url)
+            page.wait_for_selector("#flow option[value=uic]", state="attached")
+            yield page
+        finally:
+            browser.close()
+
+
+def type_message(page, text: str) -> None:
+    count = page.locator(".bubble.bot").count()
+    page.fill("#text", text)
+    page.click("#send")
+    page.locator(".bubble.bot").nth(count).wait_for()  # a locator: the page's CSP forbids eval
+
+
+def test_a_phone_user_gets_a_uic_code_by_typing_and_tapping(phone, tmp_path):
+    page = phone
+    page.select_option("#flow", "uic")
+    page.select_option("#lang", "fr")
+    for text in UIC_ANSWERS:
+        type_message(page, text)
+    page.get_by_role("button", name="Homme").click()
+    page.get_by_text("MBEIBR7DA1").wait_for()
+    assert page.locator(".bubble.user").last.text_content() == "Homme"
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    page.screenshot(path=str(tmp_path / "simulator.png"), full_page=True)
+
+
+def test_message_text_is_shown_as_text_never_as_html(phone):
+    phone.select_option("#lang", "ar")
+    type_message(phone, "<b>مرحبا</b>")
+    assert phone.locator(".bubble.user").first.text_content() == "<b>مرحبا</b>"
+    assert phone.locator("#log b").count() == 0
+    assert phone.locator(".bubble.bot").first.get_attribute("dir") == "auto"
+    assert phone.locator(".bubble.bot").first.get_attribute("lang") == "ar"
