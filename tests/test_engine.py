@@ -353,3 +353,23 @@ async def test_a_channel_may_ask_for_a_flow(tmp_path):
     assert texts(await engine.handle(Inbound("c1", "hi"))) == ["flow one"]
     assert texts(await engine.handle(Inbound("c2", "hi", flow="two"))) == ["flow two"]
     assert texts(await engine.handle(Inbound("c3", "hi", flow="nope"))) == ["flow one"]
+
+
+@pytest.mark.anyio
+async def test_a_button_payload_that_is_no_choice_id_falls_back_to_its_text(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          q: {kind: ask, text: "OK?", save_as: ok, choices: [{id: y, title: "Yes"}, {id: n, title: "No"}]}
+          a: {kind: end, text: "got {{ ok }}"}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    await engine.handle(Inbound("c1", "hi"))
+    reply = await engine.handle(Inbound("c1", "No", reply_id="TEMPLATE_PAYLOAD_42"))
+    assert texts(reply) == ["got n"]
+    await engine.handle(Inbound("c2", "hi"))
+    refused = await engine.handle(Inbound("c2", "", reply_id="TEMPLATE_PAYLOAD_42"))
+    assert "answer_rejected" in refused.event_names()

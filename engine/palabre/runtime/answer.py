@@ -35,7 +35,10 @@ def read_answer(
     text = inbound.text.strip()
     choices = step.get("choices")
     if choices and inbound.reply_id:
-        return _by_reply_id(choices, inbound.reply_id)
+        verdict = _by_reply_id(choices, inbound.reply_id)
+        if verdict.refusal is None or not text:
+            return verdict
+        # A template quick-reply carries its own payload: its text may still name a choice.
     if not text:
         return (
             Verdict(refusal=texts.NOT_TEXT, reason="not_text")

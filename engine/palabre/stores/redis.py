@@ -104,7 +104,12 @@ class RedisSessionStore:
                 self._key("seen", message_id or ""),
                 self._key("lock", contact),
             ]
-            args = [data or "", self.ttl_seconds, token, "1" if message_id else "0"]
+            args: list[str | int] = [
+                data or "",
+                self.ttl_seconds,
+                token,
+                "1" if message_id else "0",
+            ]
             async with self._errors():
                 await self._commit_and_release(keys=keys, args=args)
             return

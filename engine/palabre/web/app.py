@@ -17,7 +17,7 @@ import httpx
 import pluggy
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from palabre.bootstrap import build_engine
@@ -27,6 +27,7 @@ from palabre.plugins import make_plugin_manager
 from palabre.stores.base import SessionStore
 from palabre.stores.messagelog import MessageLog
 from palabre.transports import Host, Transport
+from palabre.web.errors import store_failed
 
 log = logging.getLogger("palabre.web")
 
@@ -91,13 +92,3 @@ async def readyz(request: Request) -> Response:
     except StoreError:
         return PlainTextResponse("store unavailable", status_code=503)
     return PlainTextResponse("ready")
-
-
-async def store_failed(request: Request, exc: Exception) -> Response:
-    """The store is down: nothing was written, the provider should retry."""
-    log.error("store failure while handling %s: %s", request.url.path, type(exc).__name__)
-    return JSONResponse(
-        {"error": "temporarily unavailable, retry later"},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from palabre.errors import StoreError
-from palabre.web.app import store_failed
+from palabre.web.errors import store_failed
 from palabre_meta_cloud.error_codes import handling_for
 from palabre_meta_cloud.inbound import CHANNEL
 from palabre_meta_cloud.outbox import Place
