@@ -16,7 +16,7 @@ from palabre.config import Settings
 from palabre.plugins import make_plugin_manager
 from palabre.runtime.messages import Outbound
 from palabre.web.app import create_app
-from palabre.web.simulator import SIMULATOR_PLUGIN, WebSimulator
+from palabre.web.simulator import WebSimulator
 
 UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
 UIC_ANSWERS = ["Bonjour", "Mbengue", "Ibrahima", "1997", "DA"]
@@ -33,7 +33,7 @@ CHROMIUM_FLAGS = [
 
 def app_for(tmp_path: Path):
     settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"})
-    plugins = make_plugin_manager([builtins, SIMULATOR_PLUGIN], entry_points=False)
+    plugins = make_plugin_manager([builtins], entry_points=False)
     return create_app([UIC], settings, plugins=plugins)
 
 

@@ -22,11 +22,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from palabre.flow.model import Flow
-from palabre.hookspecs import hookimpl
 from palabre.i18n.language import LANGUAGE_NAMES
 from palabre.runtime.engine import Engine
 from palabre.runtime.messages import Inbound, Outbound, Reply
-from palabre.transports import Delivery, Host, Transport
+from palabre.transports import Delivery, Host
 
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 4096
@@ -188,14 +187,3 @@ def _reply_json(reply: Reply) -> dict[str, Any]:
             for message in reply.messages
         ]
     }
-
-
-class SimulatorPlugin:
-    """Registers the web simulator; `trylast`, like every built-in default."""
-
-    @hookimpl(trylast=True)
-    def register_transports(self) -> list[Transport]:
-        return [WebSimulator()]
-
-
-SIMULATOR_PLUGIN = SimulatorPlugin()
