@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -103,6 +106,10 @@ def test_there_are_hooks_to_check():
         "register_actions",
         "register_template_filters",
         "register_transports",
+        "register_workers",
+        "register_commands",
+        "register_settings",
+        "check_flow",
         "make_session_store",
     }
 
@@ -123,3 +130,72 @@ def test_every_step_kind_is_exercised_by_a_test(kind):
 def test_every_action_is_exercised_by_a_test(action):
     flows = "\n".join(p.read_text() for p in (ROOT / "flows").glob("*.yaml"))
     assert action in TESTS or action in flows, f"no test or flow uses {action}"
+
+
+class Extends:
+    """A plugin that adds a command, owns a settings section and runs a worker."""
+
+    ran: ClassVar[list[str]] = []
+
+    @hookimpl
+    def register_commands(self, commands):
+        hello = commands.add_parser("hello", help="say hello")
+        hello.set_defaults(run=lambda args: print("hello from a plugin") or 0)
+
+    @hookimpl
+    def register_settings(self):
+        return ["demo"]
+
+    @hookimpl
+    def check_flow(self, flow):
+        from palabre.errors import Problem
+
+        demo = flow.settings.extra.get("demo")
+        if demo is None or isinstance(demo.get("uid"), str):
+            return []
+        line, column = flow.locate("settings", "demo", "uid")
+        return [Problem(flow.file, line, column, "settings.demo.uid", "uid must be a text")]
+
+    @hookimpl
+    def register_workers(self):
+        async def work(host):
+            Extends.ran.append(type(host).__name__)
+            await asyncio.Event().wait()  # runs until cancelled at shutdown
+
+        return [work]
+
+
+def test_a_plugin_adds_a_command(capsys):
+    from palabre.cli import main
+
+    assert main(["hello"], plugins=make_plugin_manager([Extends()])) == 0
+    assert capsys.readouterr().out == "hello from a plugin\n"
+
+
+def test_plugins_own_settings_sections_and_check_them(tmp_path):
+    from palabre.bootstrap import Toolkit, load_flows
+
+    flow = tmp_path / "f.yaml"
+    flow.write_text(
+        "id: f\nsettings:\n  locales: [en]\n  default_locale: en\n"
+        "  demo: {uid: 12}\n  dmeo: {}\nsteps: {a: {kind: end}}\n"
+    )
+    _, problems = load_flows([flow], Toolkit.create(None, make_plugin_manager([Extends()])))
+    assert [str(p).replace(f"{tmp_path}/", "") for p in problems] == [
+        "f.yaml:5:15: settings.demo.uid: uid must be a text",
+        "f.yaml:6:9: settings.dmeo: unknown setting 'dmeo' (did you mean 'demo'?)",
+    ]
+
+
+def test_workers_run_for_the_life_of_the_server(tmp_path, live_server):
+    from palabre.web.app import create_app
+
+    Extends.ran.clear()
+    settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "s"})
+    manager = make_plugin_manager([Extends()], disabled=["twilio", "meta_cloud"])
+    app = create_app([ROOT / "flows" / "uic.yaml"], settings, plugins=manager)
+    with live_server(app):
+        deadline = time.monotonic() + 5
+        while not Extends.ran and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert Extends.ran == ["Host"]

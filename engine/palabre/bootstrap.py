@@ -7,6 +7,7 @@ each get an engine of their own.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,15 +19,17 @@ import pluggy
 from palabre.config import Settings
 from palabre.errors import FlowError, Problem
 from palabre.flow.check import check_flow
-from palabre.flow.loader import parse_flow
+from palabre.flow.loader import SETTINGS_TYPES, parse_flow
 from palabre.flow.model import Flow
 from palabre.flow.source import read_source
+from palabre.flow.suggest import closest
 from palabre.i18n.catalogs import Catalogs
 from palabre.i18n.templates import Templates
 from palabre.plugins import collect_actions, collect_filters, make_plugin_manager
 from palabre.runtime.engine import Engine
 from palabre.runtime.speech import Speech
 from palabre.stores.base import SessionStore
+from palabre.stores.media import MediaStore
 from palabre.stores.registry import SQLiteRegistry
 
 log = logging.getLogger("palabre.flows")
@@ -87,11 +90,28 @@ def load_flows(files: list[Path], toolkit: Toolkit) -> tuple[dict[str, Flow], li
             continue
         flows[flow.id] = flow
     actions = collect_actions(toolkit.plugins)
+    owned = {name for batch in toolkit.plugins.hook.register_settings() for name in batch}
     for flow in flows.values():
         problems += check_flow(
             flow, toolkit.templates, toolkit.catalogs, actions=actions, flow_ids=flows
         )
-    return flows, problems
+        problems += _unknown_settings(flow, owned)
+        problems += [p for batch in toolkit.plugins.hook.check_flow(flow=flow) for p in batch]
+    return flows, sorted(problems)
+
+
+def _unknown_settings(flow: Flow, owned: set[str]) -> list[Problem]:
+    return [
+        Problem(
+            flow.file,
+            *flow.locate("settings", name),
+            f"settings.{name}",
+            f"unknown setting '{name}'",
+            closest(name, owned | set(SETTINGS_TYPES)),
+        )
+        for name in flow.settings.extra
+        if name not in owned
+    ]
 
 
 def build_engine(
@@ -118,6 +138,7 @@ def build_engine(
     manager = toolkit.plugins
     chosen = store or manager.hook.make_session_store(settings=settings)
     registry = SQLiteRegistry(settings.data_dir / "registry.db")
+    media = MediaStore(settings.data_dir / "media.db", _media_secret(settings), clock=clock)
     speech = Speech(toolkit.catalogs, toolkit.templates)
     return Engine(
         flows,
@@ -125,7 +146,14 @@ def build_engine(
         speech,
         collect_actions(manager),
         settings,
-        services={"registry": registry},
+        services={"registry": registry, "media": media},
         clock=clock,
         http=http,
     )
+
+
+def _media_secret(settings: Settings) -> bytes:
+    """The key of media URL tokens: the deployment secret, else one for this process only."""
+    if settings.has_secret("PALABRE_SECRET") or settings.dev:
+        return settings.secret("PALABRE_SECRET")
+    return secrets.token_bytes(32)

@@ -5,7 +5,8 @@ Its hooks are `trylast`, so a third-party plugin can replace any of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from palabre.actions import Action
@@ -15,7 +16,7 @@ from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
 from palabre.stores.base import SessionStore
 from palabre.stores.factory import open_store
-from palabre.transports import Transport
+from palabre.transports import Host, Transport
 
 
 @hookimpl(trylast=True)
@@ -34,6 +35,18 @@ def register_transports() -> list[Transport]:
     from palabre.web.simulator import WebSimulator
 
     return [WebSimulator()]
+
+
+async def purge_media(host: Host) -> None:
+    """Delete expired media (QR codes...) every ten minutes."""
+    while True:
+        await host.engine.services["media"].purge()
+        await asyncio.sleep(600)
+
+
+@hookimpl(trylast=True)
+def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
+    return [purge_media]
 
 
 @hookimpl(trylast=True)

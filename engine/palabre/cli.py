@@ -13,18 +13,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pluggy
 from starlette.applications import Starlette
 
 from palabre.config import Settings
 from palabre.errors import FlowError, PalabreError, Problem
 from palabre.logs import configure_logging
+from palabre.plugins import make_plugin_manager
 
 LOCALES = ["fr", "ar", "en"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, plugins: pluggy.PluginManager | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 problems found, 2 usage or setup error)."""
-    parser = _parser()
+    try:
+        parser = _parser(plugins or make_plugin_manager())
+    except PalabreError as exc:
+        print(f"palabre: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -41,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="palabre", description="YAML-driven chatbot engine.")
     commands = parser.add_subparsers(title="commands")
 
@@ -70,10 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of the flow format")
     schema.set_defaults(run=_schema)
 
-    plugins = commands.add_parser("plugins", help="list the loaded plugins and actions")
-    plugins.set_defaults(run=_plugins)
+    listing = commands.add_parser("plugins", help="list the loaded plugins and actions")
+    listing.set_defaults(run=_plugins)
 
     _i18n_parser(commands)
+    plugins.hook.register_commands(commands=commands)
     return parser
 
 

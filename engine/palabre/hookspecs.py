@@ -6,9 +6,11 @@ every plugin's contribution is collected. Hooks that decide "who handles it" are
 built-in defaults are `trylast` so any plugin can override them.
 
 Phases:
-1. start-up: `register_actions`, `register_template_filters`, `register_transports`,
-   `make_session_store`;
-2. conversation: actions run from flow steps (see `palabre.actions.Action`).
+1. command line: `register_commands`;
+2. checking flows: `register_settings`, `check_flow`;
+3. start-up: `register_actions`, `register_template_filters`, `register_transports`,
+   `register_workers`, `make_session_store`;
+4. conversation: actions run from flow steps (see `palabre.actions.Action`).
 """
 
 from __future__ import annotations
@@ -18,17 +20,48 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import argparse
+    from collections.abc import Awaitable, Callable
 
     from palabre.actions import Action
     from palabre.config import Settings
+    from palabre.errors import Problem
+    from palabre.flow.model import Flow
     from palabre.stores.base import SessionStore
-    from palabre.transports import Transport
+    from palabre.transports import Host, Transport
 
 PROJECT = "palabre"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- command line -------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `palabre` subcommands: `commands.add_parser(...)`, then `set_defaults(run=fn)`.
+
+    `fn(args)` returns the exit status; it may raise a PalabreError, which the CLI prints
+    as one clear line.
+    """
+
+
+# -- checking flows -------------------------------------------------------------------
+
+
+@hookspec
+def register_settings() -> list[str]:
+    """Return the names of the flow `settings:` sections this plugin reads (e.g. `dhis2`).
+
+    `palabre check` reports any other unknown settings name as a mistake.
+    """
+
+
+@hookspec
+def check_flow(flow: Flow) -> list[Problem]:
+    """Return problems in the parts of `flow` this plugin owns, located with `flow.where`."""
 
 
 # -- start-up: what a plugin adds ---------------------------------------------------
@@ -61,6 +94,16 @@ def register_transports() -> list[Transport]:
     messages and outbound messages into provider API calls. `palabre serve` mounts each
     transport's routes and calls its `startup(host)`, where it may refuse to start
     (for example when its secret is missing and `--insecure-dev` was not given).
+    """
+
+
+@hookspec
+def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
+    """Return background jobs that `palabre serve` runs for its whole life.
+
+    Each is called once with the `palabre.transports.Host` and should loop until it is
+    cancelled at shutdown (retry queues, clean-ups). An exception is logged and the job
+    is restarted after a pause.
     """
 
 

@@ -77,3 +77,10 @@ class Host:
 
     def contact_key(self, contact: str) -> str:
         return self.engine.contact_key(contact)
+
+    async def media_url(self, media_id: str) -> str | None:
+        """The signed, expiring URL of a stored image (absolute with PALABRE_PUBLIC_URL)."""
+        token = await self.engine.services["media"].token(media_id)
+        if token is None:
+            return None
+        return f"{(self.settings.public_url or '').rstrip('/')}/media/{token}.png"

@@ -213,6 +213,8 @@ def _templates_of(step: Step) -> list[tuple[str, str, bool, set[str]]]:
         found.append(("choices", choice.title.msgid, False, set()))
     if step.get("save"):
         found.append(("save", step.get("save"), False, {"value"}))
+    if step.get("image"):
+        found.append(("image", step.get("image"), False, set()))
     earlier: set[str] = set()
     for key, value in step.get("vars", {}).items():
         found.append((f"vars.{key}", str(value), False, set(earlier)))

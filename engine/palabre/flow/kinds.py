@@ -28,7 +28,11 @@ NEXT = FieldSpec("step", "the step that follows (default: the next one in the fi
 KINDS: dict[str, KindSpec] = {
     "say": KindSpec(
         "Send a message, then continue.",
-        {"text": FieldSpec("text", "the message (a Jinja template)", True), "next": NEXT},
+        {
+            "text": FieldSpec("text", "the message (a Jinja template)", True),
+            "image": FieldSpec("str", "a template giving a media id to attach (empty: none)"),
+            "next": NEXT,
+        },
     ),
     "ask": KindSpec(
         "Ask a question and wait for a valid answer.",
@@ -74,7 +78,13 @@ KINDS: dict[str, KindSpec] = {
         },
         one_of=("step", "flow"),
     ),
-    "end": KindSpec("End the conversation.", {"text": FieldSpec("text", "a last message")}),
+    "end": KindSpec(
+        "End the conversation.",
+        {
+            "text": FieldSpec("text", "a last message"),
+            "image": FieldSpec("str", "a template giving a media id to attach (empty: none)"),
+        },
+    ),
     "handoff": KindSpec(
         "Hand the conversation to a human agent; the bot stops replying.",
         {

@@ -60,6 +60,7 @@ def parse_flow(source: Source) -> tuple[Flow | None, list[Problem]]:
         file=source.file,
         settings=_settings(source, data.get("settings", {})),
         steps=_steps(source, data.get("steps", {})),
+        positions=source.positions,
     )
     flow.triggers, flow.default = _triggers(source, data.get("triggers", {}))
     return flow, sorted(source.problems)

@@ -78,6 +78,13 @@ class Flow:
     triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     default: bool = False
     where: Where = (1, 1)
+    positions: dict[tuple[str | int, ...], Where] = field(default_factory=dict, repr=False)
+
+    def locate(self, *path: str | int) -> Where:
+        """(line, column) where `path` (e.g. "settings", "dhis2", "program") is written."""
+        while path and path not in self.positions:
+            path = path[:-1]
+        return self.positions.get(path, self.where)
 
     @property
     def start(self) -> str:

@@ -46,6 +46,7 @@ class Outbound:
     text: str
     language: str
     options: tuple[Option, ...] = ()
+    image: str | None = None  # a media id in the media store (palabre.stores.media)
 
 
 @dataclass(frozen=True)

@@ -91,8 +91,8 @@ class Turn:
     def event(self, name: str, **data: Any) -> None:
         self.reply.events.append(Event(name, data))
 
-    def send(self, text: str, options: tuple[Option, ...] = ()) -> None:
-        message = Outbound(self.inbound.contact, text, self.lang, options)
+    def send(self, text: str, options: tuple[Option, ...] = (), image: str | None = None) -> None:
+        message = Outbound(self.inbound.contact, text, self.lang, options, image or None)
         self.reply.messages.append(message)
 
     def send_plain(self, msgid: str) -> None:
@@ -103,7 +103,9 @@ class Turn:
         return self.engine.speech.say(step.get(field), self.lang, self.variables(), where)
 
     def send_text(self, step: Step, field: str) -> None:
-        self.send(self.text_of(step, field))
+        image = step.get("image")
+        media = self.render(image, f"{self.where(step)}.image").strip() if image else None
+        self.send(self.text_of(step, field), image=media)
 
     def ask(self, step: Step, prefix: str = "", field: str = "text") -> None:
         """Put the question of `step` (with its choices), optionally after `prefix`."""

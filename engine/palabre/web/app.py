@@ -8,8 +8,9 @@ providers retry; a malformed request is a 4xx.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from palabre.config import Settings
 from palabre.errors import StoreError
 from palabre.plugins import make_plugin_manager
 from palabre.stores.base import SessionStore
+from palabre.stores.media import MediaStore
 from palabre.stores.messagelog import MessageLog
 from palabre.transports import Host, Transport
 from palabre.web.errors import store_failed
@@ -60,11 +62,20 @@ def create_app(
             engine, settings, MessageLog(settings.data_dir / "messages.db"), client, insecure_dev
         )
         app.state.host = host
+        jobs: list[asyncio.Task[None]] = []
         try:
             for transport in transports:
                 await transport.startup(host)
+            jobs = [
+                asyncio.create_task(keep_running(worker, host))
+                for batch in manager.hook.register_workers()
+                for worker in batch
+            ]
             yield
         finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
             for transport in transports:
                 await transport.shutdown()
             await engine.aclose()
@@ -72,11 +83,46 @@ def create_app(
             if http is None:
                 await client.aclose()
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/media/{token}", media),
+    ]
     routes += [route for transport in transports for route in transport.routes()]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_failed}
     )
+
+
+async def keep_running(worker: Callable[[Host], Awaitable[None]], host: Host) -> None:
+    """Run a background job; if it fails, log it and start it again after a pause."""
+    while True:
+        try:
+            await worker(host)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job %s failed; restarting in 5 s", _name(worker))
+            await asyncio.sleep(5)
+
+
+def _name(worker: object) -> str:
+    return getattr(worker, "__qualname__", type(worker).__name__)
+
+
+async def media(request: Request) -> Response:
+    """An image Palabre serves (a QR code...): only with a valid, unexpired token."""
+    host: Host = request.app.state.host
+    store: MediaStore = host.engine.services["media"]
+    media_id = store.verify(request.path_params["token"].removesuffix(".png"))
+    if media_id is None:
+        return PlainTextResponse("forbidden", status_code=403)
+    item = await store.get(media_id)
+    if item is None:
+        return PlainTextResponse("not found", status_code=404)
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    return Response(item.data, media_type=item.content_type, headers=headers)
 
 
 async def healthz(request: Request) -> Response:
