@@ -1,0 +1,1 @@
+"""DHIS-2 Tracker actions for Palabre (in progress)."""

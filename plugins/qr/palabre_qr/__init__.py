@@ -1,0 +1,1 @@
+"""QR code images for Palabre (in progress)."""
