@@ -146,7 +146,12 @@ def build_engine(
         speech,
         collect_actions(manager),
         settings,
-        services={"registry": registry, "media": media},
+        services={
+            "registry": registry,
+            "media": media,
+            "settings": settings,
+            "data_dir": settings.data_dir,
+        },
         clock=clock,
         http=http,
     )

@@ -1,0 +1,101 @@
+"""The DHIS-2 connection, read from the process settings (the one configuration door).
+
+DHIS2_URL           base URL, e.g. https://dhis.example.org (no /api)
+DHIS2_TOKEN         a personal access token, sent as `Authorization: ApiToken <token>`
+DHIS2_USERNAME      with DHIS2_PASSWORD: HTTP Basic, when there is no token
+DHIS2_PASSWORD
+DHIS2_VERSION       the server's version, 2.38 to 2.42 (default 2.41): picks query names
+DHIS2_TIMEOUT       seconds per request (default 4)
+DHIS2_RETRY_DELAYS  pauses before each retry of a timeout or 5xx (default 0.2,0.5,1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+from palabre.config import Settings
+from palabre.errors import ConfigError
+from palabre_dhis2.params import DEFAULT_VERSION, Version, parse_version
+
+DEFAULT_TIMEOUT = 4.0
+DEFAULT_RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Dhis2Config:
+    """Where DHIS-2 is and how to sign in. Its repr never shows the credentials."""
+
+    url: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+    version: Version = DEFAULT_VERSION
+    timeout: float = DEFAULT_TIMEOUT
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Dhis2Config:
+        """Read the DHIS2_* options and secrets; ConfigError names a malformed one."""
+        return cls(
+            url=(settings.option("DHIS2_URL") or "").rstrip("/"),
+            username=settings.option("DHIS2_USERNAME") or "",
+            password=settings.secrets.get("DHIS2_PASSWORD", ""),
+            token=settings.secrets.get("DHIS2_TOKEN", ""),
+            version=parse_version(settings.option("DHIS2_VERSION")),
+            timeout=_number(settings, "DHIS2_TIMEOUT", DEFAULT_TIMEOUT),
+            retry_delays=_delays(settings.option("DHIS2_RETRY_DELAYS")),
+        )
+
+    @property
+    def configured(self) -> bool:
+        """True when DHIS2_URL is set: without it, DHIS-2 actions are skipped."""
+        return bool(self.url)
+
+    def auth(self) -> httpx.Auth | None:
+        """Basic auth from DHIS2_USERNAME/DHIS2_PASSWORD (None with a token or no user)."""
+        if self.token or not self.username:
+            return None
+        return httpx.BasicAuth(self.username, self.password)
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"ApiToken {self.token}"
+        return headers
+
+    def credentials_hint(self) -> str:
+        """Which settings hold the credentials in use, for error messages."""
+        if self.token:
+            return "DHIS2_TOKEN"
+        if self.username:
+            return "DHIS2_USERNAME and DHIS2_PASSWORD"
+        return "no credentials: set DHIS2_TOKEN, or DHIS2_USERNAME and DHIS2_PASSWORD"
+
+
+def _number(settings: Settings, name: str, default: float) -> float:
+    raw = settings.option(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw}")
+    return value
+
+
+def _delays(raw: str | None) -> tuple[float, ...]:
+    if not raw:
+        return DEFAULT_RETRY_DELAYS
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"DHIS2_RETRY_DELAYS={raw!r} should be seconds separated by commas, e.g. 0.2,0.5,1"
+        ) from None
+    if any(delay < 0 for delay in delays) or len(delays) > 5:
+        raise ConfigError("DHIS2_RETRY_DELAYS takes at most 5 non-negative pauses")
+    return delays
