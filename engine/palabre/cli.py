@@ -209,13 +209,23 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugin_sources() -> list[Path]:
+    """The folders of the loaded plugin packages, whose user-facing texts are marked N_()."""
+    folders = set()
+    for _, plugin in make_plugin_manager().list_name_plugin():
+        paths = getattr(plugin, "__path__", None)  # a plugin that is a package
+        folders |= {Path(p) for p in paths or ()}
+    return sorted(folders)
+
+
 def _i18n(args: argparse.Namespace) -> int:
     from palabre.bootstrap import flow_files
     from palabre.i18n import tooling
 
     template = args.locales / "messages.pot"
     if args.step == "extract":
-        catalog = tooling.extract(flow_files([args.flows]), [Path(__file__).parent], template)
+        sources = [Path(__file__).parent, *_plugin_sources()]
+        catalog = tooling.extract(flow_files([args.flows]), sources, template)
         print(f"{len(catalog)} texts written to {template}")
     elif args.step == "update":
         for path in tooling.update(template, args.locales, LOCALES):

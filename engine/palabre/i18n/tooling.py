@@ -159,7 +159,7 @@ def update(
 def _fill_with_source(catalog: Catalog) -> None:
     for message in catalog:
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        if message.id and not any(strings):
+        if message.id and (not any(strings) or message.fuzzy):
             message.string = message.id
             message.flags.discard("fuzzy")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from palabre.actions import ActionContext
 from palabre.config import Settings
+from palabre.i18n.messages import N_
 from palabre_dhis2.config import Dhis2Config
 from palabre_dhis2.queue import RegistrationQueue, queue_for
 
-# English source texts shown to the contact; kept short and neutral.
-UNAVAILABLE = "The health registry cannot be reached right now."
-REFUSED = "The health registry could not record this request."
+# English source texts shown to the contact, translated through the catalogs.
+UNAVAILABLE = N_("The health registry cannot be reached right now.")
+REFUSED = N_("The health registry could not record this request.")
 
 
 def settings_of(context: ActionContext) -> Settings:
