@@ -7,12 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.test_dhis2 import PROGRAM, client_for, fake, settings_for
 
 from palabre.bootstrap import build_engine
 from palabre.runtime.messages import Inbound
 from palabre_dhis2.queue import queue_for
 from palabre_dhis2.worker import drain
-from tests.test_dhis2 import PROGRAM, client_for, fake, settings_for
 
 ROOT = Path(__file__).parent.parent
 ANSWERS = ["Bonjour", "Mbengue", "Ibrahima", "1997", "DA", "1"]
