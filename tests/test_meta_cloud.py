@@ -14,6 +14,8 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
+from email.parser import BytesParser
+from email.policy import HTTP
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.test_qr import CODE as QR_CODE
+from tests.test_qr import decode as decode_qr
+from tests.test_qr import qr_flow
 
 import palabre.builtins
+import palabre_dhis2
 import palabre_meta_cloud
+import palabre_qr
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.errors import ConfigError, StoreUnavailable
@@ -40,7 +47,9 @@ from palabre.transports import Host
 from palabre.web.app import create_app
 from palabre_meta_cloud import MetaCloudTransport
 from palabre_meta_cloud.inbound import read_message
+from palabre_meta_cloud.outbox import RETRY_DELAYS
 from palabre_meta_cloud.signature import sign
+from palabre_qr.png import qr_png
 
 UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
 APP_SECRET = "test-app-secret"
@@ -60,15 +69,36 @@ GENDER_ROWS = [
 
 
 class FakeGraph:
-    """Records each /messages request; answers with a new wamid, or with queued answers."""
+    """Records each /messages and /media request; answers with a new wamid or media id, or
+    with the answers queued in `answers` (/messages) and `upload_answers` (/media)."""
 
     def __init__(self) -> None:
         self.url = ""  # set once served
         self.requests: list[dict[str, Any]] = []
         self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.upload_answers: list[tuple[int, dict[str, Any]]] = []
         self.app = Starlette(
-            routes=[Route("/{version}/{phone}/messages", self.messages, methods=["POST"])]
+            routes=[
+                Route("/{version}/{phone}/messages", self.messages, methods=["POST"]),
+                Route("/{version}/{phone}/media", self.media, methods=["POST"]),
+            ]
         )
+
+    async def media(self, request: Request) -> JSONResponse:
+        """An upload, read as the documented multipart form: file, type, messaging_product."""
+        content_type = request.headers.get("content-type", "")
+        self.requests.append(
+            {
+                "path": request.url.path,
+                "auth": request.headers.get("authorization"),
+                "content_type": content_type.split(";")[0],
+                "form": multipart_form(content_type, await request.body()),
+            }
+        )
+        if self.upload_answers:
+            status_code, answer = self.upload_answers.pop(0)
+            return JSONResponse(answer, status_code=status_code)
+        return JSONResponse({"id": f"MEDIA{len(self.requests)}"})
 
     async def messages(self, request: Request) -> JSONResponse:
         body = await request.json()
@@ -88,15 +118,36 @@ class FakeGraph:
         )
 
     def bodies(self, to: str | None = None) -> list[dict[str, Any]]:
-        return [r["json"] for r in self.requests if to is None or r["json"]["to"] == to]
+        sent = [r["json"] for r in self.requests if "json" in r]
+        return [body for body in sent if to is None or body["to"] == to]
+
+    def uploads(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if "form" in r]
 
     def texts(self, to: str) -> list[str]:
         return [_shown_text(body) for body in self.bodies(to)]
 
 
+def multipart_form(content_type: str, body: bytes) -> dict[str, Any]:
+    """Each part of a multipart/form-data body: a field's text, or a file's
+    (filename, content type, bytes)."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    assert message.is_multipart(), "the upload must be multipart/form-data"
+    form: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        filename = part.get_filename()
+        form[name] = (filename, part.get_content_type(), data) if filename else data.decode()
+    return form
+
+
 def _shown_text(body: dict[str, Any]) -> str:
     if body["type"] == "text":
         return body["text"]["body"]
+    if body["type"] == "image":
+        return body["image"].get("caption", "")
     return body["interactive"]["body"]["text"]
 
 
@@ -133,7 +184,8 @@ class Plugin:
 
 
 def app_for(settings: Settings, **options: Any) -> Starlette:
-    manager = make_plugin_manager([palabre.builtins, palabre_meta_cloud], entry_points=False)
+    plugins = [palabre.builtins, palabre_dhis2, palabre_meta_cloud]  # UIC has settings.dhis2
+    manager = make_plugin_manager(plugins, entry_points=False)
     return create_app([UIC], settings, plugins=manager, **options)
 
 
@@ -506,12 +558,17 @@ def test_a_store_failure_answers_503_and_committed_turns_still_get_their_replies
 
 
 @asynccontextmanager
-async def started(settings: Settings, tmp_path: Path, **host_options: Any):
+async def started(
+    settings: Settings,
+    tmp_path: Path,
+    retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    **host_options: Any,
+):
     """A transport started on a Host of its own, as the web app's lifespan does."""
     engine = build_engine([UIC], settings)
     async with httpx.AsyncClient() as http:
         host = Host(engine, settings, MessageLog(tmp_path / "messages.db"), http, **host_options)
-        meta = MetaCloudTransport()
+        meta = MetaCloudTransport(retry_delays=retry_delays)
         try:
             await meta.startup(host)
             yield meta
@@ -682,7 +739,8 @@ async def test_the_graph_version_is_configurable(graph, tmp_path):
 def test_a_rate_limited_reply_is_retried_in_order(live_server, graph, tmp_path):
     graph.answers.append((400, graph_error(131056, "(#131056) Pair rate limit hit")))
     manager = make_plugin_manager(
-        [palabre.builtins, Plugin(MetaCloudTransport(retry_delays=(0.05,)))], entry_points=False
+        [palabre.builtins, palabre_dhis2, Plugin(MetaCloudTransport(retry_delays=(0.05,)))],
+        entry_points=False,
     )
     app = create_app([UIC], settings_for(tmp_path, graph.url), plugins=manager)
     with live_server(app) as server, httpx.Client(base_url=server.url) as client:
@@ -755,3 +813,137 @@ def test_logs_carry_ids_never_phone_numbers_bodies_or_secrets(meta, graph, caplo
     private = [ALICE, "Mbengue", "Ibrahima", "MBEIBR7DA1", "Homme", ACCESS_TOKEN, APP_SECRET]
     leaks = [(word, line) for line in lines for word in private if word in line]
     assert leaks == []
+
+
+# -- images: a QR code uploaded to /media, then sent by its media id -----------------------
+
+
+async def stored_qr(meta: MetaCloudTransport) -> tuple[str, bytes]:
+    """Put the QR PNG in the transport's media store: its palabre media id and its bytes."""
+    png = qr_png(QR_CODE)
+    return await meta.host.engine.services["media"].put(png, "image/png"), png
+
+
+def upload_of(png: bytes) -> dict[str, Any]:
+    """The upload request Meta documents: multipart file, type and messaging_product."""
+    return {
+        "path": f"/v21.0/{PHONE_ID}/media",
+        "auth": f"Bearer {ACCESS_TOKEN}",
+        "content_type": "multipart/form-data",
+        "form": {
+            "messaging_product": "whatsapp",
+            "type": "image/png",
+            "file": ("image.png", "image/png", png),
+        },
+    }
+
+
+def sent(body: dict[str, Any]) -> dict[str, Any]:
+    return {"path": f"/v21.0/{PHONE_ID}/messages", "auth": f"Bearer {ACCESS_TOKEN}", "json": body}
+
+
+@pytest.mark.anyio
+async def test_an_image_is_uploaded_then_sent_by_id_with_the_text_as_caption(transport, graph):
+    media_id, png = await stored_qr(transport)
+    delivery = await transport.send(
+        Outbound(ALICE, "Votre code : MBEIBR7DA1", "fr", image=media_id)
+    )
+    assert graph.requests == [
+        upload_of(png),
+        sent(envelope("image", {"id": "MEDIA1", "caption": "Votre code : MBEIBR7DA1"})),
+    ]
+    assert decode_qr(graph.requests[0]["form"]["file"][2]) == QR_CODE
+    assert (delivery.provider_id, delivery.status) == ("wamid.OUT2", "queued")
+    assert (await transport.host.log.get("wamid.OUT2")).status == "accepted"
+
+
+@pytest.mark.anyio
+async def test_with_options_the_image_has_no_caption_and_the_buttons_follow(transport, graph):
+    media_id, png = await stored_qr(transport)
+    question = Outbound(ALICE, "Est-ce bien vous ?", "fr", options("Oui", "Non"), image=media_id)
+    delivery = await transport.send(question)
+    buttons = [
+        {"type": "reply", "reply": {"id": "1", "title": "Oui"}},
+        {"type": "reply", "reply": {"id": "2", "title": "Non"}},
+    ]
+    assert graph.requests == [
+        upload_of(png),
+        sent(envelope("image", {"id": "MEDIA1"})),
+        sent(
+            envelope(
+                "interactive",
+                {
+                    "type": "button",
+                    "body": {"text": "Est-ce bien vous ?"},
+                    "action": {"buttons": buttons},
+                },
+            )
+        ),
+    ]
+    assert delivery.provider_id == "wamid.OUT2", "the image's wamid, like a first part"
+
+
+@pytest.mark.anyio
+async def test_a_text_too_long_for_a_caption_follows_the_image(transport, graph):
+    media_id, _ = await stored_qr(transport)
+    await transport.send(Outbound(ALICE, "x" * 1025, "fr", image=media_id))
+    await transport.send(Outbound(ALICE, "", "fr", image=media_id))
+    assert [(b["type"], b.get("image"), b.get("text")) for b in graph.bodies()] == [
+        ("image", {"id": "MEDIA1"}, None),
+        ("text", None, {"preview_url": False, "body": "x" * 1025}),
+        ("image", {"id": "MEDIA4"}, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable", "says"),
+    [(130429, True, "retry later"), (190, False, "renew META_ACCESS_TOKEN"), (100, False, "100")],
+)
+@pytest.mark.anyio
+async def test_upload_errors_are_handled_by_their_code(transport, graph, code, retryable, says):
+    media_id, _ = await stored_qr(transport)
+    graph.upload_answers.append((400, graph_error(code, f"(#{code}) Upload refused")))
+    delivery = await transport.send(Outbound(ALICE, "Votre code", "fr", image=media_id))
+    assert (delivery.status, delivery.error_code) == ("failed", str(code))
+    assert (delivery.retryable, says in delivery.detail) == (retryable, True)
+    assert graph.bodies() == [], "no message without its image"
+
+
+@pytest.mark.anyio
+async def test_a_failure_after_the_image_is_retried_alone_and_never_resends_it(graph, tmp_path):
+    graph.answers += [(200, {"messages": [{"id": "wamid.IMAGE"}]})]
+    graph.answers += [(400, graph_error(131056, "(#131056) Pair rate limit hit"))] * 2
+    async with started(settings_for(tmp_path, graph.url), tmp_path, (0.01,)) as meta:
+        media_id, _ = await stored_qr(meta)
+        question = Outbound(
+            ALICE, "Est-ce bien vous ?", "fr", options("Oui", "Non"), image=media_id
+        )
+        delivery = await meta.send(question)
+    assert [b["type"] for b in graph.bodies()] == ["image", "interactive", "interactive"]
+    assert (delivery.status, delivery.error_code) == ("failed", "131056")
+    assert delivery.retryable is False, "retrying the whole would send the image twice"
+
+
+@pytest.mark.anyio
+async def test_an_expired_image_is_sent_as_text_only(transport, graph, caplog):
+    await transport.send(Outbound(ALICE, "Votre code", "fr", image="gone-or-purged"))
+    assert graph.requests == [sent(envelope("text", {"preview_url": False, "body": "Votre code"}))]
+    assert "image expired or unknown" in caplog.text
+
+
+def test_the_qr_card_flow_delivers_its_image_through_the_webhook(live_server, graph, tmp_path):
+    manager = make_plugin_manager(
+        [palabre.builtins, palabre_meta_cloud, palabre_qr], entry_points=False
+    )
+    app = create_app([qr_flow(tmp_path)], settings_for(tmp_path, graph.url), plugins=manager)
+    with live_server(app) as server, httpx.Client(base_url=server.url) as client:
+        say(client, ALICE, "wamid.Q1", "Hello")
+        say(client, ALICE, "wamid.Q2", QR_CODE)
+        wait_until(lambda: any(b["type"] == "image" for b in graph.bodies()))
+    [upload] = graph.uploads()
+    image = graph.bodies()[-1]
+    assert image == envelope(
+        "image", {"id": image["image"]["id"], "caption": f"Your code is {QR_CODE}."}
+    )
+    assert image["image"]["id"] == f"MEDIA{graph.requests.index(upload) + 1}"
+    assert decode_qr(upload["form"]["file"][2]) == QR_CODE

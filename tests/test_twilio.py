@@ -18,7 +18,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -27,8 +27,13 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.test_qr import CODE as QR_CODE
+from tests.test_qr import decode as decode_qr
+from tests.test_qr import qr_flow
 from twilio.request_validator import RequestValidator
 
+import palabre_dhis2
+import palabre_qr
 import palabre_twilio
 from palabre import builtins
 from palabre.config import Settings
@@ -40,9 +45,12 @@ from palabre.runtime.messages import Option, Outbound
 from palabre.stores.messagelog import MessageLog
 from palabre.stores.redis import RedisSessionStore
 from palabre.web.app import create_app
+from palabre_qr.png import qr_png
 from palabre_twilio import TwilioTransport
 from palabre_twilio.config import load_sdk
 from palabre_twilio.inbound import to_inbound
+from palabre_twilio.replies import bodies, twiml
+from palabre_twilio.replies import parts as reply_parts
 from palabre_twilio.sms import encoding, segment_count, segments, split_for_sms
 
 UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
@@ -86,9 +94,10 @@ class Serves:
 
 
 def app_for(settings: Settings, transport: TwilioTransport | None = None, **options):
-    # Only the built-ins and Twilio: other transports have their own secrets and tests.
+    # Only the built-ins, DHIS-2 (the UIC flow's settings.dhis2) and Twilio: other
+    # transports have their own secrets and tests.
     plugin = Serves(transport) if transport else palabre_twilio
-    manager = make_plugin_manager([builtins, plugin], entry_points=False)
+    manager = make_plugin_manager([builtins, palabre_dhis2, plugin], entry_points=False)
     return create_app([UIC], settings, plugins=manager, **options)
 
 
@@ -681,3 +690,117 @@ def test_arabic_and_emoji_are_split_without_breaking_characters():
 def test_a_short_text_is_one_part():
     assert split_for_sms("Bonjour") == ["Bonjour"]
     assert split_for_sms("") == []
+
+
+# -- images: a QR code at its signed public URL -------------------------------------------------
+
+
+PUBLIC = "https://bot.example.org"
+
+
+def qr_app(tmp_path: Path, **options: str):
+    """An app serving the QR card flow (it ends with a QR image) through Twilio."""
+    manager = make_plugin_manager([builtins, palabre_twilio, palabre_qr], entry_points=False)
+    settings = settings_for(tmp_path, **options)
+    return create_app([qr_flow(tmp_path)], settings, plugins=manager)
+
+
+def twiml_parts(response: httpx.Response) -> list[tuple[str, list[str]]]:
+    """(body, media URLs) of each <Message>: text directly inside, or in <Body>."""
+    assert response.status_code == 200, f"{response.status_code}: {response.text}"
+    found = []
+    for message in ET.fromstring(response.content).iter("Message"):
+        body = message.findtext("Body") if message.find("Body") is not None else message.text
+        found.append((body or "", [m.text or "" for m in message.iter("Media")]))
+    return found
+
+
+def qr_card(base: str, signed_url: str, contact: str = WHATSAPP) -> list[tuple[str, list[str]]]:
+    post(base, webhook("Hello", contact), signed_url=signed_url)
+    return twiml_parts(post(base, webhook(QR_CODE, contact), signed_url=signed_url))
+
+
+def test_the_qr_image_rides_in_twiml_at_its_public_signed_url(live_server, tmp_path):
+    with live_server(qr_app(tmp_path, PALABRE_PUBLIC_URL=PUBLIC)) as running:
+        [(body, media)] = qr_card(running.url, f"{PUBLIC}/twilio")
+        assert body == f"Your code is {QR_CODE}."
+        [url] = media
+        assert url.startswith(f"{PUBLIC}/media/") and url.endswith(".png")
+        assert QR_CODE not in url
+        fetched = httpx.get(running.url + urlsplit(url).path)  # as Twilio would, via the proxy
+    assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
+    assert decode_qr(fetched.content) == QR_CODE
+
+
+def test_without_a_public_url_images_are_left_out_with_one_warning(live_server, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="palabre.twilio")
+    with live_server(qr_app(tmp_path)) as running:
+        first = qr_card(running.url, f"{running.url}/twilio")
+        second = qr_card(running.url, f"{running.url}/twilio", contact=PHONE)
+    assert first == second == [(f"Your code is {QR_CODE}.", [])], "the text still goes"
+    warnings = [r for r in caplog.records if "PALABRE_PUBLIC_URL is not set" in r.getMessage()]
+    assert len(warnings) == 1, "said once, not for every image"
+
+
+def test_an_image_goes_on_the_first_part_of_a_split_sms_only():
+    text = "Bonjour " * 500
+    parts = reply_parts(Outbound(PHONE, text, "fr", image="m1"), "https://x.test/media/t.png")
+    assert len(parts) == 3
+    assert [part.media_url for part in parts] == ["https://x.test/media/t.png", None, None]
+    assert [part.body for part in parts] == bodies(Outbound(PHONE, text, "fr"))
+    alone = reply_parts(Outbound(PHONE, "", "fr", image="m1"), "https://x.test/media/t.png")
+    assert [(p.body, p.media_url) for p in alone] == [("", "https://x.test/media/t.png")]
+    tree = ET.fromstring(twiml([*parts[:2], *alone]))
+    assert [len(m.findall("Media")) for m in tree.iter("Message")] == [1, 0, 1]
+    assert tree.findtext("Message/Body").startswith("Bonjour"), "the body stays beside <Media>"
+
+
+async def stored_qr(app) -> tuple[str, str]:
+    """Put the QR PNG in the app's media store: its media id and its signed URL."""
+    host = app.state.host
+    media_id = await host.engine.services["media"].put(qr_png(QR_CODE), "image/png")
+    return media_id, await host.media_url(media_id)
+
+
+@pytest.mark.anyio
+async def test_send_posts_the_media_url_of_the_image(tmp_path, fake_twilio):
+    app, transport = started(tmp_path, fake_twilio, PALABRE_PUBLIC_URL=PUBLIC)
+    async with app.router.lifespan_context(app):
+        media_id, url = await stored_qr(app)
+        delivery = await transport.send(Outbound(WHATSAPP, "Votre code", "fr", image=media_id))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=PUBLIC)
+        async with client:
+            fetched = await client.get(urlsplit(url).path)
+    assert url.startswith(f"{PUBLIC}/media/")
+    assert [request["form"] for request in fake_twilio.requests] == [
+        {
+            "To": WHATSAPP,
+            "From": WHATSAPP_FROM,
+            "Body": "Votre code",
+            "MediaUrl": url,
+            "StatusCallback": f"{PUBLIC}/twilio/status",
+        }
+    ]
+    assert delivery.status == "queued"
+    assert decode_qr(fetched.content) == QR_CODE
+
+
+@pytest.mark.anyio
+async def test_a_long_sms_sends_its_image_with_the_first_part_only(tmp_path, fake_twilio):
+    app, transport = started(tmp_path, fake_twilio, PALABRE_PUBLIC_URL=PUBLIC)
+    async with app.router.lifespan_context(app):
+        media_id, url = await stored_qr(app)
+        await transport.send(Outbound(PHONE, "Bonjour à vous. " * 250, "fr", image=media_id))
+        await transport.send(Outbound(PHONE, "", "fr", image=media_id))
+    forms = [request["form"] for request in fake_twilio.requests]
+    assert [form.get("MediaUrl") for form in forms] == [url, None, None, url]
+    assert "Body" not in forms[-1], "an image alone needs no empty body"
+
+
+@pytest.mark.anyio
+async def test_an_expired_image_is_sent_as_text_only(tmp_path, fake_twilio, caplog):
+    app, transport = started(tmp_path, fake_twilio, PALABRE_PUBLIC_URL=PUBLIC)
+    async with app.router.lifespan_context(app):
+        await transport.send(Outbound(WHATSAPP, "Votre code", "fr", image="gone-or-purged"))
+    assert "MediaUrl" not in fake_twilio.requests[0]["form"]
+    assert "twilio image expired or unknown" in caplog.text

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.test_qr import CODE, decode, qr_flow
 
+import palabre_dhis2
+import palabre_qr
 from palabre import builtins
 from palabre.config import Settings
 from palabre.plugins import make_plugin_manager
@@ -33,7 +38,7 @@ CHROMIUM_FLAGS = [
 
 def app_for(tmp_path: Path):
     settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"})
-    plugins = make_plugin_manager([builtins], entry_points=False)
+    plugins = make_plugin_manager([builtins, palabre_dhis2], entry_points=False)  # settings.dhis2
     return create_app([UIC], settings, plugins=plugins)
 
 
@@ -146,8 +151,8 @@ def needed(found: object, what: str) -> None:
     pytest.skip(f"{what} is not installed")
 
 
-@pytest.fixture
-def phone(server) -> Iterator[object]:
+@contextmanager
+def phone_page(url: str, flow: str) -> Iterator[object]:
     """A phone-sized page of the simulator in Debian's Chromium (never a downloaded browser)."""
     path = shutil.which("chromium") or "/usr/bin/chromium"
     needed(Path(path).exists(), "Debian's chromium (apt-get install chromium)")
@@ -160,11 +165,18 @@ def phone(server) -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844})
-            page.goto(server.url)
-            page.wait_for_selector("#flow option[value=uic]", state="attached")
+            page.goto(url)
+            page.wait_for_selector(f"#flow option[value={flow}]", state="attached")
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture
+def phone(server) -> Iterator[object]:
+    """The simulator on a phone, with the UIC flow."""
+    with phone_page(server.url, "uic") as page:
+        yield page
 
 
 def type_message(page, text: str) -> None:
@@ -195,3 +207,47 @@ def test_message_text_is_shown_as_text_never_as_html(phone):
     assert phone.locator("#log b").count() == 0
     assert phone.locator(".bubble.bot").first.get_attribute("dir") == "auto"
     assert phone.locator(".bubble.bot").first.get_attribute("lang") == "ar"
+
+
+# -- images: the QR card flow's image, in the JSON and on the page ----------------------------
+
+
+@pytest.fixture
+def qr_server(tmp_path, live_server):
+    settings = Settings(data_dir=tmp_path / "data", secrets={"PALABRE_SECRET": "x"})
+    plugins = make_plugin_manager([builtins, palabre_qr], entry_points=False)
+    with live_server(create_app([qr_flow(tmp_path)], settings, plugins=plugins)) as running:
+        yield running
+
+
+def test_a_reply_with_an_image_carries_its_relative_signed_url(qr_server):
+    session = str(uuid.uuid4())
+    asked = post(qr_server, flow="qr_card", lang="en", session=session, text="Hello").json()
+    assert [m["image_url"] for m in asked["messages"]] == [None], "no image, said as null"
+    answer = post(qr_server, flow="qr_card", lang="en", session=session, text=CODE).json()
+    [card] = answer["messages"]
+    assert card["text"] == f"Your code is {CODE}."
+    assert card["image_url"].startswith("/media/") and card["image_url"].endswith(".png")
+    assert decode(httpx.get(qr_server.url + card["image_url"]).content) == CODE
+
+
+def test_the_page_allows_images_from_this_server_only(server):
+    policy = httpx.get(f"{server.url}/").headers["content-security-policy"]
+    assert "img-src 'self'" in policy
+
+
+def test_a_phone_user_sees_the_qr_image_in_the_bot_bubble(qr_server, tmp_path):
+    with phone_page(qr_server.url, "qr_card") as page:
+        type_message(page, "Hello")
+        type_message(page, CODE)
+        image = page.locator(".bubble.bot img")
+        image.wait_for()
+        assert image.get_attribute("alt") == f"Your code is {CODE}."
+        assert image.get_attribute("src").startswith("/media/")
+        deadline = time.monotonic() + 5
+        while not image.evaluate("img => img.complete && img.naturalWidth > 0"):
+            assert time.monotonic() < deadline, "the image did not load (CSP or URL?)"
+            time.sleep(0.05)
+        assert image.evaluate("img => img.naturalWidth") == 290
+        assert page.locator(".bubble.bot").last.text_content() == f"Your code is {CODE}."
+        page.screenshot(path=str(tmp_path / "qr-card.png"), full_page=True)

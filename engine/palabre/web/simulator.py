@@ -4,8 +4,9 @@ It is the `web` transport. The page (plain HTML, CSS and JS from `static/`) asks
 `GET /web/flows` for the flows and their languages, then posts each message to
 `POST /web/messages` and shows the reply it gets back inline. Each browser tab has its own
 random session id; the contact is `web:<session>:<flow>`, so a conversation always belongs
-to the flow it was started in. It is a development tool: it needs no secret, but it is no
-place for real personal data.
+to the flow it was started in. A message's image comes as `image_url`, the signed,
+expiring `/media/<token>.png` path on this same server, which the page's CSP allows. It is
+a development tool: it needs no secret, but it is no place for real personal data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from palabre.flow.model import Flow
 from palabre.i18n.language import LANGUAGE_NAMES
 from palabre.runtime.engine import Engine
 from palabre.runtime.messages import Inbound, Outbound, Reply
+from palabre.stores.media import MediaStore
 from palabre.transports import Delivery, Host
 
 STATIC = Path(__file__).parent / "static"
@@ -33,7 +35,8 @@ SESSION_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -162,7 +165,8 @@ class WebSimulator:
         except ValueError:  # not JSON, or not UTF-8
             return JSONResponse({"error": "the body must be JSON"}, status_code=400)
         reply = await self.host.receive(message.inbound())
-        return JSONResponse(_reply_json(reply), headers={"Cache-Control": "no-store"})
+        answer = await _reply_json(reply, self.host.engine.services["media"])
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
 def _describe(flow: Flow) -> dict[str, Any]:
@@ -176,14 +180,21 @@ def _describe(flow: Flow) -> dict[str, Any]:
     }
 
 
-def _reply_json(reply: Reply) -> dict[str, Any]:
+async def _reply_json(reply: Reply, media: MediaStore) -> dict[str, Any]:
     return {
         "messages": [
             {
                 "text": message.text,
                 "options": [{"id": o.id, "title": o.title} for o in message.options],
                 "language": message.language,
+                "image_url": await _image_path(message, media),
             }
             for message in reply.messages
         ]
     }
+
+
+async def _image_path(message: Outbound, media: MediaStore) -> str | None:
+    """The image's URL on this server, relative like every URL the page uses."""
+    token = await media.token(message.image) if message.image else None
+    return f"/media/{token}.png" if token else None

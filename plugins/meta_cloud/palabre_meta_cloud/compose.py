@@ -16,6 +16,7 @@ from palabre.runtime.messages import Option, Outbound
 MAX_BUTTONS, MAX_BUTTON_TITLE, MAX_BUTTON_ID = 3, 20, 256
 MAX_ROWS, MAX_ROW_TITLE, MAX_ROW_ID = 10, 24, 200
 MAX_INTERACTIVE_BODY = 1024
+MAX_CAPTION = 1024  # an image caption
 
 # The list's "open" button: one short word per language, a neutral sign otherwise.
 LIST_BUTTON = {"fr": "Choisir", "en": "Choose", "ar": "اختر", "es": "Elegir", "pt": "Escolher"}

@@ -41,6 +41,12 @@ class MetaConfig:
         return f"{base}/{self.graph_version}/{self.phone_number_id}/messages"
 
     @property
+    def media_url(self) -> str:
+        """The Graph API endpoint that takes uploads (images...) for this phone number."""
+        base = self.api_base.rstrip("/")
+        return f"{base}/{self.graph_version}/{self.phone_number_id}/media"
+
+    @property
     def can_send(self) -> bool:
         return bool(self.access_token and self.phone_number_id)
 

@@ -1,4 +1,7 @@
-"""Posting to the Graph API `/messages` endpoint, and reading its answer as a Delivery.
+"""Posting to the Graph API `/messages` and `/media` endpoints, and reading the answers.
+
+`/messages` answers with the message's wamid; `/media` takes a multipart upload (`file`,
+`type` = its MIME type, `messaging_product=whatsapp`) and answers `{"id": <media id>}`.
 
 Requests go through the injected `httpx.AsyncClient`, so tests point it at a fake Graph
 API. An answer is judged by its JSON `error.code` (see error_codes), not by its HTTP
@@ -9,6 +12,7 @@ or a message body.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +22,7 @@ from palabre_meta_cloud.config import MetaConfig
 from palabre_meta_cloud.error_codes import handling_for
 
 log = logging.getLogger("palabre.meta_cloud")
+NOT_CONFIGURED = "META_ACCESS_TOKEN or META_PHONE_NUMBER_ID unset"
 
 
 async def post_message(
@@ -25,7 +30,7 @@ async def post_message(
 ) -> Delivery:
     """Send one request body; a Delivery with the wamid, or why it failed."""
     if not config.can_send:
-        return Delivery(None, "failed", detail="META_ACCESS_TOKEN or META_PHONE_NUMBER_ID unset")
+        return Delivery(None, "failed", detail=NOT_CONFIGURED)
     headers = {"Authorization": f"Bearer {config.access_token}"}
     try:
         response = await http.post(config.messages_url, json=body, headers=headers)
@@ -35,8 +40,29 @@ async def post_message(
     return read_answer(response)
 
 
-def read_answer(response: httpx.Response) -> Delivery:
-    """The Delivery a Graph API answer means."""
+async def upload_media(
+    http: httpx.AsyncClient, config: MetaConfig, data: bytes, content_type: str, filename: str
+) -> Delivery:
+    """Upload one file; a Delivery whose provider_id is Meta's media id, or why it failed."""
+    if not config.can_send:
+        return Delivery(None, "failed", detail=NOT_CONFIGURED)
+    headers = {"Authorization": f"Bearer {config.access_token}"}
+    fields = {"messaging_product": "whatsapp", "type": content_type}
+    files = {"file": (filename, data, content_type)}
+    try:
+        response = await http.post(config.media_url, data=fields, files=files, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning("Graph API unreachable: %s", type(exc).__name__)
+        return Delivery(None, "failed", retryable=True, detail="Graph API unreachable")
+    return read_answer(response, _media_id, "uploaded")
+
+
+def read_answer(
+    response: httpx.Response,
+    identify: Callable[[dict[str, Any]], str | None] | None = None,
+    status: str = "queued",
+) -> Delivery:
+    """The Delivery a Graph API answer means; `identify` finds the id (default: the wamid)."""
     try:
         answer = response.json()
     except ValueError:
@@ -47,10 +73,10 @@ def read_answer(response: httpx.Response) -> Delivery:
         return Delivery(None, "failed", retryable=retry, detail=detail)
     if isinstance(answer.get("error"), dict):
         return _failure(answer["error"])
-    wamid = _wamid(answer)
-    if wamid is None:
-        return Delivery(None, "failed", detail="Graph API answer without a message id")
-    return Delivery(wamid, "queued")
+    found = (identify or _wamid)(answer)
+    if found is None:
+        return Delivery(None, "failed", detail="Graph API answer without an id")
+    return Delivery(found, status)
 
 
 def _failure(error: dict[str, Any]) -> Delivery:
@@ -60,7 +86,7 @@ def _failure(error: dict[str, Any]) -> Delivery:
     if handling.alert_operator:
         log.error("OPERATOR ACTION NEEDED: %s", handling.detail, extra=fields)
     else:
-        log.warning("Graph API refused a message: %s", handling.detail, extra=fields)
+        log.warning("Graph API refused a request: %s", handling.detail, extra=fields)
     return Delivery(
         None,
         "failed",
@@ -68,6 +94,11 @@ def _failure(error: dict[str, Any]) -> Delivery:
         retryable=handling.retryable,
         detail=handling.detail,
     )
+
+
+def _media_id(answer: dict[str, Any]) -> str | None:
+    media_id = answer.get("id")
+    return media_id if isinstance(media_id, str) and media_id else None
 
 
 def _wamid(answer: dict[str, Any]) -> str | None:

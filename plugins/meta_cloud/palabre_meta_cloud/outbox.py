@@ -42,7 +42,7 @@ class Outbox:
         retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self._send = send
-        self._retry_delays = tuple(retry_delays)
+        self.retry_delays = tuple(retry_delays)
         self._tails: dict[str, asyncio.Future[None]] = {}
 
     def reserve(self, contact: str, messages: list[Outbound]) -> Place:
@@ -79,16 +79,23 @@ class Outbox:
             log.warning("previous replies still pending: sending anyway")
 
     async def _send_with_retries(self, message: Outbound) -> Delivery:
-        delivery = await self._send(message)
-        for delay in self._retry_delays:
-            if not delivery.retryable:
-                break
-            await asyncio.sleep(delay)
-            delivery = await self._send(message)
-        return delivery
+        return await with_retries(lambda: self._send(message), self.retry_delays)
 
     def _release(self, place: Place) -> None:
         if not place.done.done():
             place.done.set_result(None)
         if self._tails.get(place.contact) is place.done:
             del self._tails[place.contact]
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[Delivery]], delays: Sequence[float]
+) -> Delivery:
+    """Try, and try again after each delay while the failure is retryable."""
+    delivery = await attempt()
+    for delay in delays:
+        if not delivery.retryable:
+            break
+        await asyncio.sleep(delay)
+        delivery = await attempt()
+    return delivery

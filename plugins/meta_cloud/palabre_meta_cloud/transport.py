@@ -4,23 +4,30 @@ Routes: `GET /meta` (webhook verification) and `POST /meta` (notifications), see
 Sending: `send` for the engine's messages (text, reply buttons or a list), `send_image`
 and `send_template` for notifications. Every wamid Meta accepts goes to the message log,
 where status webhooks move it forward (sent, delivered, read, failed).
+
+An engine message with an image (a media store id) is sent in up to three requests: the
+bytes are uploaded to `/{phone-number-id}/media`, the image is sent by Meta's media id
+(its caption is the text when the text fits and there are no options), then the text and
+options follow as usual when they did not fit in the caption.
 """
 
 from __future__ import annotations
 
 import logging
+import mimetypes
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
 from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
-from palabre_meta_cloud.compose import image_body, message_body, template_body
+from palabre_meta_cloud.compose import MAX_CAPTION, image_body, message_body, template_body
 from palabre_meta_cloud.config import MetaConfig, missing_settings, read_config, refusal
-from palabre_meta_cloud.graph import post_message
+from palabre_meta_cloud.graph import post_message, upload_media
 from palabre_meta_cloud.inbound import CHANNEL
-from palabre_meta_cloud.outbox import RETRY_DELAYS, Outbox
+from palabre_meta_cloud.outbox import RETRY_DELAYS, Outbox, with_retries
 from palabre_meta_cloud.webhook import Webhook
 
 log = logging.getLogger("palabre.meta_cloud")
@@ -71,8 +78,38 @@ class MetaCloudTransport:
         self._host, self._config = host, config
 
     async def send(self, message: Outbound) -> Delivery:
-        """Send an engine message: text, reply buttons or a list, by its options."""
+        """Send an engine message: its image first if any, then text, buttons or a list."""
+        if message.image:
+            return await self._send_with_image(message, message.image)
         return await self._post(message.contact, message_body(message))
+
+    async def _send_with_image(self, message: Outbound, media_id: str) -> Delivery:
+        """Upload, send the image, then what its caption could not say.
+
+        A failure up to the image is returned as it is, so the outbox may retry the whole;
+        what follows the image is retried here and never makes the outbox resend the image.
+        """
+        without_image = replace(message, image=None)
+        item = await self.host.engine.services["media"].get(media_id)
+        if item is None:
+            key = self.host.contact_key(message.contact)
+            log.warning("image expired or unknown: sent as text only", extra={"contact": key})
+            return await self.send(without_image)
+        uploaded = await upload_media(
+            self.host.http, self.config, item.data, item.content_type, _filename(item.content_type)
+        )
+        if uploaded.provider_id is None:
+            return uploaded
+        caption = _caption(message)
+        body = image_body(message.contact, media_id=uploaded.provider_id, caption=caption)
+        image = await self._post(message.contact, body)
+        if image.provider_id is None or caption or not (message.text or message.options):
+            return image
+        rest = await with_retries(
+            lambda: self._post(message.contact, message_body(without_image)),
+            self.outbox.retry_delays,
+        )
+        return image if rest.provider_id else replace(rest, retryable=False)
 
     async def send_image(
         self,
@@ -109,6 +146,16 @@ class MetaCloudTransport:
             fields |= {"code": delivery.error_code, "retryable": delivery.retryable}
             log.warning("message not sent: %s", delivery.detail, extra=fields)
         return delivery
+
+
+def _caption(message: Outbound) -> str | None:
+    """The text as the image's caption, when there are no options and it fits."""
+    fits = 0 < len(message.text) <= MAX_CAPTION
+    return message.text if fits and not message.options else None
+
+
+def _filename(content_type: str) -> str:
+    return "image" + (mimetypes.guess_extension(content_type) or "")
 
 
 def _consequences(config: MetaConfig) -> list[str]:

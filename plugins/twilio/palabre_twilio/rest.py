@@ -1,4 +1,6 @@
-"""Send one message body through Twilio's REST API (Messages.json) and read the answer.
+"""Send one message through Twilio's REST API (Messages.json) and read the answer.
+
+A message has a `Body`, a `MediaUrl` (a public URL Twilio fetches the image from), or both.
 
 Twilio answers 201 with the message's `sid` and `status`, or an error JSON with `code`,
 `message`, `more_info` and `status`. The error message can quote the phone number, so
@@ -16,10 +18,19 @@ from palabre_twilio.config import TwilioConfig
 
 
 async def post_message(
-    http: httpx.AsyncClient, config: TwilioConfig, to: str, sender: str, body: str
+    http: httpx.AsyncClient,
+    config: TwilioConfig,
+    to: str,
+    sender: str,
+    body: str,
+    media_url: str | None = None,
 ) -> Delivery:
-    """POST one message; a Delivery says whether Twilio accepted it."""
-    form = {"To": to, "From": sender, "Body": body}
+    """POST one message (a body, an image URL or both); a Delivery says if Twilio took it."""
+    form = {"To": to, "From": sender}
+    if body or not media_url:
+        form["Body"] = body
+    if media_url:
+        form["MediaUrl"] = media_url
     callback = config.status_callback()
     if callback:
         form["StatusCallback"] = callback

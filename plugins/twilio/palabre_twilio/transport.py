@@ -1,6 +1,7 @@
 """The Twilio transport: SMS and WhatsApp webhooks in, TwiML or REST API calls out.
 
     POST /twilio          an inbound message; the reply is TwiML, one <Message> per body
+                          (an image as <Media>, at its signed PALABRE_PUBLIC_URL address)
     POST /twilio/status   a status callback; recorded in the message log, answered 204
 
 Both check `X-Twilio-Signature` (403 when forged or missing), answer 400 to a body
@@ -22,7 +23,7 @@ from palabre.transports import Delivery, Host
 from palabre_twilio.config import TwilioConfig, load_sdk
 from palabre_twilio.form import MalformedRequest, Params, read_form
 from palabre_twilio.inbound import channel_of, to_inbound
-from palabre_twilio.replies import bodies, twiml
+from palabre_twilio.replies import Part, parts, twiml
 from palabre_twilio.rest import post_message
 from palabre_twilio.signature import HEADER, is_signed
 from palabre_twilio.status import OPTED_OUT, read_status, record_status
@@ -38,6 +39,7 @@ class TwilioTransport:
     def __init__(self) -> None:
         self._host: Host | None = None
         self._config: TwilioConfig | None = None
+        self._said_images_need_public_url = False
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -74,9 +76,12 @@ class TwilioTransport:
         ids = {"contact": key, "message_sid": inbound.message_id, "channel": inbound.channel}
         log.info("twilio message received", extra=ids)
         reply = await host.receive(inbound)
-        texts = [body for message in reply.messages for body in bodies(message)]
-        log.info("twilio reply", extra={**ids, "parts": len(texts)})
-        return Response(twiml(texts, config.status_callback()), media_type="application/xml")
+        replies: list[Part] = []
+        for message in reply.messages:
+            replies += parts(message, await self._media_url(message))
+        images = sum(part.media_url is not None for part in replies)
+        log.info("twilio reply", extra={**ids, "parts": len(replies), "images": images})
+        return Response(twiml(replies, config.status_callback()), media_type="application/xml")
 
     async def status_webhook(self, request: Request) -> Response:
         """A status callback: record it; send nothing."""
@@ -99,8 +104,10 @@ class TwilioTransport:
             detail = "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and the sender number to send"
             return Delivery(None, "failed", error_code="not_configured", detail=detail)
         first: Delivery | None = None
-        for body in bodies(message):
-            delivery = await post_message(host.http, config, message.contact, sender, body)
+        for part in parts(message, await self._media_url(message)):
+            delivery = await post_message(
+                host.http, config, message.contact, sender, part.body, part.media_url
+            )
             if delivery.provider_id is None:
                 log.warning(
                     "twilio send failed",
@@ -111,6 +118,25 @@ class TwilioTransport:
             log.info("twilio message sent", extra={"contact": key, "sid": delivery.provider_id})
             first = first or delivery
         return first or Delivery(None, "failed", detail="the message has no text")
+
+    async def _media_url(self, message: Outbound) -> str | None:
+        """The absolute, signed URL Twilio fetches the message's image from; None: text only."""
+        host, config = self._ready()
+        if not message.image:
+            return None
+        if not config.public_url:
+            if not self._said_images_need_public_url:
+                log.warning(
+                    "PALABRE_PUBLIC_URL is not set: images are left out of Twilio messages, "
+                    "because Twilio can only fetch an image from an absolute public URL"
+                )
+                self._said_images_need_public_url = True
+            return None
+        url = await host.media_url(message.image)
+        if url is None:
+            key = host.contact_key(message.contact)
+            log.warning("twilio image expired or unknown: text only", extra={"contact": key})
+        return url
 
     @staticmethod
     def _sender(config: TwilioConfig, contact: str) -> str | None:

@@ -38,15 +38,26 @@ function restart() {
   $("text").focus();
 }
 
-function bubble(kind, text, lang) {
+function bubble(kind, text, lang, imageUrl) {
   const element = document.createElement("div");
   element.className = `bubble ${kind}`;
   element.dir = "auto";
   if (lang) element.lang = lang;
   element.textContent = text;
+  // Only this server's signed /media/ paths: the CSP (img-src 'self') refuses others anyway.
+  if (imageUrl && imageUrl.startsWith("/media/")) element.prepend(picture(imageUrl, text));
   $("log").append(element);
   element.scrollIntoView({ block: "end" });
   return element;
+}
+
+function picture(url, alt) {
+  const image = document.createElement("img");
+  image.src = url;
+  image.alt = alt;
+  // It arrives after the bubbles below it were laid out: keep the newest in view.
+  image.addEventListener("load", () => { $("log").scrollTop = $("log").scrollHeight; });
+  return image;
 }
 
 function choices(options) {
@@ -85,7 +96,7 @@ async function send(fields, shown) {
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     for (const message of data.messages) {
-      bubble("bot", message.text, message.language);
+      bubble("bot", message.text, message.language, message.image_url);
       if (message.options.length) choices(message.options);
     }
   } catch (error) {
