@@ -154,3 +154,15 @@ def test_without_a_secret_the_flow_refuses_to_start(tmp_path):
         match=r"uic\.yaml: flow 'uic' cannot start: the secret PALABRE_SECRET is not set",
     ):
         build_engine([UIC], Settings(data_dir=tmp_path))
+
+
+def test_the_code_comes_with_a_qr_code_image_of_it(palabre_bot):
+    from tests.test_qr import decode
+
+    bot = palabre_bot(UIC)
+    transcript = bot.converse(["Bonjour", *ANSWERS], lang="fr")
+    message = transcript.replies[-1].messages[-1]
+    assert message.image, "the last message carries the QR code"
+    media = bot._loop.run_until_complete(bot.engine.services["media"].get(message.image))
+    assert media.content_type == "image/png"
+    assert decode(media.data) == "MBEIBR7DA1"

@@ -24,7 +24,7 @@ from palabre.config import Settings
 from palabre.flow.fields import parse_duration
 from palabre.flow.source import Source
 from palabre.render import as_plain_text
-from palabre.runtime.messages import Inbound, Media, Reply
+from palabre.runtime.messages import Inbound, Media, Outbound, Reply
 
 EPOCH = 1767225600.0  # 2026-01-01T00:00:00Z
 TEST_SECRET = "palabre-test-secret-do-not-use-in-production"
@@ -118,7 +118,7 @@ class Bot:
                 self.engine.handle(self._inbound(item, contact, channel, lang))
             )
             transcript.lines.append(f"contact> {_describe(item)}")
-            transcript.lines += [_bot_line(as_plain_text(m)) for m in reply.messages]
+            transcript.lines += [_bot_line(_shown(m)) for m in reply.messages]
             transcript.replies.append(reply)
         return transcript
 
@@ -145,6 +145,12 @@ def _describe(item: ScriptItem) -> str:
         return f"[taps {item.reply_id}]"
     assert isinstance(item, str)
     return item if len(item) <= 80 else f"{item[:60]}... ({len(item)} characters)"
+
+
+def _shown(message: Outbound) -> str:
+    """The message as a contact sees it; an attached image is shown as [image]."""
+    text = as_plain_text(message)
+    return f"[image] {text}" if message.image else text
 
 
 def _bot_line(text: str) -> str:

@@ -6,6 +6,7 @@ to run next, or None when the conversation now waits (a question was asked) or e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from palabre.i18n import messages as texts
 if TYPE_CHECKING:
     from palabre.flow.model import Step
     from palabre.runtime.turn import Turn
+
+log = logging.getLogger("palabre.steps")
 
 MAX_STEPS_PER_TURN = 100
 
@@ -72,6 +75,7 @@ async def action(turn: Turn, step: Step) -> str | None:
     try:
         result = await turn.call_action(step)
     except ActionError as exc:
+        log.warning("action %s failed at step %s: %s", step.get("action"), step.id, exc)
         turn.event("action_failed", action=step.get("action"), step=step.id)
         if exc.user_message:
             turn.send_plain(exc.user_message)
