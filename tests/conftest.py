@@ -119,3 +119,12 @@ class LiveServer:
 def live_server() -> Iterator[type[LiveServer]]:
     """Serve an app for real: `with live_server(app) as server: httpx.get(server.url)`."""
     yield LiveServer
+
+
+def uic_plugins(*extra: object) -> list[object]:
+    """The plugins flows/uic.yaml needs (core, DHIS-2, QR), plus `extra` ones under test."""
+    import palabre_dhis2
+    import palabre_qr
+    from palabre import builtins
+
+    return [builtins, palabre_dhis2, palabre_qr, *extra]

@@ -25,12 +25,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.conftest import uic_plugins
 from tests.test_qr import CODE as QR_CODE
 from tests.test_qr import decode as decode_qr
 from tests.test_qr import qr_flow
 
 import palabre.builtins
-import palabre_dhis2
 import palabre_meta_cloud
 import palabre_qr
 from palabre.bootstrap import build_engine
@@ -184,7 +184,7 @@ class Plugin:
 
 
 def app_for(settings: Settings, **options: Any) -> Starlette:
-    plugins = [palabre.builtins, palabre_dhis2, palabre_meta_cloud]  # UIC has settings.dhis2
+    plugins = uic_plugins(palabre_meta_cloud)
     manager = make_plugin_manager(plugins, entry_points=False)
     return create_app([UIC], settings, plugins=manager, **options)
 
@@ -342,17 +342,20 @@ def test_signed_webhooks_drive_the_uic_flow_and_replies_reach_the_graph_api(meta
     tap = reply(ALICE, "wamid.IN9", kind, "1", "Homme")
     assert post(meta, notification(change([tap]))).status_code == 200
     wait_until(lambda: "MBEIBR7DA1" in graph.texts(ALICE)[-1])
-    last = graph.requests[-1]
+    # The code comes as an image (its QR code), uploaded first and sent by id with a caption.
+    upload, last = graph.requests[-2:]
+    assert upload["path"] == f"/v21.0/{PHONE_ID}/media"
     assert last["path"] == f"/v21.0/{PHONE_ID}/messages"
     assert last["auth"] == f"Bearer {ACCESS_TOKEN}"
     assert last["json"] == {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": ALICE,
-        "type": "text",
-        "text": {"preview_url": False, "body": last["json"]["text"]["body"]},
+        "type": "image",
+        "image": {"id": last["json"]["image"]["id"], "caption": last["json"]["image"]["caption"]},
     }
-    assert all(r["json"]["to"] == ALICE for r in graph.requests)
+    assert "MBEIBR7DA1" in last["json"]["image"]["caption"]
+    assert all(r["json"]["to"] == ALICE for r in graph.requests if r["path"].endswith("/messages"))
 
 
 def test_one_body_with_two_entries_several_messages_and_a_duplicate_is_processed_once(meta, graph):
@@ -739,7 +742,7 @@ async def test_the_graph_version_is_configurable(graph, tmp_path):
 def test_a_rate_limited_reply_is_retried_in_order(live_server, graph, tmp_path):
     graph.answers.append((400, graph_error(131056, "(#131056) Pair rate limit hit")))
     manager = make_plugin_manager(
-        [palabre.builtins, palabre_dhis2, Plugin(MetaCloudTransport(retry_delays=(0.05,)))],
+        uic_plugins(Plugin(MetaCloudTransport(retry_delays=(0.05,)))),
         entry_points=False,
     )
     app = create_app([UIC], settings_for(tmp_path, graph.url), plugins=manager)

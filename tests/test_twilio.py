@@ -27,12 +27,12 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.conftest import uic_plugins
 from tests.test_qr import CODE as QR_CODE
 from tests.test_qr import decode as decode_qr
 from tests.test_qr import qr_flow
 from twilio.request_validator import RequestValidator
 
-import palabre_dhis2
 import palabre_qr
 import palabre_twilio
 from palabre import builtins
@@ -97,7 +97,7 @@ def app_for(settings: Settings, transport: TwilioTransport | None = None, **opti
     # Only the built-ins, DHIS-2 (the UIC flow's settings.dhis2) and Twilio: other
     # transports have their own secrets and tests.
     plugin = Serves(transport) if transport else palabre_twilio
-    manager = make_plugin_manager([builtins, palabre_dhis2, plugin], entry_points=False)
+    manager = make_plugin_manager(uic_plugins(plugin), entry_points=False)
     return create_app([UIC], settings, plugins=manager, **options)
 
 

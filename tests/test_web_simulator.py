@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import uic_plugins
 from tests.test_qr import CODE, decode, qr_flow
 
-import palabre_dhis2
 import palabre_qr
 from palabre import builtins
 from palabre.config import Settings
@@ -38,7 +38,7 @@ CHROMIUM_FLAGS = [
 
 def app_for(tmp_path: Path):
     settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"})
-    plugins = make_plugin_manager([builtins, palabre_dhis2], entry_points=False)  # settings.dhis2
+    plugins = make_plugin_manager(uic_plugins(), entry_points=False)
     return create_app([UIC], settings, plugins=plugins)
 
 
