@@ -78,9 +78,14 @@ class Host:
     def contact_key(self, contact: str) -> str:
         return self.engine.contact_key(contact)
 
-    async def media_url(self, media_id: str) -> str | None:
-        """The signed, expiring URL of a stored image (absolute with PALABRE_PUBLIC_URL)."""
+    async def media_url(self, media_id: str, *, absolute: bool = True) -> str | None:
+        """The signed, expiring URL of a stored image (None when it is unknown or expired).
+
+        Absolute (PALABRE_PUBLIC_URL + path) for providers that fetch it, or just the path
+        for pages served by Palabre itself.
+        """
         token = await self.engine.services["media"].token(media_id)
         if token is None:
             return None
-        return f"{(self.settings.public_url or '').rstrip('/')}/media/{token}.png"
+        base = (self.settings.public_url or "").rstrip("/") if absolute else ""
+        return f"{base}/media/{token}.png"

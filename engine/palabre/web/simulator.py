@@ -26,7 +26,6 @@ from palabre.flow.model import Flow
 from palabre.i18n.language import LANGUAGE_NAMES
 from palabre.runtime.engine import Engine
 from palabre.runtime.messages import Inbound, Outbound, Reply
-from palabre.stores.media import MediaStore
 from palabre.transports import Delivery, Host
 
 STATIC = Path(__file__).parent / "static"
@@ -165,7 +164,7 @@ class WebSimulator:
         except ValueError:  # not JSON, or not UTF-8
             return JSONResponse({"error": "the body must be JSON"}, status_code=400)
         reply = await self.host.receive(message.inbound())
-        answer = await _reply_json(reply, self.host.engine.services["media"])
+        answer = await _reply_json(reply, self.host)
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
@@ -180,21 +179,20 @@ def _describe(flow: Flow) -> dict[str, Any]:
     }
 
 
-async def _reply_json(reply: Reply, media: MediaStore) -> dict[str, Any]:
+async def _reply_json(reply: Reply, host: Host) -> dict[str, Any]:
     return {
         "messages": [
             {
                 "text": message.text,
                 "options": [{"id": o.id, "title": o.title} for o in message.options],
                 "language": message.language,
-                "image_url": await _image_path(message, media),
+                "image_url": await _image_path(message, host),
             }
             for message in reply.messages
         ]
     }
 
 
-async def _image_path(message: Outbound, media: MediaStore) -> str | None:
+async def _image_path(message: Outbound, host: Host) -> str | None:
     """The image's URL on this server, relative like every URL the page uses."""
-    token = await media.token(message.image) if message.image else None
-    return f"/media/{token}.png" if token else None
+    return await host.media_url(message.image, absolute=False) if message.image else None
