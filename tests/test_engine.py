@@ -373,3 +373,27 @@ async def test_a_button_payload_that_is_no_choice_id_falls_back_to_its_text(tmp_
     await engine.handle(Inbound("c2", "hi"))
     refused = await engine.handle(Inbound("c2", "", reply_id="TEMPLATE_PAYLOAD_42"))
     assert "answer_rejected" in refused.event_names()
+
+
+@pytest.mark.anyio
+async def test_a_session_saved_by_an_older_version_of_the_flow_starts_afresh(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          q: {kind: ask, text: "Name?", save_as: name}
+          a: {kind: end, text: "Bye {{ name }}"}
+    """,
+    )
+    engine = engine_for([path], tmp_path)
+    for contact, saved in (
+        ("c1", {"flow": "gone", "step": "x"}),
+        ("c2", {"flow": "demo", "step": "renamed"}),
+    ):
+        await engine.store.commit(
+            contact, {**saved, "lang": "en", "vars": {}, "tries": 0, "state": "ask", "at": 10.0**10}
+        )
+        reply = await engine.handle(Inbound(contact, "hello"))
+        assert texts(reply) == ["Name?"]
+        assert reply.event_names()[:2] == ["session_outdated", "conversation_started"]

@@ -32,7 +32,12 @@ class Turn:
         self.session: Session | None = copy.deepcopy(session)
         self.reply = Reply()
         self.waiting = False
-        self.flow: Flow = engine.flows[session["flow"]] if session else engine.default_flow
+        flow = engine.flows.get(session["flow"]) if session else None
+        if session and (flow is None or session.get("step") not in flow.steps):
+            # The flow was edited or removed since this session was saved: start afresh.
+            self.session, flow = None, None
+            self.event("session_outdated")
+        self.flow: Flow = flow or engine.default_flow
 
     # -- where we are ---------------------------------------------------------------
 
