@@ -42,6 +42,9 @@ def test_chat_prints_the_code_in_french(tmp_path):
     assert "Votre Code d'Identification Unique est MBEIBR7DA1." in result.stdout
     assert "1/5 Quelles sont les 3 premières lettres de votre nom de famille ?" in result.stdout
     assert "development secret" in result.stderr
+    saved = list(tmp_path.glob("image-*.png"))
+    assert len(saved) == 1, "the QR code of the code is saved where the chat says"
+    assert f"[image saved to {saved[0]}]" in result.stdout
 
 
 def test_chat_in_english_and_arabic_shows_translated_prompts(tmp_path):

@@ -45,7 +45,19 @@ async def chat(
         reply = await engine.handle(inbound)
         for message in reply.messages:
             out.write(_indent(as_plain_text(message)) + "\n")
+            if message.image:
+                out.write(_indent(await _save_image(engine, message.image)) + "\n")
         out.flush()
+
+
+async def _save_image(engine: Engine, media_id: str) -> str:
+    """A terminal cannot show an image: save it beside the data and say where."""
+    item = await engine.services["media"].get(media_id)
+    if item is None:
+        return "[image expired]"
+    path = engine.settings.data_dir / f"image-{media_id}.png"
+    path.write_bytes(item.data)
+    return f"[image saved to {path}]"
 
 
 def _indent(text: str) -> str:
