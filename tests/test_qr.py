@@ -26,6 +26,7 @@ from palabre.config import Settings
 from palabre.errors import ActionError
 from palabre.plugins import collect_actions, make_plugin_manager
 from palabre.stores.media import DEFAULT_TTL, MediaStore
+from palabre.web import simulator
 from palabre.web.app import create_app
 from palabre_qr import ACTION
 from palabre_qr.png import qr_png
@@ -235,8 +236,12 @@ async def test_an_expired_image_is_refused_then_purged(media, clock):
 
 @pytest.fixture
 def served(tmp_path, live_server):
-    settings = Settings(data_dir=tmp_path / "data", secrets={"PALABRE_SECRET": "qr-secret"})
-    plugins = make_plugin_manager([builtins, palabre_qr], entry_points=False)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        secrets={"PALABRE_SECRET": "qr-secret"},
+        options={"PALABRE_SIMULATOR": "true"},
+    )  # the simulator drives the flow
+    plugins = make_plugin_manager([builtins, palabre_qr, simulator], entry_points=False)
     app = create_app([qr_flow(tmp_path)], settings, plugins=plugins)
     with live_server(app) as running:
         running.media = app.state.host.engine.services["media"]

@@ -20,6 +20,7 @@ from palabre import builtins
 from palabre.config import Settings
 from palabre.plugins import make_plugin_manager
 from palabre.runtime.messages import Outbound
+from palabre.web import simulator
 from palabre.web.app import create_app
 from palabre.web.simulator import WebSimulator
 
@@ -36,9 +37,10 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def app_for(tmp_path: Path):
-    settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"})
-    plugins = make_plugin_manager(uic_plugins(), entry_points=False)
+def app_for(tmp_path: Path, **options: str):
+    options = {"PALABRE_SIMULATOR": "true", **options}
+    settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"}, options=options)
+    plugins = make_plugin_manager(uic_plugins(simulator), entry_points=False)
     return create_app([UIC], settings, plugins=plugins)
 
 
@@ -214,8 +216,12 @@ def test_message_text_is_shown_as_text_never_as_html(phone):
 
 @pytest.fixture
 def qr_server(tmp_path, live_server):
-    settings = Settings(data_dir=tmp_path / "data", secrets={"PALABRE_SECRET": "x"})
-    plugins = make_plugin_manager([builtins, palabre_qr], entry_points=False)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        secrets={"PALABRE_SECRET": "x"},
+        options={"PALABRE_SIMULATOR": "true"},
+    )
+    plugins = make_plugin_manager([builtins, palabre_qr, simulator], entry_points=False)
     with live_server(create_app([qr_flow(tmp_path)], settings, plugins=plugins)) as running:
         yield running
 
@@ -251,3 +257,25 @@ def test_a_phone_user_sees_the_qr_image_in_the_bot_bubble(qr_server, tmp_path):
         assert image.evaluate("img => img.naturalWidth") == 290
         assert page.locator(".bubble.bot").last.text_content() == f"Your code is {CODE}."
         page.screenshot(path=str(tmp_path / "qr-card.png"), full_page=True)
+
+
+def test_a_production_server_does_not_offer_the_simulator(tmp_path, live_server):
+    with live_server(app_for(tmp_path, PALABRE_SIMULATOR="")) as server:
+        for method, path in (("GET", "/"), ("GET", "/web/flows"), ("POST", "/web/messages")):
+            answer = httpx.request(method, f"{server.url}{path}", json={})
+            assert answer.status_code == 404, path
+            assert "PALABRE_SIMULATOR=true" in answer.text
+
+
+def test_dev_mode_offers_the_simulator_without_the_setting(tmp_path, live_server):
+    settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "x"})
+    plugins = make_plugin_manager(uic_plugins(simulator), entry_points=False)
+    app = create_app([UIC], settings, plugins=plugins, insecure_dev=True)
+    with live_server(app) as server:
+        assert httpx.get(f"{server.url}/web/flows").status_code == 200
+
+
+def test_the_simulator_is_a_plugin_that_can_be_blocked(monkeypatch):
+    monkeypatch.setenv("PALABRE_DISABLE_PLUGINS", "web")
+    transports = make_plugin_manager().hook.register_transports()
+    assert not any(isinstance(t, WebSimulator) for batch in transports for t in batch)

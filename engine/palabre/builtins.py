@@ -16,7 +16,7 @@ from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
 from palabre.stores.base import SessionStore
 from palabre.stores.factory import open_store
-from palabre.transports import Host, Transport
+from palabre.transports import Host
 
 
 @hookimpl(trylast=True)
@@ -27,14 +27,6 @@ def register_actions() -> list[Action]:
 @hookimpl(trylast=True)
 def register_template_filters() -> dict[str, Callable[..., Any]]:
     return dict(FILTERS)
-
-
-@hookimpl(trylast=True)
-def register_transports() -> list[Transport]:
-    """The web simulator at `/`: every deployment can try its flows in a browser."""
-    from palabre.web.simulator import WebSimulator
-
-    return [WebSimulator()]
 
 
 async def purge_media(host: Host) -> None:

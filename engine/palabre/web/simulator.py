@@ -12,21 +12,23 @@ a development tool: it needs no secret, but it is no place for real personal dat
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from palabre.flow.model import Flow
+from palabre.hookspecs import hookimpl
 from palabre.i18n.language import LANGUAGE_NAMES
 from palabre.runtime.engine import Engine
 from palabre.runtime.messages import Inbound, Outbound, Reply
-from palabre.transports import Delivery, Host
+from palabre.transports import Delivery, Host, Transport
 
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 4096
@@ -123,17 +125,35 @@ class WebSimulator:
 
     def __init__(self) -> None:
         self._host: Host | None = None
+        self.enabled = False
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/", self.page, methods=["GET"]),
-            Route("/web/flows", self.flows, methods=["GET"]),
-            Route("/web/messages", self.messages, methods=["POST"]),
+            Route("/", self._when_enabled(self.page), methods=["GET"]),
+            Route("/web/flows", self._when_enabled(self.flows), methods=["GET"]),
+            Route("/web/messages", self._when_enabled(self.messages), methods=["POST"]),
             Mount("/web/static", app=SecureStaticFiles(directory=STATIC), name="web-static"),
         ]
 
     async def startup(self, host: Host) -> None:
+        """Keep the host; answer only in dev mode or when PALABRE_SIMULATOR is true.
+
+        The simulator runs real flows against the real stores without credentials, so a
+        production server does not offer it unless asked to.
+        """
         self._host = host
+        wanted = (host.settings.option("PALABRE_SIMULATOR") or "").lower()
+        self.enabled = host.insecure_dev or wanted in {"1", "true", "yes", "on"}
+
+    def _when_enabled(
+        self, endpoint: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            if not self.enabled:
+                return PlainTextResponse(SIMULATOR_OFF, status_code=404)
+            return await endpoint(request)
+
+        return guarded
 
     async def send(self, message: Outbound) -> Delivery:
         return Delivery(None, "failed", detail="the web simulator only replies inline")
@@ -196,3 +216,15 @@ async def _reply_json(reply: Reply, host: Host) -> dict[str, Any]:
 async def _image_path(message: Outbound, host: Host) -> str | None:
     """The image's URL on this server, relative like every URL the page uses."""
     return await host.media_url(message.image, absolute=False) if message.image else None
+
+
+SIMULATOR_OFF = (
+    "the web simulator is off: start with --insecure-dev, or set PALABRE_SIMULATOR=true "
+    "to offer it (it runs flows for anyone who can reach this server)"
+)
+
+
+@hookimpl(trylast=True)
+def register_transports() -> list[Transport]:
+    """The `web` plugin: block it entirely with PALABRE_DISABLE_PLUGINS=web."""
+    return [WebSimulator()]
