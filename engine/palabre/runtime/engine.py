@@ -59,21 +59,25 @@ class Engine:
         self.http = http
         self.clock = clock
         self._secrets = {flow.id: self._secret_for(flow) for flow in self.flows.values()}
+        # Folded once here, not for every new conversation.
+        self._triggers = {
+            flow.id: {fold(word) for words in flow.triggers.values() for word in words}
+            for flow in self.flows.values()
+        }
+        self._default = next((flow for flow in self.flows.values() if flow.default), None)
         self._log_key = self._secrets.get(next(iter(self.flows))) or secrets.token_bytes(32)
 
     @property
     def default_flow(self) -> Flow:
-        defaults = [flow for flow in self.flows.values() if flow.default]
-        return (defaults or list(self.flows.values()))[0]
+        return self._default or next(iter(self.flows.values()))
 
     def flow_for(self, text: str) -> Flow | None:
         """The flow a new conversation starts: by trigger word, else the default flow."""
         words = set(fold(text).split())
-        for flow in self.flows.values():
-            if any(fold(w) in words for ws in flow.triggers.values() for w in ws):
-                return flow
-        defaults = [flow for flow in self.flows.values() if flow.default]
-        if defaults or len(self.flows) == 1:
+        for flow_id, triggers in self._triggers.items():
+            if triggers & words:
+                return self.flows[flow_id]
+        if self._default or len(self.flows) == 1:
             return self.default_flow
         return None
 

@@ -152,8 +152,8 @@ class SQLiteSessionStore:
 
     async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
         """Whether `message_id` was processed, and the contact's session."""
-        seen = bool(message_id) and await self.seen(str(message_id))
-        return seen, await self.get(contact)
+        row, seen = await self._db.run(_select_both, contact, message_id, self._clock())
+        return seen, None if row is None else json.loads(row)
 
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this message id, and it has not expired."""
@@ -212,6 +212,14 @@ def _select_session(conn: sqlite3.Connection, contact: str, now: float) -> str |
     sql = "SELECT data FROM sessions WHERE contact = ? AND expires_at > ?"
     row = conn.execute(sql, (contact, now)).fetchone()
     return None if row is None else str(row[0])
+
+
+def _select_both(
+    conn: sqlite3.Connection, contact: str, message_id: str | None, now: float
+) -> tuple[str | None, bool]:
+    """The session row and whether the message was seen, in one trip to the worker thread."""
+    seen = bool(message_id) and _select_seen(conn, str(message_id), now)
+    return _select_session(conn, contact, now), seen
 
 
 def _select_seen(conn: sqlite3.Connection, message_id: str, now: float) -> bool:
