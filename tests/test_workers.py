@@ -2,64 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import free_port
+from tests.serving import Served, start_serve
 from twilio.request_validator import RequestValidator
 
-ROOT = Path(__file__).parent.parent
 TOKEN = "workers-test-token"
 PUBLIC = "https://bot.example.org"
 
 
-def start_worker(redis_url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_worker(redis_url: str, data_dir: Path) -> Served:
     env = {
-        **os.environ,
         "REDIS_URL": redis_url,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-        "PALABRE_SECRET": "workers-secret",
+        "PALABRE_SECRET": "workers-secret-" + "0" * 32,
         "PALABRE_PUBLIC_URL": PUBLIC,
         "PALABRE_DISABLE_PLUGINS": "meta_cloud",
-        "PALABRE_DATA_DIR": str(data_dir),
         "PALABRE_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "palabre.cli",
-            "serve",
-            "--flows",
-            "flows/uic.yaml",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "died")
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("worker did not start")
+    return start_serve(data_dir, env)
 
 
 @pytest.fixture
@@ -67,10 +33,9 @@ def workers(redis_url, tmp_path):
     with ExitStack() as stack:
         urls = []
         for _ in range(2):
-            process, url = start_worker(redis_url, tmp_path)
-            stack.callback(process.wait, 10)
-            stack.callback(process.terminate)
-            urls.append(url)
+            served = start_worker(redis_url, tmp_path)
+            stack.callback(served.stop)
+            urls.append(served.url)
         yield urls
 
 
