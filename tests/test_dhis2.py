@@ -42,7 +42,7 @@ from palabre_dhis2.client import Dhis2Client
 from palabre_dhis2.config import Dhis2Config
 from palabre_dhis2.params import parse_version
 from palabre_dhis2.program import ProgramSettings
-from palabre_dhis2.queue import queue_for
+from palabre_dhis2.queue import RegistrationQueue, queue_for
 from palabre_dhis2.registration import Registration
 from palabre_dhis2.tracker import entity_ids, read_import_report, submit
 from palabre_dhis2.uid import generate_uid, is_uid
@@ -298,8 +298,10 @@ def settings_for(url: str, tmp_path: Path, version: str = "2.41", **options: str
         "DHIS2_RETRY_DELAYS": "0.01,0.01,0.01",
         **options,
     }
-    secrets = {} if "DHIS2_USERNAME" in options else {"DHIS2_TOKEN": TOKEN}
-    if "DHIS2_USERNAME" in options:
+    secrets = {"PALABRE_SECRET": "dhis2-test-secret-" + "0" * 32}
+    if "DHIS2_USERNAME" not in options:
+        secrets["DHIS2_TOKEN"] = TOKEN
+    else:
         secrets["DHIS2_PASSWORD"] = PASSWORD
     return Settings(data_dir=tmp_path / "data", options=values, secrets=secrets)
 
@@ -514,6 +516,23 @@ async def test_when_dhis2_is_down_the_registration_is_queued_then_completed(fake
     assert await queue.count() == 0
     (entity,) = fake.entities.values()
     assert entity.attributes == {"lZGmxYbs97q": CODE}
+    await queue.checkpoint()
+    stored = b"".join(p.read_bytes() for p in settings.data_dir.glob("dhis2-queue.db*"))
+    assert CODE.encode() not in stored, "a completed registration leaves no code in the file"
+
+
+@pytest.mark.anyio
+async def test_a_completed_registration_is_erased_from_the_queue_file(tmp_path):
+    queue = RegistrationQueue(tmp_path / "queue.db")
+    done, waiting = Registration.new(CODE, program()), Registration.new("KEPTCODE42", program())
+    await queue.add(done)
+    await queue.add(waiting)
+    await queue.done(done.tracked_entity)
+    await queue.checkpoint()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("queue.db*"))
+    await queue.aclose()
+    assert b"KEPTCODE42" in stored, "the waiting registration is still there"
+    assert CODE.encode() not in stored, "the completed one is overwritten, not just unlinked"
 
 
 @pytest.mark.anyio
@@ -742,6 +761,7 @@ async def test_a_flow_registers_codes_through_the_engine(fake, tmp_path, monkeyp
         "DHIS2_VERSION": "2.41",
         "DHIS2_RETRY_DELAYS": "0.01",
         "PALABRE_DATA_DIR": str(data),
+        "PALABRE_SECRET": "dhis2-test-secret-" + "0" * 32,
     }.items():
         monkeypatch.setenv(name, value)
     caplog.set_level("DEBUG", logger="palabre")

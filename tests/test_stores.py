@@ -9,7 +9,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,10 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from palabre.errors import StoreError, StoreUnavailable
-from palabre.stores.base import SessionStore
+from palabre.errors import LockLost, StoreError, StoreUnavailable
+from palabre.stores.base import SessionStore, message_key
 from palabre.stores.factory import open_store
-from palabre.stores.redis import RedisSessionStore
+from palabre.stores.redis import QUEUE_TTL_SECONDS, RedisSessionStore
 from palabre.stores.registry import SQLiteRegistry
 from palabre.stores.sqlite import SQLiteSessionStore
 
@@ -163,29 +163,140 @@ async def test_waiting_too_long_for_a_lock_raises(backend: Backend) -> None:
         await waiter.aclose()
 
 
-async def test_stale_lock_is_taken_over_and_late_release_is_harmless(backend: Backend) -> None:
-    crashed, other, third = (
-        backend.open(lock_timeout=0.3),
-        backend.open(),
-        backend.open(lock_wait=0.2),
-    )
+async def test_a_stalled_turn_loses_its_lease_and_its_commit_is_refused(backend: Backend) -> None:
+    """The audit's case: a turn outlives its lease; another worker takes the contact over."""
+    stalled, other = backend.open(lease_seconds=0.3), backend.open(lease_seconds=5)
     try:
-        stale = crashed.locked("+22501")
-        await stale.__aenter__()
+        async with stalled.locked("c1") as lease:
+            time.sleep(0.8)  # the event loop itself is stuck: the lease cannot be renewed
+            with anyio.fail_after(10):
+                async with other.locked("c1") as taken:
+                    await other.commit("c1", {"by": "other"}, message_id="m2", lease=taken)
+            with pytest.raises(LockLost):
+                await stalled.commit("c1", {"by": "stalled"}, message_id="m1", lease=lease)
+        assert await other.get("c1") == {"by": "other"}
+        assert not await other.seen("m1"), "a fenced commit marks nothing seen either"
         with anyio.fail_after(5):
-            async with other.locked("+22501"):
-                await stale.__aexit__(None, None, None)  # late: must not free other's lock
-                with pytest.raises(StoreError, match="timed out"):
-                    async with third.locked("+22501"):
-                        pass
+            async with other.locked("c1"):
+                pass
     finally:
-        for opened in (crashed, other, third):
-            await opened.aclose()
+        await stalled.aclose()
+        await other.aclose()
+
+
+async def test_a_long_turn_keeps_its_lease_by_renewing_it(backend: Backend) -> None:
+    holder, other = backend.open(lease_seconds=0.3), backend.open(lease_seconds=5)
+    order: list[str] = []
+
+    async def second() -> None:
+        async with other.locked("c1"):
+            order.append("other")
+
+    try:
+        async with anyio.create_task_group() as tasks, holder.locked("c1") as lease:
+            tasks.start_soon(second)
+            await anyio.sleep(1.2)  # four leases long; the renewer keeps it
+            await holder.commit("c1", {"by": "holder"}, lease=lease)
+            order.append("holder")
+        assert order == ["holder", "other"]
+        assert await holder.get("c1") == {"by": "holder"}
+    finally:
+        await holder.aclose()
+        await other.aclose()
+
+
+HOLD_AND_HANG = """
+import asyncio, sys
+from palabre.stores.base import message_key
+from palabre.stores.redis import QUEUE_TTL_SECONDS, RedisSessionStore
+from palabre.stores.sqlite import SQLiteSessionStore
+
+async def main(kind, target):
+    store = (SQLiteSessionStore if kind == "sqlite" else RedisSessionStore)(
+        target, lease_seconds=0.5
+    )
+    async with store.locked("c1"):
+        print("held", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_killed_holder_frees_the_contact_once_its_lease_lapses(backend: Backend) -> None:
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLD_AND_HANG,
+        backend.kind,
+        backend.target,
+        env=engine_env(),
+        stdout=-1,
+        stderr=-1,
+    )
+    assert worker.stdout is not None
+    try:
+        with anyio.fail_after(30):
+            assert (await worker.stdout.readline()).strip() == b"held"
+    finally:
+        worker.kill()
+        await worker.wait()
+    store = backend.open()
+    try:
+        with anyio.fail_after(10):
+            async with store.locked("c1") as lease:
+                await store.commit("c1", {"after": "crash"}, lease=lease)
+        assert await store.get("c1") == {"after": "crash"}
+    finally:
+        await store.aclose()
+
+
+async def test_redis_turns_run_in_arrival_order_across_workers(redis_url: str) -> None:
+    """Two stores stand for two workers; each message queues as it arrives, in a fixed order."""
+    workers = [RedisSessionStore(redis_url), RedisSessionStore(redis_url)]
+    applied: list[int] = []
+
+    async def turn(index: int) -> None:
+        async with workers[index % 2].locked("c1") as lease:
+            applied.append(index)
+            await workers[index % 2].commit("c1", {"last": index}, lease=lease)
+
+    try:
+        async with anyio.create_task_group() as tasks, workers[0].locked("c1") as first:
+            for index in range(8):
+                tasks.start_soon(turn, index)
+                await wait_until(lambda n=index: queued(workers[1], n + 2))
+            await workers[0].commit("c1", {"last": -1}, lease=first)
+        assert applied == list(range(8)), "turns ran in the order their messages arrived"
+        assert await workers[0].get("c1") == {"last": 7}
+    finally:
+        for store in workers:
+            await store.aclose()
+
+
+async def queued(store: RedisSessionStore, count: int) -> bool:
+    return await store.waiting("c1") == count
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Wait for a state the test can observe (not a guess at how long something takes)."""
+    with anyio.fail_after(10):
+        while not await condition():
+            await anyio.sleep(0.005)
+
+
+def engine_env() -> dict[str, str]:
+    engine_root = str(Path(inspect.getfile(SQLiteSessionStore)).resolve().parents[2])
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([engine_root, os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 WORKER = """
 import asyncio, sys, time
-from palabre.stores.redis import RedisSessionStore
+from palabre.stores.base import message_key
+from palabre.stores.redis import QUEUE_TTL_SECONDS, RedisSessionStore
 from palabre.stores.sqlite import SQLiteSessionStore
 
 async def main(kind, target, start_at, rounds):
@@ -204,11 +315,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
 
 
 async def test_lock_serialises_across_processes(backend: Backend, store: SessionStore) -> None:
-    engine_root = str(Path(inspect.getfile(SQLiteSessionStore)).resolve().parents[2])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([engine_root, os.environ.get("PYTHONPATH", "")]),
-    }
+    env = engine_env()
     start_at = str(time.time() + 1.5)  # a shared start line, so the workers really contend
     args = [sys.executable, "-c", WORKER, backend.kind, backend.target, start_at, "20"]
     with anyio.fail_after(60):
@@ -252,11 +359,11 @@ async def test_sqlite_commit_refreshes_the_ttl(tmp_path: Path) -> None:
     await store.aclose()
 
 
-async def assert_every_key_expires(url: str, *, ttl: int, lock_timeout: float) -> list[bytes]:
+async def assert_every_key_expires(url: str, *, ttl: int, lease: float) -> list[bytes]:
     client = aioredis.Redis.from_url(url)
     keys = [key async for key in client.scan_iter("*")]
     for key in keys:
-        limit = lock_timeout if b":lock:" in key else ttl
+        limit = lease if b":alive:" in key else QUEUE_TTL_SECONDS if b":queue:" in key else ttl
         pttl = await client.pttl(key)
         assert 0 < pttl <= limit * 1000, f"{key!r} has TTL {pttl} ms, want 0 < TTL <= {limit}s"
     await client.aclose()
@@ -264,13 +371,14 @@ async def assert_every_key_expires(url: str, *, ttl: int, lock_timeout: float) -
 
 
 async def test_every_redis_key_carries_a_ttl(redis_url: str) -> None:
-    store = RedisSessionStore(redis_url, ttl_seconds=600, lock_timeout=5)
+    store = RedisSessionStore(redis_url, ttl_seconds=600, lease_seconds=5)
     await store.commit("+22501", ARABIC_SESSION, message_id="m1")
     await store.commit("+22502", None, message_id="m2")
-    assert len(await assert_every_key_expires(redis_url, ttl=600, lock_timeout=5)) == 3
-    async with store.locked("+22501"):
-        keys = await assert_every_key_expires(redis_url, ttl=600, lock_timeout=5)
-        assert b"palabre:lock:+22501" in keys
+    assert len(await assert_every_key_expires(redis_url, ttl=600, lease=5)) == 3
+    async with store.locked("+22501") as lease:
+        keys = await assert_every_key_expires(redis_url, ttl=600, lease=5)
+        assert b"palabre:queue:+22501" in keys
+        assert f"palabre:alive:{lease.token}".encode() in keys
     await store.aclose()
 
 
@@ -333,7 +441,8 @@ async def test_sqlite_failed_transaction_writes_nothing(tmp_path: Path) -> None:
     await store.commit("+22501", {"step": "start"})
     with sqlite3.connect(path) as conn:
         conn.execute(
-            "CREATE TRIGGER poison BEFORE INSERT ON seen WHEN NEW.message_id = 'poison' "
+            "CREATE TRIGGER poison BEFORE INSERT ON seen "
+            f"WHEN NEW.message_id = '{message_key('poison')}' "
             "BEGIN SELECT RAISE(ABORT, 'refused'); END"
         )
     with pytest.raises(StoreError):
@@ -395,12 +504,17 @@ async def test_redis_commit_under_the_lock_frees_the_lock_in_the_same_step(
     store = RedisSessionStore(redis_url, ttl_seconds=600)
     client = aioredis.from_url(redis_url)
     try:
-        async with store.locked("+22501"):
-            assert await client.exists("palabre:lock:+22501")
-            await store.commit("+22501", {"step": "b"}, message_id="m7")
-            assert not await client.exists("palabre:lock:+22501"), "commit frees the lock"
-            assert 0 < await client.ttl("palabre:session:+22501") <= 600
-            assert 0 < await client.ttl("palabre:seen:m7") <= 600
+        async with store.locked("+22501") as lease:
+            assert await client.exists("palabre:queue:+22501")
+            await store.commit(
+                "+22501", {"step": "b"}, message_id="m7", lease=lease, ttl_seconds=120
+            )
+            assert not await client.exists("palabre:queue:+22501"), "commit frees the turn"
+            assert not await client.exists(f"palabre:alive:{lease.token}")
+            assert 0 < await client.ttl("palabre:session:+22501") <= 120, "the session's own TTL"
+            seen = [key async for key in client.scan_iter("palabre:seen:*")]
+            assert len(seen) == 1 and b"m7" not in seen[0], "message ids are hashed in keys"
+            assert 120 < await client.ttl(seen[0]) <= 600
         # the next message of the contact gets the lock at once
         async with store.locked("+22501"):
             assert await store.load("+22501", "m7") == (True, {"step": "b"})

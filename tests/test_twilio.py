@@ -13,7 +13,6 @@ import logging
 import socket
 import subprocess
 import sys
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from tests.conftest import uic_plugins
 from tests.test_qr import CODE as QR_CODE
 from tests.test_qr import decode as decode_qr
 from tests.test_qr import qr_flow
+from tests.turns import HeldTurn, key_of
 from twilio.request_validator import RequestValidator
 
 import palabre_qr
@@ -218,15 +218,20 @@ def test_the_same_message_sid_twice_at_once_is_processed_once(server):
     assert sorted(len(reply) for reply in replies) == [0, 2]
 
 
-def test_five_messages_at_once_are_answered_in_order(server):
-    converse(server.url, ["Bonjour"])
-
-    def send(index: int) -> list[str]:
-        time.sleep(index * 0.03)  # fired in order, a few milliseconds apart
-        return messages(post(server.url, webhook(ANSWERS[index])))
-
-    with ThreadPoolExecutor(len(ANSWERS)) as pool:
-        replies = list(pool.map(send, range(len(ANSWERS))))
+def test_five_messages_at_once_are_answered_in_the_order_they_arrived(
+    live_server, tmp_path, redis_url
+):
+    settings = settings_for(tmp_path)
+    app = app_for(settings, store=RedisSessionStore(redis_url))
+    with live_server(app) as server, ThreadPoolExecutor(len(ANSWERS)) as pool:
+        converse(server.url, ["Bonjour"])
+        key = key_of(settings.secrets["PALABRE_SECRET"], WHATSAPP)
+        with HeldTurn(redis_url, key) as held:  # the five queue behind it, in a known order
+            futures = []
+            for queued, answer in enumerate(ANSWERS, start=2):
+                futures.append(pool.submit(lambda a=answer: messages(post(server.url, webhook(a)))))
+                held.wait_for_queue(queued)
+        replies = [future.result() for future in futures]
     assert [reply[0][:3] for reply in replies[:4]] == ["2/5", "3/5", "4/5", "5/5"]
     assert "MBEIBR7DA1" in replies[-1][0], "the answers were applied in the order sent"
 

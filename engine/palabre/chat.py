@@ -36,7 +36,7 @@ async def chat(
 ) -> None:
     """Read one message per line and print the bot's replies until end of input."""
     if not resume:
-        await engine.store.commit(contact, None)
+        await engine.forget(contact)
     interactive = stream.isatty()
     if interactive:
         out.write("Type a message to start (Ctrl-D to quit).\n")

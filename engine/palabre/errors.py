@@ -7,7 +7,8 @@
     ├── ActionError              a plugin action failed; routed to the step's on_error exit
     ├── PluginError              a plugin is broken or has a hook with no spec
     └── StoreError               the session store could not be reached or written
-        └── StoreUnavailable     the store is down: retry later, nothing was written
+        ├── StoreUnavailable     the store is down: retry later, nothing was written
+        └── LockLost             a turn outlived its contact lock: its commit was refused
 
 Each message says what went wrong, where, and what to do.
 """
@@ -74,3 +75,10 @@ class StoreError(PalabreError):
 
 class StoreUnavailable(StoreError):
     """The session store cannot be reached; the caller should retry later."""
+
+
+class LockLost(StoreError):
+    """A turn's lease on its contact lapsed before it committed, so it wrote nothing.
+
+    Another worker may have taken the contact over; the provider's retry is processed anew.
+    """

@@ -29,6 +29,9 @@ class ActionContext:
 
 ActionFunction = Callable[[dict[str, Any], ActionContext], Awaitable[Any]]
 
+# Twilio waits 15 s for a webhook's answer: every action ends well inside that budget.
+DEFAULT_DEADLINE_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class Action:
@@ -36,7 +39,9 @@ class Action:
 
     `run(arguments, context)` receives the step's `with:` values, rendered, and returns
     the value stored under the step's `save_as`. It raises `palabre.errors.ActionError`
-    to take the step's `on_error` exit.
+    to take the step's `on_error` exit. The engine cancels it after `deadline` seconds
+    (an ActionError too); an action that can finish its work later (a queue) should stop
+    itself a little earlier and queue it.
     """
 
     name: str
@@ -45,3 +50,4 @@ class Action:
     parameters: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     needs_secret: bool = False
+    deadline: float = DEFAULT_DEADLINE_SECONDS

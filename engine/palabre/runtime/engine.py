@@ -1,17 +1,15 @@
 """The engine: one inbound message in, outbound messages and events out.
 
 Apart from the session store and plugin actions it does no I/O: transports deliver what
-it returns. For each message it dedupes by provider id, takes the contact's lock, runs
-one turn on a copy of the session, and commits the new session together with the
-message id in one atomic write.
+it returns. For each message it waits for the contact's turn (a lease, in arrival order),
+dedupes by provider id, runs one turn on a copy of the session, and commits the new
+session together with the message id in one atomic write, fenced by the lease.
+Contacts are known to the store and the logs by their keyed hash only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +18,8 @@ import httpx
 
 from palabre.actions import Action
 from palabre.config import Settings
+from palabre.contacts import contact_hasher
+from palabre.contacts import contact_key as keyed_hash
 from palabre.errors import ActionError, ConfigError, PalabreError, TemplateError
 from palabre.flow.model import Flow
 from palabre.i18n import messages as texts
@@ -31,6 +31,10 @@ from palabre.runtime.turn import Turn
 from palabre.stores.base import SessionStore
 
 log = logging.getLogger("palabre.engine")
+
+# After a flow's `expires_after`, its session is kept this long more, so that a contact who
+# comes back is told the conversation expired; then it is deleted, answers and all.
+EXPIRY_NOTICE_SECONDS = 3600
 
 
 class Engine:
@@ -65,7 +69,7 @@ class Engine:
             for flow in self.flows.values()
         }
         self._default = next((flow for flow in self.flows.values() if flow.default), None)
-        self._log_key = self._secrets.get(next(iter(self.flows))) or secrets.token_bytes(32)
+        self._contact_hasher = contact_hasher(self._deployment_secret())
 
     @property
     def default_flow(self) -> Flow:
@@ -85,8 +89,26 @@ class Engine:
         return self._secrets.get(flow.id)
 
     def contact_key(self, contact: str) -> str:
-        """A short keyed hash of the contact: safe for logs and for actions."""
-        return hmac.new(self._log_key, contact.encode(), hashlib.sha256).hexdigest()[:16]
+        """The contact's keyed hash, from PALABRE_SECRET alone: the same on every worker,
+        after every restart and whatever the flows; safe for logs, keys and actions."""
+        return keyed_hash(self._contact_hasher, contact)
+
+    def _deployment_secret(self) -> bytes:
+        try:
+            return self.settings.secret("PALABRE_SECRET")
+        except ConfigError as exc:
+            raise ConfigError(f"Palabre cannot start: {exc}") from None
+
+    def session_ttl(self, session: dict[str, Any] | None) -> int | None:
+        """How long a session is kept: its flow's expiry plus time for the expiry notice."""
+        flow = self.flows.get(session["flow"]) if session else None
+        if flow is None:
+            return None
+        return flow.settings.expires_after + EXPIRY_NOTICE_SECONDS
+
+    async def forget(self, contact: str) -> None:
+        """Delete the contact's session (a new conversation starts with the next message)."""
+        await self.store.commit(self.contact_key(contact), None)
 
     def _secret_for(self, flow: Flow) -> bytes | None:
         """The flow's secret when one of its actions needs it; refuses to start without it."""
@@ -116,12 +138,18 @@ class Engine:
     async def handle(self, inbound: Inbound) -> Reply:
         """Process one inbound message. Raises StoreError when the store fails."""
         key = self.contact_key(inbound.contact)
-        async with self.store.locked(inbound.contact):
-            seen, session = await self.store.load(inbound.contact, inbound.message_id)
+        async with self.store.locked(key) as lease:
+            seen, session = await self.store.load(key, inbound.message_id)
             if seen:
                 return _duplicate(key)
             reply, new_session = await self._turn(inbound, session, key)
-            await self.store.commit(inbound.contact, new_session, message_id=inbound.message_id)
+            await self.store.commit(
+                key,
+                new_session,
+                message_id=inbound.message_id,
+                lease=lease,
+                ttl_seconds=self.session_ttl(new_session),
+            )
         log.info("turn done", extra={"contact": key, "events": reply.event_names()})
         return reply
 

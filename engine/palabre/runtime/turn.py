@@ -6,6 +6,7 @@ whole turn succeeded, so a failure leaves the stored conversation exactly as it 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import TYPE_CHECKING, Any
 
@@ -158,4 +159,11 @@ class Turn:
             services=self.engine.services,
             http=self.engine.http,
         )
-        return await action.run(arguments, context)
+        try:
+            async with asyncio.timeout(action.deadline):
+                return await action.run(arguments, context)
+        except TimeoutError:
+            raise ActionError(
+                f"{self.where(step)}: {name} did not finish within its {action.deadline:g} s "
+                "deadline; it was stopped so that the contact's turn ends in time"
+            ) from None

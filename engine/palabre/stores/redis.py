@@ -1,16 +1,23 @@
 """The production session store: Redis, shared by every worker process.
 
-Keys are `{prefix}session:{contact}`, `{prefix}seen:{message_id}` and `{prefix}lock:{contact}`.
-Every key carries a TTL: sessions and seen ids `ttl_seconds`, locks `lock_timeout`, so a
-crashed worker never leaves anything behind forever. `commit` is one MULTI/EXEC transaction.
+Keys: `{prefix}session:{contact}`, `{prefix}seen:{sha256(message id)}`, and for the
+contact's turn queue `{prefix}queue:{contact}`, `{prefix}alive:{token}` and
+`{prefix}wake:{token}`. `contact` is the keyed contact hash, so no address reaches a key.
+Every key carries a TTL, so a crashed worker never leaves anything behind forever.
+
+Order across workers. A message asking for its contact's turn appends a token to the
+contact's queue (a list) at once, so turns run in the order messages reached Palabre,
+whichever worker got them. The head of the queue runs; the others block on `BLPOP` of
+their own wake key, which the head pushes when it commits or leaves. Nothing polls to
+decide who goes next. Each token has an `alive` key: the store's `LeaseKeeper` renews it
+while the turn waits or runs; a worker that dies lets it lapse, and the next waiter to
+wake (every `WAIT_SLICE` at most) drops dead heads. A commit is fenced: it writes only
+while its token heads the queue and is alive, and frees the turn in the same script.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,27 +30,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from palabre.errors import StoreError, StoreUnavailable
-from palabre.stores.base import DEFAULT_TTL_SECONDS, Session
-from palabre.stores.locks import ContactLocks
+from palabre.errors import LockLost, StoreError, StoreUnavailable
+from palabre.stores import redis_scripts as scripts
+from palabre.stores.base import DEFAULT_TTL_SECONDS, Session, message_key, session_ttl
+from palabre.stores.lease import Lease, LeaseKeeper
 from palabre.stores.sqlite import dumps_session
 
-# Compare-and-delete: only the holder's token may release the lock.
-_RELEASE = """
-if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end
-return 0
-"""
-
-# Commit under a held lock: write the session and the seen id, then free the lock, in one
-# atomic script and one round trip. KEYS: session, seen, lock. ARGV: data ("" deletes),
-# ttl, lock token, "1" when there is a message id to mark.
-_COMMIT_AND_RELEASE = """
-if ARGV[1] == "" then redis.call("del", KEYS[1])
-else redis.call("set", KEYS[1], ARGV[1], "EX", ARGV[2]) end
-if ARGV[4] == "1" then redis.call("set", KEYS[2], "1", "EX", ARGV[2]) end
-if redis.call("get", KEYS[3]) == ARGV[3] then redis.call("del", KEYS[3]) end
-return 1
-"""
+# A waiter re-checks that the head of its queue is alive this often; it must stay below
+# the socket timeout, since BLPOP holds the connection while it blocks.
+WAIT_SLICE = 2.0
+SOCKET_TIMEOUT = 5.0
+QUEUE_TTL_SECONDS = 3600  # refreshed by every arrival; far beyond any turn
 
 
 class RedisSessionStore:
@@ -55,32 +52,34 @@ class RedisSessionStore:
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         prefix: str = "palabre:",
-        lock_timeout: float = 30.0,
-        lock_wait: float = 10.0,
+        lease_seconds: float = 15.0,
+        lock_wait: float = 20.0,
         max_connections: int = 64,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
         self.ttl_seconds = ttl_seconds
         self.prefix = prefix
-        self.lock_timeout = lock_timeout
         self.lock_wait = lock_wait
+        self._lease_ms = int(lease_seconds * 1000)
         self._where = _describe(url)
-        self._local = ContactLocks()
         self._password = urlsplit(url).password
         # A blocking pool makes a burst of contacts wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=5.0,
-            socket_timeout=5.0,
-            socket_connect_timeout=5.0,
+            timeout=SOCKET_TIMEOUT,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
             retry=Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries=2),
         )
         self._redis = aioredis.Redis.from_pool(pool)
-        self._release = self._redis.register_script(_RELEASE)
-        self._commit_and_release = self._redis.register_script(_COMMIT_AND_RELEASE)
-        self._tokens: dict[str, str] = {}  # contact → token of the lock this process holds
+        self._arrive = self._redis.register_script(scripts.ARRIVE)
+        self._head = self._redis.register_script(scripts.HEAD)
+        self._leave = self._redis.register_script(scripts.LEAVE)
+        self._commit_and_leave = self._redis.register_script(scripts.COMMIT_AND_LEAVE)
+        self._renew_script = self._redis.register_script(scripts.RENEW)
+        self._keeper = LeaseKeeper(lease_seconds, self._renew)
 
     async def get(self, contact: str) -> Session | None:
         """Return the contact's session, or None when there is none or it expired."""
@@ -89,42 +88,45 @@ class RedisSessionStore:
         return None if data is None else json.loads(data)
 
     async def commit(
-        self, contact: str, session: Session | None, *, message_id: str | None = None
+        self,
+        contact: str,
+        session: Session | None,
+        *,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+        ttl_seconds: int | None = None,
     ) -> None:
         """Save (None: delete) the session and mark `message_id` seen, atomically.
 
-        Inside `locked(contact)`, the commit also frees the contact's lock in the same
-        atomic step: a commit is the last thing a turn does under its lock.
+        With a lease, only while it still heads the contact's queue (else `LockLost`,
+        nothing written), and the next waiting turn is woken in the same script.
         """
-        data = None if session is None else dumps_session(session)
-        token = self._tokens.pop(contact, None)
-        if token is not None:
-            keys = [
-                self._key("session", contact),
-                self._key("seen", message_id or ""),
-                self._key("lock", contact),
-            ]
-            args: list[str | int] = [
-                data or "",
-                self.ttl_seconds,
-                token,
-                "1" if message_id else "0",
-            ]
+        data = "" if session is None else dumps_session(session)
+        keys = [self._key("session", contact), self._seen_key(message_id or "")]
+        args: list[str | int] = [
+            data,
+            session_ttl(self.ttl_seconds, ttl_seconds),
+            self.ttl_seconds,
+            "1" if message_id else "0",
+        ]
+        if lease is None:
             async with self._errors():
-                await self._commit_and_release(keys=keys, args=args)
+                await self._commit_and_leave(keys=[*keys, ""], args=[*args, "", "", ""])
             return
-        async with self._errors(), self._redis.pipeline(transaction=True) as pipe:
-            if data is None:
-                pipe.delete(self._key("session", contact))
-            else:
-                pipe.set(self._key("session", contact), data, ex=self.ttl_seconds)
-            if message_id is not None:
-                pipe.set(self._key("seen", message_id), "1", ex=self.ttl_seconds)
-            await pipe.execute()
+        keys.append(self._key("queue", contact))
+        args += [lease.token, self.prefix, self._lease_ms]
+        async with self._errors():
+            written = await self._commit_and_leave(keys=keys, args=args)
+        if not written:
+            raise LockLost(
+                "this turn lost its contact lease before committing (a stalled worker?); "
+                "nothing was written, and the provider's retry will be processed anew"
+            )
+        lease.released = True
 
     async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
         """Whether `message_id` was processed, and the contact's session: one MGET."""
-        seen_key = self._key("seen", message_id) if message_id else self._key("seen", "")
+        seen_key = self._seen_key(message_id or "")
         async with self._errors():
             seen, data = await self._redis.mget(seen_key, self._key("session", contact))
         session = None if data is None else json.loads(data)
@@ -133,40 +135,55 @@ class RedisSessionStore:
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this message id, and it has not expired."""
         async with self._errors():
-            return bool(await self._redis.exists(self._key("seen", message_id)))
+            return bool(await self._redis.exists(self._seen_key(message_id)))
+
+    async def waiting(self, contact: str) -> int:
+        """How many turns of the contact are queued, the running one included."""
+        async with self._errors():
+            return int(await self._redis.llen(self._key("queue", contact)))
 
     @asynccontextmanager
-    async def locked(self, contact: str) -> AsyncIterator[None]:
-        """Hold the contact's lock across every process using this Redis."""
-        key = self._key("lock", contact)
-        token = secrets.token_hex(16)
-        async with self._local.hold(contact):
-            await self._acquire(key, token)
-            self._tokens[contact] = token
-            try:
-                yield
-            finally:
-                # commit() may have freed it already. Should this release be lost (outage,
-                # cancellation), the lock's TTL frees it.
-                if self._tokens.pop(contact, None) is not None:
-                    async with self._errors():
-                        await self._release(keys=[key], args=[token])
+    async def locked(self, contact: str) -> AsyncIterator[Lease]:
+        """Queue for the contact's turn, across every process using this Redis; hold it."""
+        lease = Lease(contact)
+        self._keeper.keep(lease)
+        try:
+            await self._wait_for_turn(lease)
+            yield lease
+        finally:
+            self._keeper.drop(lease)
+            if not lease.released:
+                async with self._errors():
+                    await self._leave(keys=[self._key("queue", contact)], args=self._ids(lease))
 
-    async def _acquire(self, key: str, token: str) -> None:
+    async def _wait_for_turn(self, lease: Lease) -> None:
+        queue = self._key("queue", lease.contact)
         deadline = time.monotonic() + self.lock_wait
-        delay = 0.005
-        while True:
-            async with self._errors():
-                px = int(self.lock_timeout * 1000)
-                if await self._redis.set(key, token, nx=True, px=px):
-                    return
-            if time.monotonic() >= deadline:
+        async with self._errors():
+            head = await self._arrive(
+                keys=[queue], args=[*self._ids(lease), QUEUE_TTL_SECONDS]
+            )
+        while _text(head) != lease.token:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or head is None or lease.lost:
                 raise StoreError(
-                    f"timed out after {self.lock_wait:g}s waiting for a contact lock in "
-                    f"Redis at {self._where}; another worker holds it"
+                    f"timed out after {self.lock_wait:g}s waiting for a contact's turn in "
+                    f"Redis at {self._where}; earlier messages of the contact still run"
                 )
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.05)
+            async with self._errors():
+                wake = self._key("wake", lease.token)
+                await self._redis.blpop([wake], min(WAIT_SLICE, remaining))
+                head = await self._head(keys=[queue], args=self._ids(lease))
+
+    def _ids(self, lease: Lease) -> list[str | int]:
+        return [lease.token, self.prefix, self._lease_ms]
+
+    async def _renew(self, leases: list[Lease]) -> list[bool]:
+        async with self._errors():
+            held = await self._renew_script(
+                keys=[], args=[self.prefix, self._lease_ms, *(lease.token for lease in leases)]
+            )
+        return [bool(flag) for flag in held]
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""
@@ -174,11 +191,15 @@ class RedisSessionStore:
             await self._redis.ping()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop renewing leases and close the connection pool."""
+        await self._keeper.aclose()
         await self._redis.aclose()
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
+
+    def _seen_key(self, message_id: str) -> str:
+        return self._key("seen", message_key(message_id))
 
     @asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
@@ -194,6 +215,10 @@ class RedisSessionStore:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _describe(url: str) -> str:

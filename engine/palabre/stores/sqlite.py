@@ -1,9 +1,12 @@
 """The embedded session store: one SQLite file, no server, durable (WAL).
 
-Sessions and seen message ids expire `ttl_seconds` after their last write; expired rows
-are invisible to reads and purged now and then. `locked()` serialises one contact's work
-inside the process (an asyncio.Lock) and across processes sharing the file (a row in the
-`locks` table, taken over once older than `lock_timeout`).
+Sessions and seen message ids expire after their last write; expired rows are invisible
+to reads and purged now and then. Contacts are keyed hashes, never addresses, and
+deleted rows are overwritten (`secure_delete`). `locked()` serialises one contact's work
+inside the process, first come first served (an asyncio.Lock), and across processes
+sharing the file (a row in the `locks` table, a lease renewed while the turn runs and
+taken over once it lapses). Across processes it serialises but does not order: the
+embedded store is for one `serve` process; several workers share Redis.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from palabre.errors import StoreError, StoreUnavailable
-from palabre.stores.base import DEFAULT_TTL_SECONDS, Session
+from palabre.errors import LockLost, StoreError, StoreUnavailable
+from palabre.stores.base import DEFAULT_TTL_SECONDS, Session, message_key, session_ttl
+from palabre.stores.lease import Lease, LeaseKeeper
 from palabre.stores.locks import ContactLocks
 
 T = TypeVar("T")
@@ -77,6 +82,8 @@ class SQLiteConnection:
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        # Deleted rows (finished sessions, completed registrations) leave no readable trace.
+        conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(schema)
         return conn
 
@@ -121,17 +128,18 @@ class SQLiteSessionStore:
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
-        lock_timeout: float = 30.0,
-        lock_wait: float = 10.0,
+        lease_seconds: float = 15.0,
+        lock_wait: float = 20.0,
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
         self.ttl_seconds = ttl_seconds
-        self.lock_timeout = lock_timeout
+        self.lease_seconds = lease_seconds
         self.lock_wait = lock_wait
         self._clock = clock
         self._db = SQLiteConnection(path, _SCHEMA)
         self._local = ContactLocks()
+        self._keeper = LeaseKeeper(lease_seconds, self._renew)
         self._next_purge = 0.0
 
     async def get(self, contact: str) -> Session | None:
@@ -140,34 +148,60 @@ class SQLiteSessionStore:
         return None if row is None else json.loads(row)
 
     async def commit(
-        self, contact: str, session: Session | None, *, message_id: str | None = None
+        self,
+        contact: str,
+        session: Session | None,
+        *,
+        message_id: str | None = None,
+        lease: Lease | None = None,
+        ttl_seconds: int | None = None,
     ) -> None:
-        """Save (None: delete) the session and mark `message_id` seen, in one transaction."""
+        """Save (None: delete) the session and mark `message_id` seen, in one transaction.
+
+        With a lease, only while this turn still owns the contact's lock row (else
+        `LockLost`, nothing written).
+        """
         data = None if session is None else dumps_session(session)
         now = self._clock()
-        await self._db.run(_write, contact, data, message_id, now, now + self.ttl_seconds)
+        expiry = Expiry(now + session_ttl(self.ttl_seconds, ttl_seconds), now + self.ttl_seconds)
+        token = lease.token if lease else None
+        seen = message_key(message_id) if message_id is not None else None
+        if not await self._db.run(_write, contact, data, seen, expiry, token):
+            raise LockLost(
+                "this turn lost its contact lease before committing (a stalled worker?); "
+                "nothing was written, and the provider's retry will be processed anew"
+            )
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_EVERY_SECONDS
             await self._db.run(_purge, now)
 
     async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
         """Whether `message_id` was processed, and the contact's session."""
-        row, seen = await self._db.run(_select_both, contact, message_id, self._clock())
+        seen_key = message_key(message_id) if message_id else None
+        row, seen = await self._db.run(_select_both, contact, seen_key, self._clock())
         return seen, None if row is None else json.loads(row)
 
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this message id, and it has not expired."""
-        return await self._db.run(_select_seen, message_id, self._clock())
+        return await self._db.run(_select_seen, message_key(message_id), self._clock())
 
     @asynccontextmanager
-    async def locked(self, contact: str) -> AsyncIterator[None]:
+    async def locked(self, contact: str) -> AsyncIterator[Lease]:
         """Hold the contact's lock, in this process and across processes sharing the file."""
         async with self._local.hold(contact):
             token = await self._acquire(contact)
+            lease = Lease(contact, token)
+            self._keeper.keep(lease)
             try:
-                yield
+                yield lease
             finally:
+                self._keeper.drop(lease)
                 await self._db.run(_release, contact, token)
+
+    async def _renew(self, leases: list[Lease]) -> list[bool]:
+        return await self._db.run(
+            _renew, [(lease.contact, lease.token) for lease in leases], self.lease_seconds
+        )
 
     async def _acquire(self, contact: str) -> str:
         token = secrets.token_hex(16)
@@ -186,7 +220,7 @@ class SQLiteSessionStore:
     async def _try_acquire(self, contact: str, token: str) -> bool:
         # Shielded so a cancelled waiter that did get the row still gives it back.
         attempt = asyncio.ensure_future(
-            self._db.run(_try_acquire, contact, token, self.lock_timeout)
+            self._db.run(_try_acquire, contact, token, self.lease_seconds)
         )
         try:
             return await asyncio.shield(attempt)
@@ -204,7 +238,8 @@ class SQLiteSessionStore:
         await self._db.run(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def aclose(self) -> None:
-        """Close the database file."""
+        """Stop renewing leases and close the database file."""
+        await self._keeper.aclose()
         await self._db.aclose()
 
 
@@ -227,15 +262,26 @@ def _select_seen(conn: sqlite3.Connection, message_id: str, now: float) -> bool:
     return conn.execute(sql, (message_id, now)).fetchone() is not None
 
 
+@dataclass(frozen=True)
+class Expiry:
+    """When a commit's session and its seen message id expire (epoch seconds)."""
+
+    session: float
+    seen: float
+
+
 def _write(
     conn: sqlite3.Connection,
     contact: str,
     data: str | None,
     message_id: str | None,
-    now: float,
-    expires_at: float,
-) -> None:
+    expiry: Expiry,
+    token: str | None,
+) -> bool:
+    """Write in one transaction; False (nothing written) when `token` lost the lock row."""
     with _transaction(conn):
+        if token is not None and not _owns(conn, contact, token):
+            return False
         if data is None:
             conn.execute("DELETE FROM sessions WHERE contact = ?", (contact,))
         else:
@@ -243,14 +289,27 @@ def _write(
                 "INSERT INTO sessions (contact, data, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (contact) DO UPDATE SET data = excluded.data, "
                 "expires_at = excluded.expires_at",
-                (contact, data, expires_at),
+                (contact, data, expiry.session),
             )
         if message_id is not None:
             conn.execute(
                 "INSERT INTO seen (message_id, expires_at) VALUES (?, ?) "
                 "ON CONFLICT (message_id) DO UPDATE SET expires_at = excluded.expires_at",
-                (message_id, expires_at),
+                (message_id, expiry.seen),
             )
+    return True
+
+
+def _owns(conn: sqlite3.Connection, contact: str, token: str) -> bool:
+    # Wall clock, like the locks themselves: every process must agree on it.
+    sql = "SELECT 1 FROM locks WHERE contact = ? AND owner = ? AND expires_at > ?"
+    return conn.execute(sql, (contact, token, time.time())).fetchone() is not None
+
+
+def _renew(conn: sqlite3.Connection, held: list[tuple[str, str]], lease: float) -> list[bool]:
+    sql = "UPDATE locks SET expires_at = ? WHERE contact = ? AND owner = ? AND expires_at > ?"
+    now = time.time()
+    return [conn.execute(sql, (now + lease, c, t, now)).rowcount == 1 for c, t in held]
 
 
 def _purge(conn: sqlite3.Connection, now: float) -> None:

@@ -1,5 +1,9 @@
 """HTTP to DHIS-2 through an injected `httpx.AsyncClient`, with bounded retries.
 
+Each attempt has an overall deadline of `config.timeout` seconds, from sending the
+request to the last byte of the answer: httpx's own timeouts apply per read, so a server
+dribbling one byte at a time would otherwise hold a webhook open for ever.
+
 Timeouts, connection errors and 5xx answers are retried after each pause of
 `retry_delays`; when none is left, `Dhis2Unavailable`. A 4xx is never retried: it
 raises `Dhis2Rejected`, except the statuses the caller says it can read (the tracker
@@ -57,16 +61,19 @@ class Dhis2Client:
         pauses = [*self.config.retry_delays, None]
         for attempt, pause in enumerate(pauses, start=1):
             try:
-                response = await self.http.request(
-                    method,
-                    url,
-                    params=list(params),
-                    json=json,
-                    headers=self.config.headers(),
-                    auth=self.config.auth() or httpx.USE_CLIENT_DEFAULT,
-                    timeout=self.config.timeout,
-                )
-            except httpx.TransportError as exc:  # timeouts, refused connections, resets
+                async with asyncio.timeout(self.config.timeout):
+                    response = await self.http.request(
+                        method,
+                        url,
+                        params=list(params),
+                        json=json,
+                        headers=self.config.headers(),
+                        auth=self.config.auth() or httpx.USE_CLIENT_DEFAULT,
+                        timeout=self.config.timeout,
+                    )
+            except TimeoutError:
+                problem = f"no complete answer within {self.config.timeout:g} s"
+            except httpx.TransportError as exc:  # refused connections, resets, read timeouts
                 problem = type(exc).__name__
             else:
                 if response.status_code < 400 or response.status_code in readable:

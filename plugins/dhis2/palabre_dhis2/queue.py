@@ -62,12 +62,16 @@ class RegistrationQueue:
         return await self._db.run(_select_due, self._clock(), limit)
 
     async def done(self, tracked_entity: str) -> None:
-        """Forget a registration DHIS-2 now holds."""
+        """Forget a registration DHIS-2 now holds: the row is overwritten, not just unlinked."""
         await self._db.run(_delete, tracked_entity)
 
     async def postpone(self, tracked_entity: str, delay: float, error: str) -> None:
         """Try again in `delay` seconds; `error` names the failure (no personal data)."""
         await self._db.run(_postpone, tracked_entity, self._clock() + delay, error)
+
+    async def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file, so deleted rows are gone from both."""
+        await self._db.run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
 
     async def count(self) -> int:
         return await self._db.run(lambda c: int(c.execute(_COUNT).fetchone()[0]))

@@ -3,16 +3,20 @@
     {"status": "skipped"}             DHIS2_URL is not set: the flow goes on without DHIS-2
     {"status": "exists", "id": uid}  a tracked entity already carries the code
     {"status": "created", "id": uid} a tracked entity was created and enrolled
-    {"status": "queued"}             DHIS-2 is down: kept durably, the worker completes it
+    {"status": "queued"}             DHIS-2 is down or too slow: kept durably, the worker
+                                     completes it
 
+The whole registration has `BUDGET_SECONDS`; past it, it is queued, so the contact's turn
+ends inside the webhook's time budget and before the engine's deadline for the action.
 A 4xx (bad credentials, bad UIDs) raises ActionError and takes the step's `on_error`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from palabre.actions import Action, ActionContext
+from palabre.actions import DEFAULT_DEADLINE_SECONDS, Action, ActionContext
 from palabre.errors import ActionError, StoreError
 from palabre_dhis2.client import Dhis2Client, open_client
 from palabre_dhis2.context import REFUSED, UNAVAILABLE, config_of, queue_of
@@ -21,6 +25,9 @@ from palabre_dhis2.errors import Dhis2Error, Dhis2Rejected, Dhis2Unavailable
 from palabre_dhis2.program import ProgramSettings
 from palabre_dhis2.registration import Registration
 from palabre_dhis2.tracker import find_ids, submit
+
+# Leaves time to queue the registration before the engine stops the action.
+BUDGET_SECONDS = DEFAULT_DEADLINE_SECONDS - 2.0
 
 
 async def register(arguments: dict[str, Any], context: ActionContext) -> dict[str, Any]:
@@ -31,8 +38,9 @@ async def register(arguments: dict[str, Any], context: ActionContext) -> dict[st
     registration = Registration.new(str(arguments["value"]), program)
     async with open_client(config, context.http) as client:
         try:
-            return await register_with(client, registration)
-        except Dhis2Unavailable:
+            async with asyncio.timeout(BUDGET_SECONDS):
+                return await register_with(client, registration)
+        except (Dhis2Unavailable, TimeoutError):
             return await _queue(context, registration)
         except Dhis2Rejected as exc:
             raise ActionError(f"dhis2.register: {exc}", user_message=REFUSED) from exc
