@@ -27,7 +27,8 @@ import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-auth-token"
+TOKEN = "0123456789abcdef" * 2  # a Twilio auth token is 32 hex characters
+SECRET = "bench-secret-" + "0" * 32
 PUBLIC = "https://bench.example.org"
 
 
@@ -106,9 +107,11 @@ def idle_session_bytes(redis_url: str, app_url: str) -> int:
     conversation = signed_conversations(1, TOKEN, PUBLIC + "/twilio", "idle")[0]
     for request in conversation[:3]:
         httpx.post(app_url + "/twilio", data=request["data"], headers=request["headers"])
-    client = redis.from_url(redis_url)
-    key = next(k for k in client.scan_iter("palabre:session:*") if b"00000000" in k)
-    return int(client.memory_usage(key, samples=0))
+    from palabre.contacts import contact_hasher, contact_key
+
+    hasher = contact_hasher(SECRET.encode())
+    key = f"palabre:session:{contact_key(hasher, 'whatsapp:+243800000000')}"
+    return int(redis.from_url(redis_url).memory_usage(key, samples=0))
 
 
 def main() -> None:
@@ -135,7 +138,7 @@ def main() -> None:
     common = {"REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": TOKEN, "PALABRE_LOG_LEVEL": "ERROR"}
     engine_env = {
         **common,
-        "PALABRE_SECRET": "bench-secret",
+        "PALABRE_SECRET": SECRET,
         "PALABRE_PUBLIC_URL": PUBLIC,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "PALABRE_DATA_DIR": str(work / "data"),
