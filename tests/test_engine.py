@@ -14,6 +14,7 @@ from palabre.config import Settings
 from palabre.errors import ActionError, StoreError, StoreUnavailable
 from palabre.hookspecs import hookimpl
 from palabre.plugins import make_plugin_manager
+from palabre.runtime.engine import EXPIRY_NOTICE_SECONDS
 from palabre.runtime.messages import Inbound
 from palabre.stores.redis import RedisSessionStore
 from palabre.stores.sqlite import SQLiteSessionStore
@@ -76,7 +77,7 @@ async def test_messages_sent_together_are_answered_one_after_the_other(uic):
 class BrokenStore(SQLiteSessionStore):
     """A real SQLite store whose commits fail, as when the disk or Redis goes away."""
 
-    async def commit(self, contact, session, *, message_id=None):
+    async def commit(self, contact, session, **options):
         raise StoreUnavailable("the store is down")
 
 
@@ -84,9 +85,10 @@ class BrokenStore(SQLiteSessionStore):
 async def test_a_store_failure_surfaces_and_leaves_the_session_untouched(tmp_path):
     store = BrokenStore(tmp_path / "s.db")
     engine = engine_for([UIC], tmp_path, store=store)
+    key = engine.contact_key("+243810000001")
     await SQLiteSessionStore.commit(
         store,
-        "+243810000001",
+        key,
         {
             "flow": "uic",
             "step": "first_name",
@@ -99,7 +101,7 @@ async def test_a_store_failure_surfaces_and_leaves_the_session_untouched(tmp_pat
     )
     with pytest.raises(StoreError, match="the store is down"):
         await engine.handle(Inbound("+243810000001", "Ibrahima", message_id="SM2"))
-    session = await store.get("+243810000001")
+    session = await store.get(key)
     assert session["step"] == "first_name"
     assert session["vars"] == {"last3": "MBE"}
     assert not await store.seen("SM2"), "a failed message must be retried, not marked seen"
@@ -121,7 +123,7 @@ async def test_an_undefined_variable_is_reported_and_the_contact_gets_a_polite_m
     reply = await engine.handle(Inbound("c1", "Ada"))
     assert texts(reply) == ["Sorry, something went wrong on our side. Please try again later."]
     assert reply.event_names() == ["turn_failed"]
-    session = await engine.store.get("c1")
+    session = await engine.store.get(engine.contact_key("c1"))
     assert session["step"] == "q", "the failed turn must not move the conversation"
 
 
@@ -184,13 +186,12 @@ async def test_action_results_and_on_error(tmp_path):
 async def test_plurals_follow_babel_rules_and_filters_follow_the_locale(tmp_path):
     from babel.messages.catalog import Catalog
     from babel.messages.pofile import write_po
+    from tests.test_plurals import FRENCH, msgstrs
 
     locales = tmp_path / "locales"
     catalog = Catalog(locale="fr")
-    catalog.add(
-        ("{{ n }} try left", "{{ n }} tries left"),
-        ("{{ n }} essai restant", "{{ n }} essais restants"),
-    )
+    # One msgstr per French plural category, laid out by babel's current rule.
+    catalog.add(("{{ n }} try left", "{{ n }} tries left"), msgstrs("fr", FRENCH))
     (locales / "fr" / "LC_MESSAGES").mkdir(parents=True)
     with (locales / "fr" / "LC_MESSAGES" / "messages.po").open("wb") as handle:
         write_po(handle, catalog)
@@ -218,20 +219,28 @@ async def test_plurals_follow_babel_rules_and_filters_follow_the_locale(tmp_path
 
 
 @pytest.mark.anyio
-async def test_a_uic_conversation_on_real_redis_keeps_every_key_under_72h(tmp_path, redis_url):
+async def test_a_uic_conversation_on_real_redis_keeps_no_number_and_follows_the_flow_expiry(
+    tmp_path, redis_url
+):
     import redis.asyncio as redis
 
     store = RedisSessionStore(redis_url)
     engine = engine_for([UIC], tmp_path, store=store)
     for i, text in enumerate(["Bonjour", "Mbengue", "Ibrahima"]):
-        await engine.handle(Inbound("+243810000001", text, message_id=f"SM{i}"))
+        await engine.handle(Inbound("whatsapp:+243810000001", text, message_id=f"SM{i}"))
     client = redis.from_url(redis_url)
     keys = [key async for key in client.scan_iter("*")]
     assert keys, "the conversation should have stored its session"
     for key in keys:
+        assert b"243810000001" not in key and b"SM" not in key, f"{key!r} names the contact"
         ttl = await client.ttl(key)
         assert 0 < ttl <= 72 * 3600, f"{key!r} has TTL {ttl}"
-    session = await store.get("+243810000001")
+    (session_key,) = [key for key in keys if b":session:" in key]
+    # flows/uic.yaml says expires_after: 1h; the partial answers outlive it by the notice room
+    assert 3600 < await client.ttl(session_key) <= 3600 + EXPIRY_NOTICE_SECONDS
+    raw = await client.get(session_key)
+    assert b"243810000001" not in raw
+    session = await store.get(engine.contact_key("whatsapp:+243810000001"))
     assert session["step"] == "birth_year"
     await client.aclose()
     await engine.aclose()
@@ -392,7 +401,8 @@ async def test_a_session_saved_by_an_older_version_of_the_flow_starts_afresh(tmp
         ("c2", {"flow": "demo", "step": "renamed"}),
     ):
         await engine.store.commit(
-            contact, {**saved, "lang": "en", "vars": {}, "tries": 0, "state": "ask", "at": 10.0**10}
+            engine.contact_key(contact),
+            {**saved, "lang": "en", "vars": {}, "tries": 0, "state": "ask", "at": 10.0**10},
         )
         reply = await engine.handle(Inbound(contact, "hello"))
         assert texts(reply) == ["Name?"]

@@ -6,9 +6,11 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from babel import Locale
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 from babel.support import Translations
+from tests.test_plurals import msgstrs
 
 from palabre.errors import PalabreError
 from palabre.i18n import messages as engine_messages
@@ -139,6 +141,21 @@ def test_update_keeps_translations_and_marks_changed_texts(project: Path) -> Non
     assert catalog.get("Are you a man or a woman?") is None
 
 
+def test_update_leaves_no_previous_msgid_behind_as_a_comment(project: Path) -> None:
+    run_extract(project)
+    pot, locales = project / "locales/messages.pot", project / "locales"
+    (fr,) = update(pot, locales, ["fr"])
+    translate(fr, "fr", {"Are you a man or a woman?": "Êtes-vous un homme ?"})
+    flow = project / "flows/uic.yaml"
+    flow.write_text(FLOW.replace("man or a woman?", "man or a woman, please?"), encoding="utf-8")
+    run_extract(project)
+    update(pot, locales, ["fr"])
+    assert "#| msgid" in fr.read_text(encoding="utf-8"), "babel shows the previous msgid"
+    update(pot, locales, ["fr"])
+    update(pot, locales, ["fr"])
+    assert "# |" not in fr.read_text(encoding="utf-8")
+
+
 def test_update_again_changes_nothing(project: Path) -> None:
     run_extract(project)
     (fr,) = update(project / "locales/messages.pot", project / "locales", ["fr"])
@@ -150,7 +167,8 @@ def test_update_again_changes_nothing(project: Path) -> None:
 def test_compile_writes_a_loadable_mo_without_fuzzy_entries(project: Path) -> None:
     run_extract(project)
     (fr,) = update(project / "locales/messages.pot", project / "locales", ["fr"])
-    translate(fr, "fr", {"Man": "Homme", "One try left": ("Un essai", "{{ n }} essais")})
+    forms = {"one": "Un essai", "many": "{{ n }} d’essais", "other": "{{ n }} essais"}
+    translate(fr, "fr", {"Man": "Homme", "One try left": msgstrs("fr", forms)})
     catalog = read_catalog(fr, "fr")
     catalog["Welcome to the clinic."].string = "Bienvenue"
     catalog["Welcome to the clinic."].flags.add("fuzzy")
@@ -163,6 +181,9 @@ def test_compile_writes_a_loadable_mo_without_fuzzy_entries(project: Path) -> No
     with mo.open("rb") as handle:
         translations = Translations(handle)
     assert translations.gettext("Man") == "Homme"
+    for n in (1, 3, 1_000_000):
+        expected = forms[Locale.parse("fr").plural_form(n)]
+        assert translations.ngettext("One try left", "{{ n }} tries left", n) == expected
     assert translations.ngettext("One try left", "{{ n }} tries left", 3) == "{{ n }} essais"
     assert translations.gettext("Welcome to the clinic.") == "Welcome to the clinic."
 

@@ -13,10 +13,12 @@ from typing import Any
 
 from palabre.flow.model import Case, Choice, Text
 from palabre.flow.source import PathKey, Source
+from palabre.i18n.plurals import CATEGORIES
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+PLURAL_KEYS = {*CATEGORIES, "count"}
 
 Parser = Callable[[Source, PathKey, Any], Any]
 _MISSING = object()
@@ -50,17 +52,26 @@ def parse_text(source: Source, path: PathKey, value: Any) -> Any:
     where = source.where(path)
     if isinstance(value, str):
         return Text(value, where=where)
-    plural_keys = ("one", "other", "count")
-    if isinstance(value, dict) and set(value) == set(plural_keys):
-        one, other, count = (value[k] for k in plural_keys)
-        if all(isinstance(v, str) for v in (one, other, count)):
-            return Text(one, other, count, where=where)
+    if _is_plural(value):
+        forms = tuple((c, str(value[c])) for c in CATEGORIES if c in value)
+        one = str(value.get("one", value["other"]))
+        return Text(one, str(value["other"]), str(value["count"]), where=where, forms=forms)
     source.problem(
         path,
         f"expected a text, got {_describe(value)}",
-        "write a text, or {one: ..., other: ..., count: <expression>} for plurals",
+        "write a text, or {one: ..., other: ..., count: <expression>} for plurals "
+        f"(plural keys: {', '.join(CATEGORIES)})",
     )
     return _MISSING
+
+
+def _is_plural(value: Any) -> bool:
+    """A mapping of CLDR categories to texts, with `other` and `count` at least."""
+    return (
+        isinstance(value, dict)
+        and {"other", "count"} <= set(value) <= PLURAL_KEYS
+        and all(isinstance(v, str) for v in value.values())
+    )
 
 
 def parse_name(source: Source, path: PathKey, value: Any) -> Any:
@@ -184,9 +195,13 @@ _TEXT_SCHEMA: dict[str, Any] = {
         {"type": "string"},
         {
             "type": "object",
-            "required": ["one", "other", "count"],
+            "description": "a plural text: one form per CLDR category, chosen by `count`",
+            "required": ["other", "count"],
             "additionalProperties": False,
-            "properties": {k: {"type": "string"} for k in ("one", "other", "count")},
+            "properties": {
+                **{k: {"type": "string"} for k in CATEGORIES},
+                "count": {"type": "string", "description": "the number, a Jinja expression"},
+            },
         },
     ]
 }

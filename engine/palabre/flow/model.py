@@ -13,13 +13,16 @@ class Text:
     """A translatable message template; `msgid` is its source-language text.
 
     With `plural`, the text is chosen by the plural rules of the contact's language
-    for the number that the Jinja expression `count` gives.
+    for the number that the Jinja expression `count` gives; `forms` holds the source
+    texts by CLDR category (`one`, `few`, `other`...), `msgid` being `one` and `plural`
+    being `other`.
     """
 
     msgid: str
     plural: str | None = None
     count: str | None = None
     where: Where = (0, 0)
+    forms: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ NOT_TEXT = N_("Sorry, I can only read text messages here. Please type your answe
 EMPTY = N_("Please type an answer.")
 TOO_LONG = N_("That message is too long. Please send a shorter answer.")
 NOT_A_CHOICE = N_("Please answer with one of the options.")
+LATIN_LETTERS = N_("Please write with Latin letters (A to Z).")
 TOO_MANY_TRIES = N_("That is too many tries. Send a message to start again.")
 INTERNAL_ERROR = N_("Sorry, something went wrong on our side. Please try again later.")
 NO_FLOW = N_("Sorry, I did not understand. Please try again.")

@@ -4,7 +4,8 @@
     messages.pot --update--> locales/<lang>/LC_MESSAGES/messages.po   (translators edit these)
     messages.po  --compile--> messages.mo beside it (fuzzy entries left out)
 
-Flow texts are English Jinja templates used as msgids; a plural text is (msgid, msgid_plural).
+Flow texts are English Jinja templates used as msgids; a plural text is (msgid, msgid_plural),
+its `one` and `other` forms, and each PO keeps one msgstr per plural form of its language.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from palabre.errors import PalabreError
 from palabre.flow.loader import parse_flow
 from palabre.flow.source import parse_source
 from palabre.i18n.catalogs import DOMAIN, po_path, read_catalog
+from palabre.i18n.plurals import adopt_current_rule, source_forms
 
 PROJECT = "palabre"
 PYTHON_KEYWORDS: dict[str, Any] = {"N_": None, "_": None}
@@ -138,8 +140,9 @@ def update(
 
     Existing translations are kept; a changed source text becomes fuzzy (with its
     previous msgid shown) when babel finds a close match, and removed texts are kept
-    as obsolete (`#~`) entries. The source locale's empty entries get the source text,
-    since the source is already in that language.
+    as obsolete (`#~`) entries. Each PO gets babel's current `Plural-Forms`, its plural
+    translations moved to the msgstr that now holds their CLDR category. The source
+    locale's empty entries get the source text, since the source is already in that language.
     """
     with template.open("rb") as handle:
         source = read_po(handle)
@@ -147,25 +150,39 @@ def update(
     for locale in locales:
         path = po_path(locales_dir, locale)
         catalog = read_catalog(path, locale) if path.exists() else _new_catalog(locale, source)
+        _drop_misread_previous_ids(catalog)
+        adopt_current_rule(catalog, locale)
         catalog.update(source)
         if locale == source_locale:
-            _fill_with_source(catalog)
+            _fill_with_source(catalog, locale)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_render(catalog))
         written.append(path)
     return written
 
 
-def _fill_with_source(catalog: Catalog) -> None:
+def _drop_misread_previous_ids(catalog: Catalog) -> None:
+    # babel writes a fuzzy entry's old msgid as `#| msgid ...` but reads it back as a translator
+    # comment, which would then be written as `# | msgid ...` forever; babel's own fuzzy
+    # matching shows the previous msgid again whenever it still applies.
+    for message in [*catalog, *catalog.obsolete.values()]:
+        message.user_comments = [c for c in message.user_comments if not c.startswith("| ")]
+
+
+def _fill_with_source(catalog: Catalog, locale: str) -> None:
     for message in catalog:
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         if message.id and (not any(strings) or message.fuzzy):
-            message.string = message.id
+            if isinstance(message.id, tuple | list):
+                message.string = source_forms(message.id[0], message.id[1], locale, catalog)
+            else:
+                message.string = message.id
             message.flags.discard("fuzzy")
+            message.previous_id = []  # the text is the source itself: nothing to compare
 
 
 def _new_catalog(locale: str, template: Catalog) -> Catalog:
-    # Babel fills Plural-Forms from the locale (Arabic: nplurals=6).
+    # Babel fills Plural-Forms from the locale's CLDR rule (Arabic: nplurals=6).
     return Catalog(locale=locale, domain=DOMAIN, project=template.project, fuzzy=False)
 
 

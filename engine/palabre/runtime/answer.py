@@ -9,7 +9,13 @@ from typing import Any
 from palabre.flow.model import Choice, Step
 from palabre.i18n import messages as texts
 from palabre.i18n.language import fold
-from palabre.runtime.answers import MAX_ANSWER_LENGTH, first_failure, normalize
+from palabre.runtime.answers import (
+    MAX_ANSWER_LENGTH,
+    ascii_digits,
+    first_failure,
+    non_latin_letters,
+    normalize,
+)
 from palabre.runtime.messages import Inbound
 from palabre.runtime.speech import Speech
 
@@ -31,8 +37,12 @@ def read_answer(
     variables: Mapping[str, Any],
     where: str,
 ) -> Verdict:
-    """Judge `inbound` as the answer to the `ask` step `step`."""
-    text = inbound.text.strip()
+    """Judge `inbound` as the answer to the `ask` step `step`.
+
+    Every Unicode decimal digit is read as its ASCII digit first (١٩٩٧ → 1997), so choices,
+    normalizers, rules and saved values all see 0-9.
+    """
+    text = ascii_digits(inbound.text.strip())
     choices = step.get("choices")
     if choices and inbound.reply_id:
         verdict = _by_reply_id(choices, inbound.reply_id)
@@ -49,8 +59,12 @@ def read_answer(
         return Verdict(refusal=texts.TOO_LONG, reason="too_long")
     if choices:
         return _by_text(choices, text, speech, languages)
-    value = normalize(text, step.get("normalize", ()))
+    normalizers = step.get("normalize", ())
+    value = normalize(text, normalizers)
     failure = first_failure(value, step.get("validate", {}))
+    if failure and "letters" in normalizers and non_latin_letters(text):
+        # `letters` keeps A-Z only: "too short" would not tell an Arabic-script writer why.
+        return Verdict(refusal=texts.LATIN_LETTERS, reason="not_latin")
     if failure:
         return Verdict(refusal=failure, reason="invalid")
     if step.get("save"):
@@ -71,10 +85,11 @@ def _by_text(
     choices: list[Choice], text: str, speech: Speech, languages: tuple[str, ...]
 ) -> Verdict:
     folded = fold(text).rstrip(".)")
-    if folded.isdigit() and 1 <= int(folded) <= len(choices):
+    if folded.isascii() and folded.isdigit() and 1 <= int(folded) <= len(choices):
         return Verdict(value=choices[int(folded) - 1].id)
     for choice in choices:
-        names = {fold(choice.id)} | {fold(t) for t in speech.titles_everywhere(choice, languages)}
+        titles = speech.titles_everywhere(choice, languages)
+        names = {ascii_digits(fold(name)) for name in (choice.id, *titles)}
         if folded in names:
             return Verdict(value=choice.id)
     return Verdict(refusal=texts.NOT_A_CHOICE, reason="not_a_choice")

@@ -1,5 +1,7 @@
 """How a question cleans and checks an answer: normalizers, then validation rules.
 
+Answers arrive here with every Unicode decimal digit already read as ASCII (`ascii_digits`,
+applied by `read_answer`), so normalizers and rules only ever deal with 0-9.
 Normalizers run first, in the order the flow lists them; rules then check the cleaned
 value. Each rule names the message the contact sees when it fails; those messages are
 translated in the engine's catalog.
@@ -17,10 +19,22 @@ from typing import Any
 from palabre.i18n.messages import N_
 
 
+def ascii_digits(text: str) -> str:
+    """Every Unicode decimal digit as its ASCII digit: ١٩٩٧ (Arabic-Indic), ۱۹۹۷ → 1997."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+
+
 def ascii_fold(text: str) -> str:
     """Drop accents: NFKD, then keep only ASCII (Gédéon → Gedeon, N'Djamena → N'Djamena)."""
     decomposed = unicodedata.normalize("NFKD", text)
     return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def non_latin_letters(text: str) -> bool:
+    """True when `text` has letters of another script than Latin (مبنغي, Мбенге)."""
+    return any(c.isalpha() and not unicodedata.name(c, "").startswith("LATIN") for c in text)
 
 
 def _phone(text: str) -> str:
@@ -34,7 +48,8 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
     "lower": str.lower,
     "ascii": ascii_fold,
     "letters": lambda text: re.sub(r"[^A-Za-z]", "", ascii_fold(text)),
-    "digits": lambda text: re.sub(r"\D", "", text),
+    # Only ASCII digits survive: read_answer has already turned ١٩٩٧ into 1997.
+    "digits": lambda text: re.sub(r"[^0-9]", "", text),
     "collapse_spaces": lambda text: " ".join(text.split()),
     "phone": _phone,
 }
@@ -84,7 +99,9 @@ RULES: dict[str, Rule] = {
         N_("Please answer with letters only."),
     ),
     "digits": Rule(
-        "bool", lambda v, on: not on or v.isdigit(), N_("Please answer with digits only.")
+        "bool",
+        lambda v, on: not on or re.fullmatch(r"[0-9]+", v) is not None,
+        N_("Please answer with digits only."),
     ),
     "min_length": Rule("int", lambda v, n: len(v) >= n, N_("That answer is too short.")),
     "max_length": Rule("int", lambda v, n: len(v) <= n, N_("That answer is too long.")),
@@ -97,7 +114,7 @@ RULES: dict[str, Rule] = {
     ),
     "phone": Rule(
         "bool",
-        lambda v, on: not on or re.fullmatch(r"\+[1-9]\d{7,14}", v) is not None,
+        lambda v, on: not on or re.fullmatch(r"\+[1-9][0-9]{7,14}", v) is not None,
         N_("Please send a phone number in international form, like +243812345678."),
     ),
     "date": Rule(
