@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,23 +17,40 @@ from tests.conftest import free_port
 ROOT = Path(__file__).parent.parent
 
 
-@dataclass
 class Served:
-    """A running `palabre serve`: its process and base URL."""
+    """A running `palabre serve`: its process, its base URL, and what it writes to stderr.
 
-    process: subprocess.Popen[bytes]
-    url: str
+    stderr is drained by a thread as it comes, so a chatty server never blocks on a full pipe.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.url = url
+        self._stderr: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line)
+
+    @property
+    def stderr(self) -> str:
+        """What the server wrote to stderr so far."""
+        return b"".join(self._stderr).decode(errors="replace")
 
     def stop(self) -> str:
-        """Stop the server; returns what it wrote to stderr."""
+        """Stop the server; returns everything it wrote to stderr."""
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            _, err = self.process.communicate(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, err = self.process.communicate()
-        return err.decode(errors="replace")
+            self.process.wait()
+        self._reader.join(timeout=10)
+        return self.stderr
 
 
 def start_serve(

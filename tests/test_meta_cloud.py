@@ -513,7 +513,17 @@ def test_unsigned_or_wrongly_signed_bodies_are_refused(meta, graph):
         b'{"entry": [{"changes": [{"value": {"messages": [{"from": "1", "id": "w", "type": "location", "location": {"latitude": "x"}}]}}]}]}',
         b'{"entry": [{"changes": [{"value": {"statuses": {"id": "w"}}}]}]}',
         b'{"entry": [{"changes": [{"value": {"statuses": [{"status": "read"}]}}]}]}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"entry": [], "n": ' + b"9" * 5000 + b"}",
+        b'{"entry": [], "n": NaN}',
+        b'{"entry": [], "n": 1e999}',
+        json.dumps(notification(change([text("\udfff", "wamid.LS1", "hi")]))).encode(),
+        json.dumps(notification(change([text(ALICE, "wamid.\udfff", "hi")]))).encode(),
+        json.dumps(notification(change([text(ALICE, "wamid.LS2", "hi")])))
+        .encode()
+        .replace(ALICE.encode(), b"\xed\xbf\xbf"),
     ],
+    ids=lambda raw: None if len(raw) < 60 else f"{raw[:20]!r}...({len(raw)} bytes)",
 )
 def test_malformed_bodies_are_answered_400_never_500(meta, graph, raw):
     response = post(meta, None, raw=raw)
@@ -534,10 +544,12 @@ def test_unknown_fields_objects_and_changes_are_tolerated(meta, graph):
 class FailingFor(SQLiteSessionStore):
     """A real SQLite store whose commits fail for one contact, as when Redis goes away."""
 
-    async def commit(self, contact, session, *, message_id=None):
-        if contact == BOB:
+    failing = ""  # that contact's key, as the engine stores it: set once the app started
+
+    async def commit(self, contact, session, **options):
+        if contact == self.failing:
             raise StoreUnavailable("the store is down")
-        await super().commit(contact, session, message_id=message_id)
+        await super().commit(contact, session, **options)
 
 
 def test_a_store_failure_answers_503_and_committed_turns_still_get_their_replies(
@@ -549,6 +561,7 @@ def test_a_store_failure_answers_503_and_committed_turns_still_get_their_replies
         change([text(ALICE, "wamid.A1", "Bonjour"), text(BOB, "wamid.B1", "Bonjour")])
     )
     with live_server(app) as server, httpx.Client(base_url=server.url) as client:
+        store.failing = app.state.host.contact_key(BOB)
         response = post(client, payload)
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"

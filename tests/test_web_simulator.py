@@ -119,6 +119,13 @@ def test_bad_requests_are_refused_with_a_reason(server, body, reason):
     assert reason in response.json()["error"]
 
 
+def test_a_body_over_32_kib_is_refused_413(server):
+    body = b'{"flow": "uic", "lang": "fr", "session": "abcdefgh", "text": "' + b"a" * 33_000
+    response = httpx.post(f"{server.url}/web/messages", content=body + b'"}')
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]
+
+
 def test_text_over_4096_characters_is_refused(server):
     response = post(server, flow="uic", lang="fr", session="abcdefgh", text="a" * 4097)
     assert response.status_code == 400
@@ -211,6 +218,25 @@ def test_message_text_is_shown_as_text_never_as_html(phone):
     assert phone.locator(".bubble.bot").first.get_attribute("lang") == "ar"
 
 
+def direction(locator) -> str:
+    return locator.evaluate("element => getComputedStyle(element).direction")
+
+
+def test_arabic_runs_right_to_left_as_it_is_typed_and_once_sent(phone):
+    phone.select_option("#lang", "ar")
+    box = phone.locator("#text")
+    assert box.get_attribute("dir") == "auto", "the input follows what is typed"
+    box.fill("مرحبا")
+    assert direction(box) == "rtl", "typed Arabic must run right to left"
+    count = phone.locator(".bubble.bot").count()
+    phone.click("#send")
+    phone.locator(".bubble.bot").nth(count).wait_for()
+    assert direction(phone.locator(".bubble.user").last) == "rtl"
+    assert direction(phone.locator(".bubble.bot").last) == "rtl"
+    box.fill("Hello")
+    assert direction(box) == "ltr", "and Latin text left to right"
+
+
 # -- images: the QR card flow's image, in the JSON and on the page ----------------------------
 
 
@@ -261,7 +287,9 @@ def test_a_phone_user_sees_the_qr_image_in_the_bot_bubble(qr_server, tmp_path):
 
 def test_a_production_server_does_not_offer_the_simulator(tmp_path, live_server):
     with live_server(app_for(tmp_path, PALABRE_SIMULATOR="")) as server:
-        for method, path in (("GET", "/"), ("GET", "/web/flows"), ("POST", "/web/messages")):
+        paths = [("GET", "/"), ("GET", "/web/flows"), ("POST", "/web/messages")]
+        paths += [("GET", "/web/static/simulator.js"), ("GET", "/web/static/index.html")]
+        for method, path in paths:
             answer = httpx.request(method, f"{server.url}{path}", json={})
             assert answer.status_code == 404, path
             assert "PALABRE_SIMULATOR=true" in answer.text

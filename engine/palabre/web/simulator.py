@@ -29,9 +29,11 @@ from palabre.i18n.language import LANGUAGE_NAMES
 from palabre.runtime.engine import Engine
 from palabre.runtime.messages import Inbound, Outbound, Reply
 from palabre.transports import Delivery, Host, Transport
+from palabre.web.body import BodyError, parse_json, read_body
 
 STATIC = Path(__file__).parent / "static"
 MAX_TEXT = 4096
+MAX_BODY_BYTES = 32 * 1024  # a 4096-character text at 4 UTF-8 bytes each, and the rest
 SESSION_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 MESSAGE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 SECURITY_HEADERS = {
@@ -110,9 +112,16 @@ def _string(body: dict[str, Any], key: str, *, required: bool = False) -> str:
 
 
 class SecureStaticFiles(StaticFiles):
-    """Static files with the page's security headers, so a browser never sniffs a type."""
+    """The page's files with its security headers (so a browser never sniffs a type),
+    answered only while `enabled()`: 404 otherwise, like the simulator's other routes."""
+
+    def __init__(self, enabled: Callable[[], bool]) -> None:
+        super().__init__(directory=STATIC)
+        self.enabled = enabled
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        if not self.enabled():
+            return PlainTextResponse(SIMULATOR_OFF, status_code=404)
         response = await super().get_response(path, scope)
         response.headers.update(SECURITY_HEADERS)
         return response
@@ -132,7 +141,7 @@ class WebSimulator:
             Route("/", self._when_enabled(self.page), methods=["GET"]),
             Route("/web/flows", self._when_enabled(self.flows), methods=["GET"]),
             Route("/web/messages", self._when_enabled(self.messages), methods=["POST"]),
-            Mount("/web/static", app=SecureStaticFiles(directory=STATIC), name="web-static"),
+            Mount("/web/static", app=SecureStaticFiles(lambda: self.enabled), name="web-static"),
         ]
 
     async def startup(self, host: Host) -> None:
@@ -178,11 +187,12 @@ class WebSimulator:
     async def messages(self, request: Request) -> Response:
         """Run one message through the engine and answer the reply's messages."""
         try:
-            message = WebMessage.parse(await request.json(), self.host.engine)
+            body = parse_json(await read_body(request, MAX_BODY_BYTES))
+            message = WebMessage.parse(body, self.host.engine)
+        except BodyError as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status_code)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        except ValueError:  # not JSON, or not UTF-8
-            return JSONResponse({"error": "the body must be JSON"}, status_code=400)
         reply = await self.host.receive(message.inbound())
         answer = await _reply_json(reply, self.host)
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})

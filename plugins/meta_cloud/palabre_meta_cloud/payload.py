@@ -1,18 +1,19 @@
 """A whole webhook body: entries, changes, messages and statuses, checked before any work.
 
-`read_notification` is pure: it parses and validates everything first, so a malformed
-body is refused (400) before a single message reaches the engine. Unknown fields are
-ignored; changes for another `field` or another phone number are skipped; a wamid seen
-twice in one body is kept once (the engine's store dedupes across bodies).
+`read_notification` is pure: it parses (with palabre.web.body's bounded JSON reader) and
+validates everything first, so a malformed body is refused (400) before a single message
+reaches the engine. Unknown fields are ignored; changes for another `field` or another
+phone number are skipped; a wamid seen twice in one body is kept once (the engine's store
+dedupes across bodies).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from palabre.runtime.messages import Inbound
+from palabre.web.body import BodyError, parse_json
 from palabre_meta_cloud.inbound import PayloadError, part, read_message
 
 OBJECT = "whatsapp_business_account"
@@ -56,9 +57,9 @@ def read_notification(body: bytes, phone_number_id: str | None) -> Notification:
 
 def _json(body: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError("the body is not JSON") from exc
+        document = parse_json(body)
+    except BodyError as exc:  # too deep, huge numbers, lone surrogates: see web.body
+        raise PayloadError(exc.reason) from None
     if not isinstance(document, dict):
         raise PayloadError("the body must be a JSON object")
     return document

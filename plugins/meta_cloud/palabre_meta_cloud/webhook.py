@@ -1,13 +1,24 @@
 """The `/meta` webhook: verification (GET) and notifications (POST).
 
 A POST is answered in this order:
+0. 413 for a body over MAX_BODY_BYTES, declared or counted while it streams in, before
+   anything else: an unsigned stranger can never make the server hold more than that;
 1. 403 unless `X-Hub-Signature-256` signs the raw body with META_APP_SECRET;
-2. 400 unless the whole body is shaped like a Meta notification (nothing is processed);
+2. 400 unless the whole body is JSON within palabre.web.body's bounds (depth, integer
+   length, finite numbers, no lone surrogate) and shaped like a Meta notification.
+   Nothing of it is processed, and no exception from it can become a 500;
 3. statuses go to the message log (they never trigger a reply);
 4. messages go to the engine one after the other, in the order of the body;
 5. 200 as soon as every session is committed; replies are sent afterwards, in a
    background task, so slow sends never make Meta retry. If the store fails, the answer
    is 503 so that Meta retries; replies of the turns already committed are still sent.
+
+Why 400 and not a logged 200 for a signed body that cannot be used: Meta only sends
+bounded, valid UTF-8 JSON, so such a body is either forged with a leaked secret or one
+our checks are wrong about (a new, deeper field). In both cases the refusal is cheap (no
+engine work, one warning log line with the reason), and Meta keeps a notification that
+got no 200 and retries it, so a Palabre fixed meanwhile still gets its messages; a 200
+would drop them for good.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from palabre.errors import StoreError
+from palabre.web.body import BodyError, read_body
 from palabre.web.errors import store_failed
 from palabre_meta_cloud.error_codes import handling_for
 from palabre_meta_cloud.inbound import CHANNEL
@@ -31,6 +43,7 @@ if TYPE_CHECKING:
     from palabre_meta_cloud.transport import MetaCloudTransport
 
 log = logging.getLogger("palabre.meta_cloud")
+MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's webhook payloads are at most 3 MB
 
 
 class Webhook:
@@ -55,7 +68,11 @@ class Webhook:
 
     async def receive(self, request: Request) -> Response:
         """Check, parse and process one notification (see the module docstring)."""
-        body = await request.body()
+        try:
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyError as exc:
+            log.warning("webhook refused: %s", exc.reason)
+            return PlainTextResponse(exc.reason, status_code=exc.status_code)
         if not self._signed(body, request.headers.get("X-Hub-Signature-256")):
             log.warning("webhook refused: missing or wrong X-Hub-Signature-256")
             return PlainTextResponse("signature refused", status_code=403)

@@ -2,7 +2,9 @@
 
 Starlette's `request.form()` needs python-multipart and is lenient; a webhook body is
 small and simple, so it is parsed here, and anything odd is a `MalformedRequest`
-(answered 400) rather than an exception that would become a 500.
+(answered 400, or 413 when too large) rather than an exception that would become a 500.
+Decoding is strict UTF-8, percent-escapes included, so no lone surrogate (`%ED%BF%BF`)
+can reach the signature check, the engine or its stores.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
+
+from palabre.web.body import BodyError, read_body
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 64 * 1024  # a webhook carries at most 1600 characters and 10 media URLs
@@ -48,17 +52,10 @@ async def read_form(request: Request) -> Params:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise MalformedRequest("the body is too large", 413)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > MAX_BODY_BYTES:
-            raise MalformedRequest("the body is too large", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_body(request, MAX_BODY_BYTES)
+    except BodyError as exc:  # 413 when too large: the engine's shared, capped reader
+        raise MalformedRequest(exc.reason, exc.status_code) from None
 
 
 def field(params: Params, name: str) -> str:

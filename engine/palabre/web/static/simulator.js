@@ -17,6 +17,7 @@ function newId() {
 function option(value, label) {
   const element = document.createElement("option");
   element.value = value;
+  element.dir = "auto"; // flow titles and language names can be in any script
   element.textContent = label;
   return element;
 }

@@ -1,0 +1,145 @@
+"""Request bodies read safely: capped while they stream in, and JSON parsed within bounds.
+
+Every webhook and the simulator read their body here, so that no request, signed or not,
+makes the server hold more than its endpoint's cap in memory, and no body makes the JSON
+parser fail with anything but a `BodyError`:
+
+    BodyError (ValueError)   the body cannot be used: `reason` is safe to answer (it never
+    │                        quotes the body), `status_code` is the HTTP status to answer
+    ├── BodyTooLarge         413: longer than the endpoint's cap, declared or counted
+    └── MalformedBody        400: not strict UTF-8 JSON within the bounds below
+
+`parse_json` refuses, before or while parsing and never by recursing:
+- nesting deeper than `max_depth` (a linear scan of the brackets outside strings, so
+  `[[[[…` is refused before the parser could overflow the stack);
+- integers longer than MAX_DIGITS digits (Python refuses to convert past 4,300 anyway);
+- NaN, Infinity and floats that overflow to infinity (not JSON, and no use to a flow);
+- lone surrogates such as `\\udfff`, raw or escaped: no string that cannot be written as
+  UTF-8 may reach the engine, its stores or its contact keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from itertools import accumulate
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+
+MAX_DEPTH = 64  # webhook bodies nest about 10 deep; 64 leaves room for new fields
+MAX_DIGITS = 64  # no id, code or count a webhook carries is longer
+
+# A JSON string, its closing quote optional so an unterminated one is consumed in one
+# match: the scan never backtracks, whatever the body.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BodyError(ValueError):
+    """A request body Palabre cannot use; answer `status_code` with `reason`."""
+
+    status_code = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BodyTooLarge(BodyError):
+    """The body is longer than the endpoint accepts (413)."""
+
+    status_code = 413
+
+
+class MalformedBody(BodyError):
+    """The body is not JSON Palabre can use (400)."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, at most `limit` bytes: refused on a larger Content-Length before
+    reading, and as soon as the bytes received pass `limit` otherwise (chunked bodies)."""
+    if _declares_more(request.headers.get("content-length", ""), limit):
+        raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise BodyTooLarge(f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BodyError("the client went away before sending the whole body") from None
+    return b"".join(chunks)
+
+
+def _declares_more(declared: str, limit: int) -> bool:
+    if not (declared.isascii() and declared.isdigit()):
+        return False  # absent or odd: the bytes are counted as they come
+    digits = declared.lstrip("0") or "0"
+    # Lengths first: int() of a header with thousands of digits would raise.
+    return len(digits) > len(str(limit)) or int(digits) > limit
+
+
+def parse_json(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """The JSON document in `body` (strict UTF-8); MalformedBody when it is not usable."""
+    try:
+        text = body.decode("utf-8")  # strict: refuses encoded surrogates, unlike json.loads
+    except UnicodeDecodeError:
+        raise MalformedBody("the body is not UTF-8") from None
+    if _depth(body) > max_depth:
+        raise MalformedBody(f"the JSON is nested deeper than {max_depth} levels")
+    try:
+        document = json.loads(
+            text, parse_int=_integer, parse_float=_finite, parse_constant=_no_constant
+        )
+    except MalformedBody:
+        raise
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        raise MalformedBody("the body is not JSON") from None
+    if any(_SURROGATE.search(text) for text in _strings(document)):
+        raise MalformedBody("the JSON holds a lone surrogate, which is not Unicode text")
+    return document
+
+
+def _depth(body: bytes) -> int:
+    """How deep the brackets outside strings nest (an upper bound for invalid JSON)."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        raise MalformedBody(f"the JSON holds an integer longer than {MAX_DIGITS} digits")
+    return int(digits)
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise MalformedBody("the JSON holds a number too large for a float")
+    return number
+
+
+def _no_constant(name: str) -> float:
+    raise MalformedBody(f"the JSON holds {name}, which JSON does not allow")
+
+
+def _strings(document: Any) -> Iterator[str]:
+    """Every string in `document`, keys included, walked with a stack, not recursion."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            yield from item.keys()
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
