@@ -112,6 +112,7 @@ def test_there_are_hooks_to_check():
         "register_commands",
         "register_settings",
         "check_flow",
+        "check_settings",
         "make_session_store",
     }
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from palabre.config import Settings
+from palabre.errors import ConfigError
+from palabre.logs import KeyValueFormatter
 from palabre.plugins import make_plugin_manager
 from palabre.stores.redis import RedisSessionStore
-from palabre.web.app import create_app
+from palabre.web.app import create_app, keep_running
 
 ROOT = Path(__file__).parent.parent
 UIC = ROOT / "flows" / "uic.yaml"
@@ -67,4 +71,54 @@ def test_serve_refuses_to_start_without_the_flow_secret(tmp_path):
     )
     assert result.returncode == 2
     assert "the secret PALABRE_SECRET is not set" in result.stderr
+    assert "`palabre serve --insecure-dev`" in result.stderr, "the flag is --insecure-dev"
     assert "Traceback" not in result.stderr
+
+
+# -- background jobs say why they failed -------------------------------------------------
+
+
+def failing_once(error: Exception):
+    """A background job that fails the first time with `error`, then finishes."""
+    calls: list[int] = []
+
+    async def retry_registrations(host):
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+
+    return retry_registrations, calls
+
+
+@pytest.mark.anyio
+async def test_a_failed_background_job_logs_its_reason_then_restarts(caplog):
+    job, calls = failing_once(ConfigError("DHIS2_TIMEOUT='abc' is not a number of seconds"))
+    with caplog.at_level(logging.ERROR, logger="palabre.web"):
+        await keep_running(job, host=None, pause=0)
+    assert len(calls) == 2, "the job is started again after failing"
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "background job failing_once.<locals>.retry_registrations failed: ConfigError: "
+        "DHIS2_TIMEOUT='abc' is not a number of seconds; restarting in 0 s"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_foreign_error_is_logged_by_type_and_place_never_its_message(caplog):
+    job, _ = failing_once(ValueError("no contact +243899999999 answered Mbengue"))
+    with caplog.at_level(logging.ERROR, logger="palabre.web"):
+        await keep_running(job, host=None, pause=0)
+    (record,) = caplog.records
+    assert "ValueError at test_web_app.py:" in record.getMessage()
+    assert "+243899999999" not in record.getMessage()
+    assert "Mbengue" not in record.getMessage()
+
+
+def test_the_log_format_adds_the_reason_of_an_exception_on_the_same_line():
+    try:
+        raise ConfigError("REDIS_URL names no host")
+    except ConfigError:
+        record = logging.LogRecord("palabre.x", logging.ERROR, "f", 1, "failed", (), sys.exc_info())
+    line = KeyValueFormatter().format(record)
+    assert line.endswith("failed error='ConfigError: REDIS_URL names no host'")
+    assert "\n" not in line

@@ -1,7 +1,8 @@
-"""The `palabre` command: chat, check, schema, plugins and i18n.
+"""The `palabre` command: chat, check, serve, schema, plugins and i18n.
 
 Errors the user can fix (a flow mistake, a missing secret, a store that is down) are
-printed as one clear message and exit status 1 or 2; never as a traceback.
+printed as one clear message and exit status 1 or 2; never as a traceback. Output piped
+into a reader that stops early (`palabre chat ... | head`) ends quietly.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pluggy
-from starlette.applications import Starlette
 
 from palabre.config import Settings
 from palabre.errors import FlowError, PalabreError, Problem
@@ -45,6 +46,19 @@ def main(argv: Sequence[str] | None = None, plugins: pluggy.PluginManager | None
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """The reader of our output closed it (`| head`): stop quietly, as the shell expects.
+
+    The recipe from the `signal` module's "Note on SIGPIPE": point stdout at devnull, so
+    that flushing it at exit does not raise again, and report 128 + SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
@@ -101,15 +115,19 @@ def _i18n_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _chat(args: argparse.Namespace) -> int:
     from palabre.bootstrap import build_engine
     from palabre.chat import chat
+    from palabre.serve import flow_secret_names
 
     settings = Settings.from_env(dev=True)
-    configure_logging(settings.log_level)
-    for flow_secret in _dev_secrets_in_use(args.flows, settings):
-        print(
-            f"palabre: {flow_secret} is not set; using a development secret kept in "
-            f"{settings.data_dir}/ (never use it in production)",
-            file=sys.stderr,
-        )
+    configure_logging(settings.log_level or "WARNING")
+    for notice in settings.notices():
+        print(f"palabre: {notice}", file=sys.stderr)
+    for name in sorted(flow_secret_names(args.flows)):
+        if not settings.has_secret(name):
+            print(
+                f"palabre: {name} is not set; using a development secret kept in "
+                f"{settings.data_dir}/ (never use it in production)",
+                file=sys.stderr,
+            )
     engine = build_engine(args.flows, settings)
 
     async def run() -> None:
@@ -123,42 +141,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from palabre.serve import run
 
-    from palabre.web.app import create_app
-
-    settings = Settings.from_env()
-    configure_logging(settings.log_level if settings.log_level != "WARNING" else "INFO")
-    if args.insecure_dev:
-        print(
-            "palabre: INSECURE DEV MODE: unsigned webhooks are accepted and secrets may be "
-            "throwaway ones; never expose this server to the internet",
-            file=sys.stderr,
-        )
-    app = create_app([args.flows], settings, insecure_dev=args.insecure_dev)
-    asyncio.run(_preflight(app))
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
-    return 0
-
-
-async def _preflight(app: Starlette) -> None:
-    """Start and stop the app once, so that a configuration error is one clear line."""
-    async with app.router.lifespan_context(app):
-        pass
-
-
-def _dev_secrets_in_use(paths: list[str], settings: Settings) -> list[str]:
-    from palabre.bootstrap import flow_files
-    from palabre.flow.loader import parse_flow
-    from palabre.flow.source import read_source
-
-    names = set()
-    for file in flow_files(paths):
-        flow, _ = parse_flow(read_source(file))
-        uses_actions = flow and any(s.kind == "action" for s in flow.steps.values())
-        if flow and uses_actions and not settings.has_secret(flow.settings.secret_env):
-            names.add(flow.settings.secret_env)
-    return sorted(names)
+    return run(args)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -176,10 +161,11 @@ def _check(args: argparse.Namespace) -> int:
     catalog_problems = check_catalogs(locales, LOCALES) if locales else []
     for line in catalog_problems:
         print(line)
-    errors = sum(p.severity == "error" for p in problems) + len(catalog_problems)
+    # a catalog problem breaks a language, so it counts as an error
+    errors = sum(p.severity != "warning" for p in problems) + len(catalog_problems)
+    warnings = sum(p.severity == "warning" for p in problems)
     print(
-        f"{len(files)} flow file(s) checked: {errors} error(s), "
-        f"{len(problems) - errors} warning(s)",
+        f"{len(files)} flow file(s) checked: {errors} error(s), {warnings} warning(s)",
         file=sys.stderr,
     )
     return 1 if errors else 0

@@ -1,20 +1,35 @@
 """Configuration's one door: environment variables, with an optional `.env` file.
 
 Everything Palabre reads from the environment is read here, through Starlette's
-`Config`, so `.env` works and tests can pass a plain mapping instead.
+`Config`, so `.env` works and tests can pass a plain mapping instead. Reading never
+fails: a malformed value falls back to its default, and `Settings.problems()` lists
+every malformed one, one line each, for `palabre serve` to refuse to start with.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.config import Config, environ
 
+from palabre.config_checks import (
+    OPTION_CHECKS,
+    keyed_secret_problem,
+    missing_secret,
+    redis_url_problem,
+)
 from palabre.errors import ConfigError
 from palabre.stores.base import DEFAULT_TTL_SECONDS
+
+SECRET = "PALABRE_SECRET"
+DISABLE_PLUGINS = "PALABRE_DISABLE_PLUGINS"
+IGNORED = {
+    "PALABRE_DEV": "PALABRE_DEV is ignored: set PALABRE_SECRET, or start `palabre serve "
+    "--insecure-dev` to try Palabre without secrets (never in production)",
+}
 
 
 @dataclass
@@ -26,7 +41,7 @@ class Settings:
     locales_dir: Path | None = None
     session_ttl: int = DEFAULT_TTL_SECONDS
     dev: bool = False
-    log_level: str = "WARNING"
+    log_level: str | None = None  # None: the command's default (INFO for serve)
     public_url: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -39,19 +54,56 @@ class Settings:
         env_file: str | None = ".env",
         dev: bool = False,
     ) -> Settings:
+        """The settings from `env` (default: the process environment and `.env`).
+
+        `dev` is true only for `palabre chat` and `palabre serve --insecure-dev`, which may
+        use throwaway secrets; no environment variable turns it on.
+        """
         config = _config(env, env_file)
-        locales = config("PALABRE_LOCALES", default=None)
+        options = _options(config, env)
+        locales = options.get("PALABRE_LOCALES")
         return cls(
             redis_url=config("REDIS_URL", default=None) or None,
-            data_dir=Path(config("PALABRE_DATA_DIR", default=".palabre")),
+            data_dir=Path(options.get("PALABRE_DATA_DIR") or ".palabre"),
             locales_dir=Path(locales) if locales else None,
-            session_ttl=config("PALABRE_SESSION_TTL", cast=int, default=DEFAULT_TTL_SECONDS),
-            dev=dev or config("PALABRE_DEV", cast=bool, default=False),
-            log_level=config("PALABRE_LOG_LEVEL", default="WARNING"),
-            public_url=config("PALABRE_PUBLIC_URL", default=None) or None,
-            options=_options(config, env),
+            session_ttl=_seconds(options.get("PALABRE_SESSION_TTL"), DEFAULT_TTL_SECONDS),
+            dev=dev,
+            log_level=options.get("PALABRE_LOG_LEVEL") or None,
+            public_url=options.get("PALABRE_PUBLIC_URL") or None,
+            options=options,
             secrets=_secrets(config, env),
         )
+
+    def problems(self, keyed_secrets: Iterable[str] = ()) -> list[str]:
+        """Every malformed setting, one clear line each; empty when all can work.
+
+        `palabre serve` lists them all and refuses to start. PALABRE_SECRET, and the
+        secrets named in `keyed_secrets` (a flow's `secret_env`), key hashes and tokens:
+        each must be set (unless in dev mode) and at least 32 characters. The constructor
+        checks nothing, so tests may build Settings with short throwaway secrets.
+        """
+        found = [self._keyed_secret_problem(name) for name in sorted({SECRET, *keyed_secrets})]
+        found.append(redis_url_problem(self.redis_url) if self.redis_url else None)
+        for name, check in OPTION_CHECKS.items():
+            raw = self.options.get(name)
+            found.append(check(name, raw) if raw else None)
+        return [line for line in found if line]
+
+    def notices(self) -> list[str]:
+        """Settings that are set but no longer read, each with what to do instead."""
+        return [line for name, line in IGNORED.items() if name in self.options]
+
+    @property
+    def disabled_plugins(self) -> set[str]:
+        """The plugin names in PALABRE_DISABLE_PLUGINS (comma-separated)."""
+        raw = self.options.get(DISABLE_PLUGINS, "")
+        return {name.strip() for name in raw.split(",") if name.strip()}
+
+    def _keyed_secret_problem(self, name: str) -> str | None:
+        value = self.secrets.get(name, "")
+        if not value:
+            return None if self.dev else missing_secret(name, secrets.token_hex(32))
+        return keyed_secret_problem(name, value)
 
     def secret(self, name: str) -> bytes:
         """The secret named `name`, or a dev secret (said loudly by the caller) in dev mode."""
@@ -60,11 +112,7 @@ class Settings:
             return value.encode()
         if self.dev:
             return self._dev_secret(name)
-        raise ConfigError(
-            f"the secret {name} is not set: set it in the environment or in .env "
-            f"(for example: {name}={secrets.token_hex(32)}), or use --dev to try Palabre "
-            "with a throwaway development secret"
-        )
+        raise ConfigError(missing_secret(name, secrets.token_hex(32)))
 
     def _dev_secret(self, name: str) -> bytes:
         path = self.data_dir / f"dev-secret-{name.lower()}"
@@ -80,6 +128,12 @@ class Settings:
     def option(self, name: str, default: str | None = None) -> str | None:
         """A non-secret setting such as TWILIO_ACCOUNT_SID or META_GRAPH_VERSION."""
         return self.options.get(name) or default
+
+
+def _seconds(raw: str | None, default: int) -> int:
+    """A positive whole number of seconds, else `default` (problems() names a bad one)."""
+    text = (raw or "").strip()
+    return int(text) if text.isdecimal() and int(text) > 0 else default
 
 
 def _config(env: Mapping[str, str] | None, env_file: str | None) -> Config:

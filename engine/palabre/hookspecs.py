@@ -8,8 +8,8 @@ built-in defaults are `trylast` so any plugin can override them.
 Phases:
 1. command line: `register_commands`;
 2. checking flows: `register_settings`, `check_flow`;
-3. start-up: `register_actions`, `register_template_filters`, `register_transports`,
-   `register_workers`, `make_session_store`;
+3. start-up: `check_settings`, `register_actions`, `register_template_filters`,
+   `register_transports`, `register_workers`, `make_session_store`;
 4. conversation: actions run from flow steps (see `palabre.actions.Action`).
 """
 
@@ -65,6 +65,17 @@ def check_flow(flow: Flow) -> list[Problem]:
 
 
 # -- start-up: what a plugin adds ---------------------------------------------------
+
+
+@hookspec
+def check_settings(settings: Settings) -> list[str]:
+    """Return one clear line for each problem in the settings this plugin reads.
+
+    `palabre serve` calls it before starting, with the settings from the environment and
+    `.env`, lists every plugin's lines with Palabre's own, and refuses to start (exit
+    status 2) when there is any. `settings.dev` is true under `--insecure-dev`, where
+    missing credentials may be allowed; malformed ones never are. Never repeat a secret.
+    """
 
 
 @hookspec

@@ -2,15 +2,16 @@
 
 Every plugin, the built-ins included, is declared in the `palabre` entry-point group,
 so a `palabre-<name>` package on PyPI plugs in exactly like ours. Set
-`PALABRE_DISABLE_PLUGINS=name,other` to keep some from loading. After loading,
+`PALABRE_DISABLE_PLUGINS=name,other` (in the environment or `.env`, read through
+`palabre.config`) to keep some from loading. After loading,
 `check_pending()` rejects any hook implementation that has no spec (a typo in a hook
 name fails loudly instead of never being called).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
@@ -18,19 +19,20 @@ import pluggy
 
 from palabre import hookspecs
 from palabre.actions import Action
+from palabre.config import DISABLE_PLUGINS, Settings
 from palabre.errors import PluginError
-
-DISABLE_ENV = "PALABRE_DISABLE_PLUGINS"
 
 
 def make_plugin_manager(
     extra: Iterable[object] = (), *, entry_points: bool = True, disabled: Iterable[str] = ()
 ) -> pluggy.PluginManager:
-    """A plugin manager with the entry-point plugins (unless disabled) and `extra` ones."""
+    """A plugin manager with the entry-point plugins (unless disabled) and `extra` ones.
+
+    `disabled` adds to the names in PALABRE_DISABLE_PLUGINS.
+    """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
-    blocked = set(disabled) | {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n}
-    for name in blocked:
+    for name in set(disabled) | Settings.from_env().disabled_plugins:
         manager.set_blocked(name)
     if entry_points:
         try:
@@ -44,6 +46,16 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{exc}: check the hook's name against palabre.hookspecs") from exc
     return manager
+
+
+def unknown_plugins(names: Iterable[str]) -> list[str]:
+    """A line for each name in PALABRE_DISABLE_PLUGINS that no installed plugin has."""
+    installed = sorted(point.name for point in entry_points(group=hookspecs.PROJECT))
+    return [
+        f"{DISABLE_PLUGINS} names '{name}', which is not an installed plugin "
+        f"(installed: {', '.join(installed)})"
+        for name in sorted(set(names) - set(installed))
+    ]
 
 
 def collect_actions(manager: pluggy.PluginManager) -> dict[str, Action]:

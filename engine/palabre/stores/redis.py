@@ -160,9 +160,7 @@ class RedisSessionStore:
         queue = self._key("queue", lease.contact)
         deadline = time.monotonic() + self.lock_wait
         async with self._errors():
-            head = await self._arrive(
-                keys=[queue], args=[*self._ids(lease), QUEUE_TTL_SECONDS]
-            )
+            head = await self._arrive(keys=[queue], args=[*self._ids(lease), QUEUE_TTL_SECONDS])
         while _text(head) != lease.token:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or head is None or lease.lost:

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.errors import StoreError
+from palabre.logs import exception_summary
 from palabre.plugins import make_plugin_manager
 from palabre.stores.base import SessionStore
 from palabre.stores.media import MediaStore
@@ -48,14 +49,11 @@ def create_app(
     transports: list[Transport] = [t for batch in manager.hook.register_transports() for t in batch]
     paths = list(flow_paths)
 
+    if insecure_dev:  # `palabre serve` prints the banner once; the lifespan may run twice
+        settings.dev = True
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if insecure_dev:
-            log.warning(
-                "INSECURE DEV MODE: webhooks without secrets are accepted unchecked; "
-                "never expose this server to the internet"
-            )
-            settings.dev = True
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         engine = build_engine(paths, settings, plugins=manager, store=store, http=client)
         host = Host(
@@ -94,17 +92,24 @@ def create_app(
     )
 
 
-async def keep_running(worker: Callable[[Host], Awaitable[None]], host: Host) -> None:
-    """Run a background job; if it fails, log it and start it again after a pause."""
+async def keep_running(
+    worker: Callable[[Host], Awaitable[None]], host: Host, *, pause: float = 5.0
+) -> None:
+    """Run a background job; if it fails, log why and start it again after `pause` seconds."""
     while True:
         try:
             await worker(host)
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("background job %s failed; restarting in 5 s", _name(worker))
-            await asyncio.sleep(5)
+        except Exception as exc:
+            log.error(
+                "background job %s failed: %s; restarting in %g s",
+                _name(worker),
+                exception_summary(exc),
+                pause,
+            )
+            await asyncio.sleep(pause)
 
 
 def _name(worker: object) -> str:

@@ -12,11 +12,12 @@ import argparse
 from collections.abc import Awaitable, Callable
 
 from palabre.actions import Action
+from palabre.config import Settings
 from palabre.errors import Problem
 from palabre.flow.model import Flow
 from palabre.hookspecs import hookimpl
 from palabre.transports import Host
-from palabre_dhis2 import find, flag_duplicate, register
+from palabre_dhis2 import config, find, flag_duplicate, register
 from palabre_dhis2.cli import add_commands
 from palabre_dhis2.program import SECTION
 from palabre_dhis2.settings_check import check_dhis2_settings
@@ -24,6 +25,7 @@ from palabre_dhis2.worker import retry_registrations
 
 __all__ = [
     "check_flow",
+    "check_settings",
     "register_actions",
     "register_commands",
     "register_settings",
@@ -44,6 +46,11 @@ def register_settings() -> list[str]:
 @hookimpl
 def check_flow(flow: Flow) -> list[Problem]:
     return check_dhis2_settings(flow)
+
+
+@hookimpl
+def check_settings(settings: Settings) -> list[str]:
+    return config.problems(settings)
 
 
 @hookimpl

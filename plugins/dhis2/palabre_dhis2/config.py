@@ -10,20 +10,29 @@ DHIS2_RETRY_DELAYS  pauses before each retry of a timeout or 5xx (default 0.3)
 
 The defaults keep a registration inside a webhook's time budget (Twilio waits 15 s): at
 worst two tries to find and two to create, about 11 s, after which it is queued instead.
+
+`problems(settings)` lists every malformed DHIS2_* setting at once, one line each: it is
+what `palabre serve` checks at start (through `check_settings`), so a bad DHIS2_TIMEOUT
+stops the server instead of failing every registration later.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from palabre.config import Settings
+from palabre.config_checks import credential_problem, http_url_problem
 from palabre.errors import ConfigError
 from palabre_dhis2.params import DEFAULT_VERSION, Version, parse_version
 
 DEFAULT_TIMEOUT = 2.5
 DEFAULT_RETRY_DELAYS = (0.3,)
+NO_CREDENTIALS = "no credentials: set DHIS2_TOKEN, or DHIS2_USERNAME and DHIS2_PASSWORD"
+TOKEN_HOW = "create a personal access token in DHIS-2 (Profile > Personal access tokens)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class Dhis2Config:
     def from_settings(cls, settings: Settings) -> Dhis2Config:
         """Read the DHIS2_* options and secrets; ConfigError names a malformed one."""
         return cls(
-            url=(settings.option("DHIS2_URL") or "").rstrip("/"),
+            url=_url(settings.option("DHIS2_URL")),
             username=settings.option("DHIS2_USERNAME") or "",
             password=settings.secrets.get("DHIS2_PASSWORD", ""),
             token=settings.secrets.get("DHIS2_TOKEN", ""),
@@ -74,7 +83,53 @@ class Dhis2Config:
             return "DHIS2_TOKEN"
         if self.username:
             return "DHIS2_USERNAME and DHIS2_PASSWORD"
-        return "no credentials: set DHIS2_TOKEN, or DHIS2_USERNAME and DHIS2_PASSWORD"
+        return NO_CREDENTIALS
+
+
+def problems(settings: Settings) -> list[str]:
+    """Every problem with the DHIS2_* settings, one line each; empty when they can work."""
+    readers: list[Callable[[], Any]] = [
+        lambda: _url(settings.option("DHIS2_URL")),
+        lambda: parse_version(settings.option("DHIS2_VERSION")),
+        lambda: _number(settings, "DHIS2_TIMEOUT", DEFAULT_TIMEOUT),
+        lambda: _delays(settings.option("DHIS2_RETRY_DELAYS")),
+    ]
+    found: list[str | None] = []
+    for read in readers:
+        try:
+            read()
+        except ConfigError as exc:
+            found.append(str(exc))
+    found += _credential_problems(settings)
+    return [line for line in found if line]
+
+
+def _credential_problems(settings: Settings) -> list[str | None]:
+    token = settings.secrets.get("DHIS2_TOKEN", "")
+    username = settings.option("DHIS2_USERNAME") or ""
+    password = settings.secrets.get("DHIS2_PASSWORD", "")
+    found = [
+        credential_problem("DHIS2_TOKEN", token, how=TOKEN_HOW) if token else None,
+        credential_problem("DHIS2_PASSWORD", password) if password else None,
+    ]
+    if username and not password and not token:
+        found.append("DHIS2_USERNAME is set without DHIS2_PASSWORD: set both, or DHIS2_TOKEN")
+    if settings.option("DHIS2_URL") and not (token or username):
+        found.append(f"DHIS2_URL is set but DHIS-2 has {NO_CREDENTIALS}")
+    return found
+
+
+def _url(raw: str | None) -> str:
+    """The base URL without its trailing slash; ConfigError when it is not one."""
+    if not raw:
+        return ""
+    problem = http_url_problem("DHIS2_URL", raw)
+    if problem:
+        raise ConfigError(problem)
+    url = raw.strip().rstrip("/")
+    if url.endswith("/api"):
+        raise ConfigError(f"DHIS2_URL should be the server's base URL, without /api: {url[:-4]}")
+    return url
 
 
 def _number(settings: Settings, name: str, default: float) -> float:

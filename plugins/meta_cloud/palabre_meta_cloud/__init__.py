@@ -13,11 +13,18 @@ error_codes (what each Graph error code means), outbox (ordered replies), config
 
 from __future__ import annotations
 
+from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.transports import Transport
+from palabre_meta_cloud import config
 from palabre_meta_cloud.transport import MetaCloudTransport
 
 __all__ = ["MetaCloudTransport"]
+
+
+@hookimpl
+def check_settings(settings: Settings) -> list[str]:
+    return config.problems(settings)
 
 
 @hookimpl

@@ -2,14 +2,17 @@
 
 Secrets (META_APP_SECRET, META_ACCESS_TOKEN, META_VERIFY_TOKEN) come from
 `settings.secret`; plain options (META_PHONE_NUMBER_ID, META_GRAPH_VERSION,
-META_API_BASE) from `settings.option`.
+META_API_BASE) from `settings.option`. `problems(settings)` is what `palabre serve`
+checks at start (through `check_settings`); the transport's startup refuses with `refusal`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from palabre.config import Settings
+from palabre.config_checks import credential_problem, http_url_problem
 from palabre.errors import ConfigError
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
@@ -21,6 +24,15 @@ REQUIRED = {
     "META_ACCESS_TOKEN": "a System User access token with whatsapp_business_messaging",
     "META_PHONE_NUMBER_ID": "WhatsApp > API Setup > Phone number ID",
 }
+
+
+# The shortest value each credential can have; only lengths are enforced, not alphabets.
+MINIMUM_LENGTH = {
+    "META_APP_SECRET": 32,  # an app secret is 32 characters
+    "META_VERIFY_TOKEN": 8,  # chosen by you: make it random, e.g. secrets.token_hex(16)
+    "META_ACCESS_TOKEN": 1,
+}
+GRAPH_VERSION = re.compile(r"v\d+\.\d+")
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,52 @@ def missing_settings(config: MetaConfig) -> list[str]:
 def refusal(missing: list[str]) -> ConfigError:
     """The error that stops `palabre serve`, saying what to set and where to find it."""
     lines = "; ".join(f"{name} ({REQUIRED[name]})" for name in missing)
+    why = (
+        " Without META_APP_SECRET anyone could post forged webhooks."
+        if "META_APP_SECRET" in missing
+        else ""
+    )
     return ConfigError(
         f"the Meta WhatsApp Cloud API transport cannot start: set {lines} in the environment "
-        "or in .env. Without META_APP_SECRET anyone could post forged webhooks. If you do "
-        "not use WhatsApp through Meta, set PALABRE_DISABLE_PLUGINS=meta_cloud; to try "
-        "Palabre locally without these settings, use --insecure-dev"
+        f"or in .env.{why} If you do not use WhatsApp through Meta, set "
+        "PALABRE_DISABLE_PLUGINS=meta_cloud; to try Palabre locally without these settings, "
+        "use --insecure-dev"
     )
+
+
+def problems(settings: Settings) -> list[str]:
+    """Every problem with the Meta settings, one line each.
+
+    Missing settings are allowed under --insecure-dev; malformed ones never are.
+    """
+    missing = missing_settings(read_config(settings))
+    found = [str(refusal(missing))] if missing and not settings.dev else []
+    for name, minimum in MINIMUM_LENGTH.items():
+        value = settings.secrets.get(name)
+        how = REQUIRED[name]
+        found.append(credential_problem(name, value, minimum=minimum, how=how) if value else None)
+    found += [_phone_number_id_problem(settings), _graph_version_problem(settings)]
+    api_base = settings.option("META_API_BASE")
+    found.append(http_url_problem("META_API_BASE", api_base) if api_base else None)
+    return [line for line in found if line]
+
+
+def _phone_number_id_problem(settings: Settings) -> str | None:
+    value = settings.option("META_PHONE_NUMBER_ID")
+    if not value or value.isdecimal():
+        return None
+    return (
+        "META_PHONE_NUMBER_ID must be the numeric Phone number ID shown in WhatsApp > "
+        "API Setup, not the phone number itself"
+    )
+
+
+def _graph_version_problem(settings: Settings) -> str | None:
+    value = settings.option("META_GRAPH_VERSION")
+    if not value or GRAPH_VERSION.fullmatch(value):
+        return None
+    example = DEFAULT_GRAPH_VERSION
+    return f"META_GRAPH_VERSION={value!r} is not a Graph API version such as {example}"
 
 
 def _secret(settings: Settings, name: str) -> bytes | None:

@@ -6,11 +6,18 @@ without it, and the transport says what to install when it starts.
 
 from __future__ import annotations
 
+from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.transports import Transport
+from palabre_twilio import config
 from palabre_twilio.transport import TwilioTransport
 
-__all__ = ["TwilioTransport", "register_transports"]
+__all__ = ["TwilioTransport", "check_settings", "register_transports"]
+
+
+@hookimpl
+def check_settings(settings: Settings) -> list[str]:
+    return config.problems(settings)
 
 
 @hookimpl

@@ -5,20 +5,30 @@ TWILIO_ACCOUNT_SID     the account (AC...), for the REST API
 TWILIO_SMS_FROM        the sender number for SMS (+E.164)
 TWILIO_WHATSAPP_FROM   the WhatsApp sender (whatsapp:+E.164; the prefix is added if missing)
 TWILIO_API_BASE        the REST API root, https://api.twilio.com unless set
+
+`problems(settings)` is what `palabre serve` checks at start (through `check_settings`);
+`TwilioConfig.check()` is what the transport's startup refuses, with the same lines.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from types import ModuleType
 
 from palabre.config import Settings
+from palabre.config_checks import credential_problem, http_url_problem
 from palabre.errors import ConfigError
 
 TOKEN = "TWILIO_AUTH_TOKEN"
 DEFAULT_API_BASE = "https://api.twilio.com"
 INSTALL_HINT = "pip install 'palabre[twilio]'"
+# Twilio's API reference gives an Account SID the pattern ^AC[0-9a-fA-F]{32}$.
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+# Auth Tokens are 32 characters; only the length is enforced, not an alphabet.
+TOKEN_LENGTH = 32
+WHERE_TOKEN = "copy the Auth Token from the Twilio console (Account > API keys & tokens)"
 
 
 @dataclass(frozen=True)
@@ -49,23 +59,54 @@ class TwilioConfig:
 
     def check(self) -> None:
         """Raise ConfigError naming what to set when the settings cannot work."""
-        if self.token is None:
-            raise ConfigError(
-                f"the Twilio transport needs {TOKEN}: copy the Auth Token from the Twilio "
-                "console (Account > API keys & tokens) into the environment or .env, or "
-                "start with --insecure-dev to try it locally without signature checks"
-            )
-        if self.account_sid and not self.account_sid.startswith("AC"):
-            raise ConfigError(
-                "TWILIO_ACCOUNT_SID must be an Account SID starting with AC (found "
-                f"'{self.account_sid[:2]}...'): copy it from the Twilio console"
-            )
+        problem = missing_token() if self.token is None else sid_problem(self.account_sid)
+        if problem:
+            raise ConfigError(problem)
 
     def messages_url(self) -> str:
         return f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
     def status_callback(self) -> str | None:
         return f"{self.public_url}/twilio/status" if self.public_url else None
+
+
+def problems(settings: Settings) -> list[str]:
+    """Every problem with the Twilio settings, one line each.
+
+    A missing token is allowed under --insecure-dev; a malformed one never is.
+    """
+    config = TwilioConfig.from_settings(settings)
+    api_base = settings.option("TWILIO_API_BASE")
+    found = [
+        token_problem(config.token) if config.token else None,
+        missing_token() if config.token is None and not settings.dev else None,
+        sid_problem(config.account_sid),
+        http_url_problem("TWILIO_API_BASE", api_base) if api_base else None,
+    ]
+    return [line for line in found if line]
+
+
+def missing_token() -> str:
+    return (
+        f"the Twilio transport needs {TOKEN}: {WHERE_TOKEN} into the environment or .env, "
+        "set PALABRE_DISABLE_PLUGINS=twilio if you do not use Twilio, or start with "
+        "--insecure-dev to try it locally without signature checks"
+    )
+
+
+def token_problem(token: str) -> str | None:
+    how = f"{WHERE_TOKEN}; it is {TOKEN_LENGTH} characters long"
+    return credential_problem(TOKEN, token, minimum=TOKEN_LENGTH, how=how)
+
+
+def sid_problem(sid: str | None) -> str | None:
+    if not sid or ACCOUNT_SID.fullmatch(sid):
+        return None
+    return (
+        "TWILIO_ACCOUNT_SID must be an Account SID starting with AC and 32 hexadecimal "
+        f"characters (found '{sid[:2]}...', {len(sid)} characters): copy it from the Twilio "
+        "console"
+    )
 
 
 def load_sdk(module: str) -> ModuleType:
