@@ -224,3 +224,115 @@ def test_cli_check_reports_broken_catalog_lines(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{po}:" in out
     assert "garbage line" in out
+
+
+def cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> list[str]:
+    """`palabre check` on one flow: exit status 1, and its output lines without the folder."""
+    write(tmp_path, "f.yaml", "settings: {locales: [en], default_locale: en}\n" + text.lstrip())
+    assert main(["check", str(tmp_path / "f.yaml")]) == 1
+    return capsys.readouterr().out.replace(f"{tmp_path}/", "").splitlines()
+
+
+def test_check_reports_unknown_filters_and_tests_where_they_are_written(tmp_path, capsys):
+    assert cli_check(
+        tmp_path,
+        capsys,
+        """
+id: demo
+steps:
+  q: {kind: ask, text: "Name?", save_as: name}
+  shout: {kind: say, text: "Hi {{ name | uper }}"}
+  route:
+    kind: branch
+    cases: [{when: "name is evn", next: done}]
+  done: {kind: end, text: "{{ name | shoutify }}"}
+""",
+    ) == [
+        "f.yaml:5:28: steps.shout.text: unknown filter 'uper' (did you mean 'upper'?)",
+        "f.yaml:8:20: steps.route.cases[0].when: unknown test 'evn' (did you mean 'even'?)",
+        "f.yaml:9:27: steps.done.text: unknown filter 'shoutify' (no filter of that name exists)",
+    ]
+
+
+def test_check_reports_action_arguments_not_taken_and_required_ones_left_out(tmp_path, capsys):
+    assert cli_check(
+        tmp_path,
+        capsys,
+        """
+id: demo
+steps:
+  code: {kind: action, action: qr.code, with: {txt: "hello", ttl: "60"}}
+  seen: {kind: action, action: registry.remember, with: {value: x, namespace: y}}
+  done: {kind: end}
+""",
+    ) == [
+        "f.yaml:4:47: steps.code.with: 'qr.code' needs the argument 'text' "
+        "(add `text:` under `with:`)",
+        "f.yaml:4:53: steps.code.with.txt: 'qr.code' takes no argument 'txt' "
+        "(it takes: text, ttl) (did you mean 'text'?)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        (
+            "answer = 'yes'",
+            "'=' sets a value, it does not compare (use == to compare: answer == 'yes')",
+        ),
+        (
+            "answer == 'yes' && age = 3",
+            "'&&' is not Jinja (use and to join conditions: answer == 'yes' and age == 3)",
+        ),
+        ("!answer", "'!' is not Jinja (use not to negate: not answer)"),
+        (
+            "answer == 'yes",
+            "a quote is not closed (close every quote you open: "
+            "answer == 'yes' and age | int > 17)",
+        ),
+        (
+            "if answer == 'yes'",
+            "a condition is written without 'if' (write only the test: answer == 'yes')",
+        ),
+        (
+            "answer == yes please",
+            "there is more text after the expression than Jinja can "
+            "read (join two conditions with and / or, and put words in quotes: answer == 'yes')",
+        ),
+    ],
+)
+def test_a_condition_jinja_cannot_read_is_explained_in_plain_words(tmp_path, capsys, when, message):
+    quoted = when.replace('"', '\\"')
+    assert cli_check(
+        tmp_path,
+        capsys,
+        f"""
+id: demo
+steps:
+  q: {{kind: ask, text: "Yes?", save_as: answer}}
+  route:
+    kind: branch
+    cases:
+      - {{when: "{quoted}", next: done}}
+  done: {{kind: end}}
+""",
+    ) == [f"f.yaml:8:16: steps.route.cases[0].when: {message}"]
+
+
+def test_an_unknown_filter_in_a_translation_is_reported_for_its_language(tmp_path):
+    locales = tmp_path / "locales"
+    translate(locales, "fr", {"Hi {{ lang }}": "Salut {{ lang | uper }}"})
+    found = problems(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          a: {kind: say, text: "Hi {{ lang }}"}
+    """,
+        locales,
+        settings="{locales: [en, fr], default_locale: en}",
+    )
+    assert found == [
+        "f.yaml:4:24: steps.a.text: the 'fr' translation: unknown filter 'uper' "
+        "(did you mean 'upper'?)"
+    ]

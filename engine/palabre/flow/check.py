@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from palabre.actions import Action
 from palabre.errors import Problem
+from palabre.flow.arguments import argument_problems
+from palabre.flow.conditions import unreadable
 from palabre.flow.graph import BUILTIN_VARIABLES, exits, reachable, variables_before
 from palabre.flow.kinds import STEP_FIELDS
 from palabre.flow.model import Flow, Step, Text, Where
 from palabre.flow.suggest import closest, did_you_mean, known_list
+from palabre.flow.template_check import template_findings
 from palabre.i18n.catalogs import Catalogs
-from palabre.i18n.templates import Templates
+from palabre.i18n.templates import PARSE_FAILURES, Templates
 
 BUTTONS, BUTTON_TITLE, LIST_ROWS, ROW_TITLE, BODY = 3, 20, 10, 24, 1024
 
@@ -23,7 +27,7 @@ class Checker:
     flow: Flow
     templates: Templates
     catalogs: Catalogs
-    actions: Iterable[str] = ()
+    actions: Mapping[str, Action] | Iterable[str] = ()  # with Actions, arguments are checked
     flow_ids: Iterable[str] = ()
     problems: list[Problem] = field(default_factory=list)
 
@@ -88,6 +92,11 @@ class Checker:
                 f"unknown action '{action}'",
                 closest(action, actions) or "no plugin offers it",
             )
+        elif action and isinstance(self.actions, Mapping):
+            for where, path, message, hint in argument_problems(
+                self.flow, step, self.actions[action]
+            ):
+                self.add(where, path, message, hint)
 
     def check_reachable(self) -> None:
         seen = reachable(self.flow)
@@ -115,12 +124,16 @@ class Checker:
     def _template(
         self, step: Step, name: str, source: str, known: set[str] | None, expr: bool
     ) -> None:
-        where = step.field_where.get(name.split("[")[0].split(".")[0], step.where)
+        where = self.flow.locate("steps", step.id, *_path_parts(name))
         path = f"steps.{step.id}.{name}"
-        error = self.templates.syntax_error(source, expression=expr)
-        if error:
-            self.add(where, path, f"template error: {error}", "check the {{ }} and {% %} pairs")
+        try:
+            parsed = self.templates.parse(source, expression=expr)
+        except PARSE_FAILURES as exc:
+            self.add(where, path, *unreadable(source, exc, expression=expr))
             return
+        for found in template_findings(parsed, self.templates.env, self.templates.limits):
+            line = f"line {found.line} of the template: " if "\n" in source.strip() else ""
+            self.add(where, path, line + found.message, found.hint, warn=found.warn)
         if known is None:
             return
         for variable in sorted(self.templates.variables(source, expression=expr) - known):
@@ -147,6 +160,10 @@ class Checker:
                     )
                 else:
                     self._translation(path, text, locale)
+                    for form in self.catalogs.empty_plural_forms(locale, text.msgid):
+                        message = f"the '{locale}' translation lacks {form}"
+                        hint = f"fill it in the {locale} PO file"
+                        self.add(text.where, path, message, hint, warn=True, topic="translation")
 
     def _translation(self, path: str, text: Text, locale: str) -> None:
         """A translation must compile and use only the variables its source uses."""
@@ -160,6 +177,10 @@ class Checker:
                 topic="translation",
             )
             return
+        env, limits = self.templates.env, self.templates.limits
+        for found in template_findings(self.templates.parse(translated), env, limits):
+            message = f"the '{locale}' translation: {found.message}"
+            self.add(text.where, path, message, found.hint, found.warn, topic="translation")
         extra = self.templates.variables(translated) - self.templates.variables(text.msgid)
         if extra:
             self.add(
@@ -196,6 +217,14 @@ def _limit_for(path: str, flow: Flow, choices: int) -> tuple[int, str]:
     return BODY, "this message"
 
 
+def _path_parts(name: str) -> list[str | int]:
+    """`cases[0].when` as the path ("cases", 0, "when"), to locate it in the file."""
+    parts: list[str | int] = []
+    for part in name.replace("[", ".").replace("]", "").split("."):
+        parts.append(int(part) if part.isdigit() else part)
+    return parts
+
+
 def _short(text: Text) -> str:
     return text.msgid if len(text.msgid) <= 40 else text.msgid[:37] + "..."
 
@@ -206,7 +235,7 @@ def _templates_of(step: Step) -> list[tuple[str, str, bool, set[str]]]:
     for name in ("text", "reprompt"):
         text = step.get(name)
         if isinstance(text, Text):
-            found += [(name, s, False, set()) for s in (text.msgid, text.plural) if s]
+            found += [(name, s, False, set()) for s in {text.msgid, *dict(text.forms).values()}]
             if text.count:
                 found.append((name, text.count, True, set()))
     for choice in step.get("choices", []):
@@ -232,7 +261,7 @@ def check_flow(
     templates: Templates,
     catalogs: Catalogs,
     *,
-    actions: Iterable[str] = (),
+    actions: Mapping[str, Action] | Iterable[str] = (),
     flow_ids: Iterable[str] = (),
 ) -> list[Problem]:
     """Every whole-flow problem of `flow`."""

@@ -1,57 +1,90 @@
-"""The sandboxed Jinja environment every message template renders in.
+"""Compiling and rendering every message template, within bounds.
 
-Templates come from flow authors, so they run in Jinja's immutable sandbox: no access to
-Python internals, no mutation of the session's values. Output is plain text for SMS and
-WhatsApp, so nothing is HTML-escaped. An undefined variable is an error, never "".
+Templates come from flow authors, so they run in Jinja's immutable sandbox, bounded
+(palabre.i18n.sandbox): no access to Python internals, no mutation of the session's values,
+and no render may loop, recurse, grow or take time past the limits of palabre.i18n.bounds.
+Output is plain text for SMS and WhatsApp, so nothing is HTML-escaped. An undefined variable
+is an error, never "". Whatever goes wrong in a render is a TemplateError naming the template.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 import jinja2.meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import nodes
+from jinja2.parser import Parser
 
 from palabre.errors import TemplateError
+from palabre.i18n.bounds import BoundExceeded, Limits, budget
+from palabre.i18n.sandbox import BoundedSandbox
+
+# What a parse may raise besides a syntax error: a 5,000-digit number literal, deep nesting.
+PARSE_FAILURES = (jinja2.TemplateSyntaxError, ValueError, RecursionError)
 
 
 class Templates:
     """Compiles and renders templates, caching each compiled source once."""
 
-    def __init__(self, filters: Mapping[str, Callable[..., Any]] | None = None) -> None:
-        self.env = ImmutableSandboxedEnvironment(
-            autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=False
-        )
-        self.env.filters.update(filters or {})
+    def __init__(
+        self, filters: Mapping[str, Callable[..., Any]] | None = None, limits: Limits | None = None
+    ) -> None:
+        self.env = BoundedSandbox(filters)
+        self.limits = limits or Limits()
         self._compile = lru_cache(maxsize=4096)(self.env.from_string)
         self._expression = lru_cache(maxsize=1024)(self.env.compile_expression)
 
     def render(self, source: str, variables: Mapping[str, Any], *, where: str) -> str:
         """Render `source`; any failure is a TemplateError naming `where` and the cause."""
-        try:
+        with self._bounded(where):
             return self._compile(source).render(variables)
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{where}: {_reason(exc)}") from None
 
     def evaluate(self, expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
         """Evaluate a Jinja expression such as `reg.new and age > 18`."""
-        try:
+        with self._bounded(where):
             result = self._expression(expression)(**variables)
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{where}: {_reason(exc)}") from None
         if isinstance(result, jinja2.Undefined):
             raise TemplateError(f"{where}: '{expression}' is undefined")
         return result
 
+    @contextmanager
+    def _bounded(self, where: str) -> Iterator[None]:
+        """One render, within its budget; whatever it raises becomes a TemplateError."""
+        with budget(self.limits):
+            try:
+                yield
+            except BoundExceeded as exc:
+                raise TemplateError(f"{where}: stopped: {exc.message}") from None
+            except jinja2.TemplateError as exc:
+                raise TemplateError(f"{where}: {_reason(exc)}") from None
+            except Exception as exc:  # the template's own arithmetic or recursion failed
+                raise TemplateError(f"{where}: {_failure(exc)}") from None
+
+    def parse(self, source: str, *, expression: bool = False) -> nodes.Template:
+        """The template (or the one expression) as written, unbounded; raises PARSE_FAILURES."""
+        if not expression:
+            return self.env.parse(source)
+        parser = Parser(self.env, source, state="variable")  # as compile_expression reads it
+        body = parser.parse_expression()
+        if not parser.stream.eos:
+            raise jinja2.TemplateSyntaxError(
+                "chunk after expression", parser.stream.current.lineno, None, None
+            )
+        return nodes.Template([nodes.Output([body])], lineno=1)
+
     def syntax_error(self, source: str, *, expression: bool = False) -> str | None:
         """The syntax error in `source`, or None when it compiles."""
         try:
-            self._expression(source) if expression else self.env.parse(source)
+            with budget(self.limits):  # compiling folds constants, so it runs within bounds
+                self._expression(source) if expression else self.env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             return f"line {exc.lineno} of the template: {exc.message}"
+        except (ValueError, RecursionError) as exc:
+            return f"the template cannot be read: {_failure(exc)}"
         return None
 
     def variables(self, source: str, *, expression: bool = False) -> set[str]:
@@ -59,7 +92,7 @@ class Templates:
         text = "{{ " + source + " }}" if expression else source
         try:
             return set(jinja2.meta.find_undeclared_variables(self.env.parse(text)))
-        except jinja2.TemplateSyntaxError:
+        except PARSE_FAILURES:
             return set()
 
 
@@ -67,3 +100,12 @@ def _reason(exc: jinja2.TemplateError) -> str:
     if isinstance(exc, jinja2.UndefinedError):
         return f"undefined variable ({exc.message})"
     return f"{type(exc).__name__}: {exc.message}"
+
+
+def _failure(exc: Exception) -> str:
+    """The cause, by type only: a Python error's text may quote the contact's answers."""
+    if isinstance(exc, RecursionError):
+        return "the template nests or recurses too deeply"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return "a number has too many digits"
+    return f"{type(exc).__name__} while rendering"

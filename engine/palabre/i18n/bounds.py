@@ -1,0 +1,167 @@
+"""The bounds one template render must stay within, and the budget that enforces them.
+
+Templates come from flow authors and render on the server's event loop, so a runaway
+template (a huge loop, a recursive macro, `'x' * 10**9`) would stall every conversation.
+Each render gets a `Budget`: loop steps and calls are counted, the clock is read at every
+step, every value the template makes is measured, and the text it outputs is capped. Going
+past a bound raises `BoundExceeded`, which ends that render (and only that contact's turn).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+# A WhatsApp body is 4,096 characters and a long SMS 1,600; four times that is still a message.
+MAX_OUTPUT = 16_384
+# Characters or items of any one string or list a template makes (Jinja's own range cap).
+MAX_VALUE = 100_000
+# Characters made by all the operations of one render: bounds memory, not just one value.
+MAX_CREATED = 4_000_000
+# Items of one range(); a chat message never lists more.
+MAX_RANGE = 10_000
+# Loop iterations and calls in one render: a few tens of milliseconds of work.
+MAX_STEPS = 100_000
+# Nested macro calls and recursive loops: enough for any message, far below Python's limit.
+MAX_DEPTH = 20
+# Bits of one integer: Python refuses to print an integer of more than 4,300 digits.
+MAX_INT_BITS = 4_096
+# Seconds one render may compute; every other conversation waits at most about this long.
+DEADLINE = 0.1
+# The deadline counts the rendering thread's CPU time, not the wall clock: on a loaded
+# machine an ordinary message paused by the scheduler must not fail.
+CLOCK = time.thread_time
+
+SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+
+
+class BoundExceeded(jinja2.TemplateRuntimeError):
+    """A render went past one of its bounds; the message says which, never with data."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one render; tests shrink them to reach each one quickly."""
+
+    output: int = MAX_OUTPUT
+    value: int = MAX_VALUE
+    created: int = MAX_CREATED
+    range: int = MAX_RANGE
+    steps: int = MAX_STEPS
+    depth: int = MAX_DEPTH
+    int_bits: int = MAX_INT_BITS
+    seconds: float = DEADLINE
+
+
+@dataclass
+class Budget:
+    """What one render has used so far, against its `limits`."""
+
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], float] = CLOCK
+    steps: int = 0
+    created: int = 0
+    depth: int = 0
+    deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.deadline = self.clock() + self.limits.seconds
+
+    def step(self) -> None:
+        """Count one loop iteration or call, and stop when the render has run too long."""
+        self.steps += 1
+        if self.steps > self.limits.steps:
+            raise BoundExceeded(
+                f"loops and calls ran more than {self.limits.steps} steps, "
+                "the most one message may take"
+            )
+        self.on_time()
+
+    def on_time(self) -> None:
+        if self.clock() >= self.deadline:
+            raise BoundExceeded(
+                f"rendering took longer than {self.limits.seconds * 1000:g} ms, "
+                "the most one message may take"
+            )
+
+    def made(self, value: Any) -> Any:
+        """Measure a value the template just made; refuse it when it is too big."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.check_int_bits(value.bit_length())
+        elif isinstance(value, SIZED):
+            self.check_size(len(value))
+            self.created += len(value)
+            if self.created > self.limits.created:
+                raise BoundExceeded(
+                    f"the template made more than {self.limits.created} characters in all"
+                )
+        return value
+
+    def check_size(self, size: int, what: str = "a value") -> None:
+        if size > self.limits.value:
+            raise BoundExceeded(
+                f"{what} of {size} characters or items is over the limit of {self.limits.value}"
+            )
+
+    def check_int_bits(self, bits: int) -> None:
+        if bits > self.limits.int_bits:
+            raise BoundExceeded(f"a number of over {self.limits.int_bits} bits is too large")
+
+    def counted(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """`iterable`, counting each item as a step: every `{% for %}` loops through this."""
+        for item in iterable:
+            self.step()
+            yield item
+
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        """One level of macro call or recursive loop; too many levels end the render."""
+        self.depth += 1
+        try:
+            if self.depth > self.limits.depth:
+                raise BoundExceeded(
+                    f"macros or recursive loops nested more than {self.limits.depth} levels deep"
+                )
+            yield
+        finally:
+            self.depth -= 1
+
+    def concat(self, pieces: Iterable[str]) -> str:
+        """Join output pieces as they stream, stopping as soon as they are too long."""
+        kept: list[str] = []
+        size = 0
+        for piece in pieces:
+            size += len(piece)
+            if size > self.limits.output:
+                raise BoundExceeded(
+                    f"the text is longer than {self.limits.output} characters, "
+                    "the most one message may be"
+                )
+            self.on_time()
+            kept.append(piece)
+        return "".join(kept)
+
+
+_current: ContextVar[Budget | None] = ContextVar("palabre_template_budget", default=None)
+
+
+@contextmanager
+def budget(limits: Limits, clock: Callable[[], float] = CLOCK) -> Iterator[Budget]:
+    """A fresh budget for the render that runs inside this block."""
+    fresh = Budget(limits, clock)
+    token = _current.set(fresh)
+    try:
+        yield fresh
+    finally:
+        _current.reset(token)
+
+
+def current() -> Budget:
+    """The budget of the render under way (a fresh one outside `budget()`, e.g. at compile)."""
+    return _current.get() or Budget()

@@ -1,0 +1,274 @@
+"""A runaway template ends its own render with a TemplateError, and `check` sees what it can.
+
+Each bound is reached through a deterministic budget (steps, sizes, depth), never by timing.
+The last test runs a real `palabre serve`: a template looping a billion times gets the
+friendly error, while /healthz and another conversation are answered.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.serving import start_serve
+
+from palabre.bootstrap import Toolkit, load_flows
+from palabre.errors import TemplateError
+from palabre.i18n.bounds import MAX_DEPTH, MAX_OUTPUT, MAX_RANGE, Limits
+from palabre.i18n.messages import INTERNAL_ERROR
+from palabre.i18n.templates import Templates
+
+WHERE = "demo.spin.text"
+NESTED = (
+    "{% for a in range(n) %}{% for b in range(n) %}{% for c in range(n) %}."
+    "{% endfor %}{% endfor %}{% endfor %}"
+)
+
+
+def stopped(source: str, templates: Templates | None = None, **variables: object) -> str:
+    """The TemplateError message of rendering `source`; fails if it renders or raises another."""
+    with pytest.raises(TemplateError) as error:
+        (templates or Templates()).render(source, {"n": 1000, **variables}, where=WHERE)
+    message = str(error.value)
+    assert message.startswith(f"{WHERE}: "), message
+    return message
+
+
+def test_nested_loops_stop_at_the_step_budget_not_the_clock():
+    no_deadline = Templates(limits=Limits(steps=5_000, seconds=3600))
+    assert "loops and calls ran more than 5000 steps" in stopped(NESTED, no_deadline)
+
+
+def test_the_step_budget_counts_every_loop_of_the_render_together():
+    source = "{% for a in range(60) %}.{% endfor %}{% for b in range(60) %}.{% endfor %}"
+    templates = Templates(limits=Limits(steps=100, seconds=3600))
+    assert "more than 100 steps" in stopped(source, templates)
+    assert Templates(limits=Limits(steps=130, seconds=3600)).render(source, {}, where=WHERE)
+
+
+def test_a_render_past_its_deadline_stops_at_the_next_step():
+    no_time = Templates(limits=Limits(seconds=0))
+    assert "rendering took longer than 0 ms" in stopped("{% for a in [1] %}{% endfor %}", no_time)
+
+
+def test_range_is_capped():
+    assert f"range() of 1000000000 numbers is over the limit of {MAX_RANGE}" in stopped(
+        "{{ range(10**9)|list|length }}"
+    )
+    assert "range() of" in stopped("{% for i in range(10**30) %}{% endfor %}")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+        "{% macro f() %}{{ g() }}{% endmacro %}{% macro g() %}{{ f() }}{% endmacro %}{{ f() }}",
+        "{% macro f() %}{{ caller() }}{% endmacro %}"
+        "{% macro g() %}{% call f() %}{{ g() }}{% endcall %}{% endmacro %}{{ g() }}",
+        "{% for x in [[1]] recursive %}{{ loop(range(10)) }}{% endfor %}",
+    ],
+)
+def test_recursive_macros_and_loops_stop_at_a_fixed_depth(source):
+    assert f"macros or recursive loops nested more than {MAX_DEPTH} levels deep" in stopped(source)
+
+
+def test_doubling_macros_stop_at_the_step_budget():
+    source = (
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(18) }}"
+    )
+    templates = Templates(limits=Limits(steps=10_000, seconds=3600))
+    assert "more than 10000 steps" in stopped(source, templates)
+
+
+@pytest.mark.parametrize(
+    ("source", "bound"),
+    [
+        ("{{ 'x' * 10**7 }}", "a value of 10000000 characters"),
+        ("{{ [0] * 10**9 }}", "a value of 1000000000 characters or items"),
+        ("{{ 10 ** 5000 }}", "a number of over 4096 bits"),
+        ("{{ 10.0 ** 5000 }}", "a number is too large"),
+        ("{{ 'x'|center(10**9) }}", "the width argument of 1000000000"),
+        ("{{ 'x'.ljust(10**9) }}", "an argument of ljust() of 1000000000"),
+        ("{{ (1).to_bytes(10**9, 'big') }}", "an argument of to_bytes() of 1000000000"),
+        ("{{ '%1000000000d'|format(1) }}", "a format width of 1000000000"),
+        ("{{ '%*d' % (10**9, 1) }}", "a format width of 1000000000"),
+        ("{{ '{:1000000000}'.format(1) }}", "a format width of 1000000000"),
+        ("{{ '{:{w}}'.format(1, w=10**9) }}", "a format width of 1000000000"),
+        ("{{ ('x' * 10**4)|replace('x', 'y' * 10**4) }}", "a value of 100000000"),
+        ("{{ ('x' * 10**4).replace('x', 'y' * 10**4) }}", "a value of 100000000"),
+        ("{{ (['x' * 10**4] * 10**3)|join }}", "a value of 10000000"),
+        ("{{ ('x' * 10**4).translate({120: 'y' * 10**4}) }}", "a value of 100000000"),
+        ("{{ ('\t' * 10**4).expandtabs(10**4) }}", "a value of 100010000"),
+        ("{{ ('x\n' * 10**4)|indent(100) }}", "a value of 1020100"),
+        ("{{ ('x ' * 10**4)|wordwrap(1, wrapstring='y' * 10**3) }}", "a value of"),
+        ("{{ ([[1]] * 10**4)|sum(start=[]) }}", "the work of sum()"),
+        ("{{ [1]|slice(10**9)|list }}", "the slices argument of 1000000000"),
+        ("{{ [1]|batch(10**9, 0)|list }}", "the linecount argument of 1000000000"),
+        ("{{ (range(10**4)|list)|tojson(indent=100) }}", "a value of"),
+        (
+            "{% set ns = namespace(s='x' * 1000) %}"
+            "{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "a value of 128000 characters",
+        ),
+    ],
+)
+def test_values_too_big_are_refused_before_they_are_made(source, bound):
+    assert bound in stopped(source)
+
+
+def test_the_output_is_capped_while_it_streams():
+    assert f"the text is longer than {MAX_OUTPUT} characters" in stopped(
+        "{% for i in range(10000) %}xxxxxxxxxx{% endfor %}"
+    )
+
+
+def test_everything_a_render_makes_counts_towards_one_memory_budget():
+    source = (
+        "{% macro m() %}{% for i in range(10000) %}{{ ('x' * 50000) ~ i }}{% endfor %}"
+        "{% endmacro %}{{ m()|length }}"
+    )
+    assert "the template made more than 4000000 characters in all" in stopped(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "cause"),
+    [
+        ("{{ 1 / 0 }}", "ZeroDivisionError while rendering"),
+        ("{{ " + "9" * 5000 + " }}", "a number has too many digits"),
+        ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nests or recurses too deeply"),
+        ("{{ 'a' - 1 }}", "TypeError while rendering"),
+    ],
+)
+def test_python_errors_of_a_template_are_template_errors_without_their_text(source, cause):
+    assert cause in stopped(source)
+
+
+def test_an_expression_is_bounded_too():
+    with pytest.raises(TemplateError, match="range\\(\\) of 1000000000 numbers"):
+        Templates().evaluate("range(10**9)|list|length > 1", {}, where=WHERE)
+
+
+def test_ordinary_templates_render_as_before():
+    source = textwrap.dedent(
+        """\
+        {% macro row(x) %}{{ x|upper|center(7) }}{% endmacro %}
+        {%- for item in items %}{{ loop.index }}.{{ row(item) }}{% endfor %}
+        {{ items|join(', ') }} {{ '%s=%05d'|format('n', n) }} {{ '{:>4}'.format(n) }}
+        {{ 'ab' * 3 }} {{ 2 ** 10 }} {{ [1] + [2] }} {{ [[1], [2]]|sum(start=[]) }}
+        {% filter upper %}done{% endfilter %} {{ range(3)|list }}"""
+    )
+    assert Templates().render(source, {"items": ["a", "b"], "n": 42}, where=WHERE) == (
+        "1.   A   2.   B   \na, b n=00042   42\nababab 1024 [1, 2] [1, 2]\nDONE [0, 1, 2]"
+    )
+
+
+def flow_problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "f.yaml"
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    _, found = load_flows([path], Toolkit.create(None))
+    return [str(p).replace(f"{tmp_path}/", "") for p in found]
+
+
+def test_check_flags_the_runaways_it_can_see(tmp_path):
+    found = flow_problems(
+        tmp_path,
+        """
+        id: demo
+        settings: {locales: [en], default_locale: en}
+        steps:
+          a: {kind: say, text: "{% for i in range(100000) %}.{% endfor %}"}
+          b: {kind: say, text: "{{ range(10**9)|list }}"}
+          c: {kind: say, text: "{{ 'x' * 10**7 }}"}
+          d: {kind: say, text: "{{ 2 ** (10 ** 9) }}"}
+          e:
+            kind: say
+            text: |
+              {% for a in range(1000) %}{% for b in range(1000) %}.{% endfor %}{% endfor %}
+              {% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}
+              {% for a in lang %}{% for b in lang %}{% for c in lang %}.{% endfor %}{% endfor %}{% endfor %}
+        """,
+    )
+    stop = "this would stop the message:"
+    assert found == [
+        f"f.yaml:4:24: steps.a.text: {stop} range() of 100000 numbers is over the limit of 10000",
+        f"f.yaml:5:24: steps.b.text: {stop} range() of 1000000000 numbers is over the limit "
+        "of 10000",
+        f"f.yaml:6:24: steps.c.text: {stop} a value of 10000000 characters or items is over "
+        "the limit of 100000",
+        f"f.yaml:7:24: steps.d.text: {stop} a number of over 4096 bits is too large",
+        "f.yaml:10:11: steps.e.text: line 1 of the template: these nested loops run 1000000 "
+        "times, over the limit of 100000 steps for one message (loop over fewer items)",
+        "f.yaml:10:11: steps.e.text: line 2 of the template: macro 'f' calls itself: a message "
+        "stops after 20 nested calls (make sure the calls end, or use a loop)",
+        "f.yaml:10:11: steps.e.text: line 3 of the template: loops nested 3 deep: a message "
+        "stops after 100000 steps (make sure the lists are short)",
+    ]
+
+
+def test_check_leaves_small_loops_and_arithmetic_alone(tmp_path):
+    found = flow_problems(
+        tmp_path,
+        """
+        id: demo
+        settings: {locales: [en], default_locale: en}
+        steps:
+          a:
+            kind: say
+            text: "{% for a in range(100) %}{% for b in lang %}{{ a * 2 ** 8 }}{% endfor %}{% endfor %}"
+        """,
+    )
+    assert found == []
+
+
+RUNAWAY_FLOW = f"""
+id: runaway
+settings: {{locales: [en], default_locale: en}}
+steps:
+  size: {{kind: set, vars: {{n: "2000"}}}}
+  spin: {{kind: say, text: "{NESTED.replace("range(n)", "range(n|int)").replace(".", "")}done"}}
+"""
+# `n` comes from a variable, so `check` sees only loops nested 3 deep: a warning, and the
+# server starts; at run time the loops would take 8 * 10**9 steps.
+
+HELLO_FLOW = """
+id: hello
+settings: {locales: [en], default_locale: en}
+steps:
+  name: {kind: ask, text: "Your name?", save_as: name}
+  bye: {kind: end, text: "Hello {{ name }}"}
+"""
+
+
+def test_a_runaway_template_ends_its_own_turn_while_the_server_answers_others(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "hello.yaml").write_text(HELLO_FLOW, encoding="utf-8")
+    (flows / "runaway.yaml").write_text(RUNAWAY_FLOW, encoding="utf-8")
+    env = {"PALABRE_SIMULATOR": "true", "PALABRE_DISABLE_PLUGINS": "meta_cloud"}
+    served = start_serve(tmp_path, env, flows=str(flows), args=("--insecure-dev",))
+    # Without the bounds, the runaway turn holds the event loop and every request times out.
+    client = httpx.Client(base_url=served.url, timeout=60)
+
+    def say(flow: str, session: str, text: str) -> list[str]:
+        body = {"flow": flow, "lang": "en", "session": session, "text": text}
+        response = client.post("/web/messages", json=body)
+        assert response.status_code == 200, response.text
+        return [message["text"] for message in response.json()["messages"]]
+
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            runaway = pool.submit(say, "runaway", "runaway-session", "hi")
+            health = pool.submit(client.get, "/healthz")
+            hello = pool.submit(say, "hello", "hello-session", "hi")
+            assert runaway.result() == [INTERNAL_ERROR]
+            assert health.result().status_code == 200
+            assert hello.result() == ["Your name?"]
+        assert say("hello", "hello-session", "Ann") == ["Hello Ann"]
+    finally:
+        client.close()
+        err = served.stop()
+    assert "steps.spin.text: stopped: " in err, err  # by the step budget, or the deadline
+    assert "Traceback" not in err
