@@ -17,7 +17,15 @@ from tests.serving import start_serve
 
 from palabre.bootstrap import Toolkit, load_flows
 from palabre.errors import TemplateError
-from palabre.i18n.bounds import MAX_DEPTH, MAX_OUTPUT, MAX_RANGE, Limits
+from palabre.i18n.bounds import (
+    MAX_DEPTH,
+    MAX_OUTPUT,
+    MAX_RANGE,
+    BoundExceeded,
+    Limits,
+    budget,
+    per_turn,
+)
 from palabre.i18n.messages import INTERNAL_ERROR
 from palabre.i18n.templates import Templates
 
@@ -52,6 +60,34 @@ def test_the_step_budget_counts_every_loop_of_the_render_together():
 def test_a_render_past_its_deadline_stops_at_the_next_step():
     no_time = Templates(limits=Limits(seconds=0))
     assert "rendering took longer than 0 ms" in stopped("{% for a in [1] %}{% endfor %}", no_time)
+
+
+class SteppingClock:
+    """A CPU clock that advances a fixed amount each time it is read."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_the_renders_of_one_turn_share_one_time_allowance():
+    tick = 1 / 64  # exact in binary, so the sums below are exact
+    clock, limits = SteppingClock(tick), Limits(seconds=5 * tick)
+    with per_turn(10 * tick) as allowance:
+        for _ in range(3):  # each render is well inside its own limit
+            with budget(limits, clock) as render:
+                render.step()
+        assert allowance.spent == 6 * tick
+        late = budget(limits, clock)
+        with pytest.raises(BoundExceeded, match="rendering took longer"), late as render:
+            for _ in range(3):  # fine for one render alone, but the turn has little left
+                render.step()
+    with budget(limits, clock) as outside_a_turn:
+        for _ in range(3):
+            outside_a_turn.step()
 
 
 def test_range_is_capped():

@@ -41,7 +41,8 @@ class Action:
     the value stored under the step's `save_as`. It raises `palabre.errors.ActionError`
     to take the step's `on_error` exit. The engine cancels it after `deadline` seconds
     (an ActionError too); an action that can finish its work later (a queue) should stop
-    itself a little earlier and queue it.
+    itself a little earlier and queue it. When `parameters` names any, `palabre check`
+    refuses other `with:` names, and missing `required` ones.
     """
 
     name: str

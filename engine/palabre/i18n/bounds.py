@@ -34,6 +34,9 @@ MAX_DEPTH = 20
 MAX_INT_BITS = 4_096
 # Seconds one render may compute; every other conversation waits at most about this long.
 DEADLINE = 0.1
+# Seconds all the renders of one turn may compute together: a flow that renders many
+# templates in one turn (a chain of steps) must not add up to a long stall either.
+TURN_DEADLINE = 0.25
 # The deadline counts the rendering thread's CPU time, not the wall clock: on a loaded
 # machine an ordinary message paused by the scheduler must not fail.
 CLOCK = time.thread_time
@@ -65,13 +68,15 @@ class Budget:
 
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = CLOCK
+    seconds: float | None = None  # what is left of the turn's allowance, when less
     steps: int = 0
     created: int = 0
     depth: int = 0
     deadline: float = 0.0
 
     def __post_init__(self) -> None:
-        self.deadline = self.clock() + self.limits.seconds
+        allowed = self.limits.seconds if self.seconds is None else self.seconds
+        self.deadline = self.clock() + allowed
 
     def step(self) -> None:
         """Count one loop iteration or call, and stop when the render has run too long."""
@@ -148,18 +153,42 @@ class Budget:
         return "".join(kept)
 
 
+@dataclass
+class Allowance:
+    """The compute time all the renders of one turn may use, and what they used so far."""
+
+    seconds: float = TURN_DEADLINE
+    spent: float = 0.0
+
+
 _current: ContextVar[Budget | None] = ContextVar("palabre_template_budget", default=None)
+_turn: ContextVar[Allowance | None] = ContextVar("palabre_turn_allowance", default=None)
+
+
+@contextmanager
+def per_turn(seconds: float = TURN_DEADLINE) -> Iterator[Allowance]:
+    """Every render inside this block (one turn) draws on one shared time allowance."""
+    token = _turn.set(Allowance(seconds))
+    try:
+        yield _turn.get() or Allowance(seconds)
+    finally:
+        _turn.reset(token)
 
 
 @contextmanager
 def budget(limits: Limits, clock: Callable[[], float] = CLOCK) -> Iterator[Budget]:
-    """A fresh budget for the render that runs inside this block."""
-    fresh = Budget(limits, clock)
+    """A fresh budget for the render that runs inside this block, within the turn's."""
+    allowance = _turn.get()
+    left = None if allowance is None else max(0.0, allowance.seconds - allowance.spent)
+    fresh = Budget(limits, clock, seconds=None if left is None else min(left, limits.seconds))
     token = _current.set(fresh)
+    started = clock()
     try:
         yield fresh
     finally:
         _current.reset(token)
+        if allowance is not None:
+            allowance.spent += clock() - started
 
 
 def current() -> Budget:

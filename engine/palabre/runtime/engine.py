@@ -23,6 +23,7 @@ from palabre.contacts import contact_key as keyed_hash
 from palabre.errors import ActionError, ConfigError, PalabreError, TemplateError
 from palabre.flow.model import Flow
 from palabre.i18n import messages as texts
+from palabre.i18n.bounds import per_turn
 from palabre.i18n.language import fold
 from palabre.runtime.conversation import converse
 from palabre.runtime.messages import Event, Inbound, Reply
@@ -158,7 +159,8 @@ class Engine:
     ) -> tuple[Reply, dict[str, Any] | None]:
         turn = Turn(self, inbound, session)
         try:
-            await converse(turn)
+            with per_turn():  # all of this turn's templates share one time allowance
+                await converse(turn)
         except (TemplateError, ActionError, PalabreError) as exc:
             log.error("turn failed: %s", exc, extra={"contact": key, "flow": turn.flow.id})
             failed = Turn(self, inbound, session)
