@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from palabre.flow.answers import RULES, ascii_fold, first_failure, normalize
 from palabre.i18n.language import detect
-from palabre.runtime.answers import RULES, ascii_fold, first_failure, normalize
 from palabre.runtime.commands import Command, parse_command
 
 ALL = ("fr", "ar", "en")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from palabre.flow.answers import ascii_digits, non_latin_letters
 from palabre.i18n import messages as texts
 from palabre.i18n.catalogs import Catalogs
-from palabre.runtime.answers import ascii_digits, non_latin_letters
 from palabre.testing import Tap
 
 ROOT = Path(__file__).parent.parent

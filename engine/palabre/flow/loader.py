@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from palabre.errors import FlowError, Problem
+from palabre.flow.answers import NORMALIZERS, RULES
 from palabre.flow.fields import MISSING, NAME, TYPES
 from palabre.flow.kinds import COMMON, KINDS, KindSpec
 from palabre.flow.model import Flow, FlowSettings, Step
 from palabre.flow.source import PathKey, Source, read_source
 from palabre.flow.suggest import closest
-from palabre.runtime.answers import NORMALIZERS, RULES
 
 TOP_KEYS = {"id", "title", "triggers", "settings", "steps"}
 SETTINGS_TYPES = {

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from palabre.flow.answers import NORMALIZERS, RULES
 from palabre.flow.fields import TYPES
 from palabre.flow.kinds import COMMON, KINDS, KindSpec
 from palabre.flow.loader import SETTINGS_TYPES, SUPPORTED_LOCALES
-from palabre.runtime.answers import NORMALIZERS, RULES
 
 SCHEMA_ID = "https://palabre.dev/schema/flow.schema.json"
 _RULE_TYPES = {

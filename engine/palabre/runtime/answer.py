@@ -6,16 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from palabre.flow.model import Choice, Step
-from palabre.i18n import messages as texts
-from palabre.i18n.language import fold
-from palabre.runtime.answers import (
+from palabre.flow.answers import (
     MAX_ANSWER_LENGTH,
     ascii_digits,
     first_failure,
     non_latin_letters,
     normalize,
 )
+from palabre.flow.model import Choice, Step
+from palabre.i18n import messages as texts
+from palabre.i18n.language import fold
 from palabre.runtime.messages import Inbound
 from palabre.runtime.speech import Speech
 
