@@ -12,7 +12,6 @@ from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.errors import ConfigError
 from palabre.runtime.messages import Inbound
-from palabre.stores.messagelog import MessageLog
 
 UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
 SECRET = "contact-keys-test-secret-" + "0" * 32
@@ -56,16 +55,14 @@ async def test_a_contact_keeps_its_key_whatever_the_flows_and_after_a_restart(tm
 
 @pytest.mark.anyio
 async def test_an_opt_out_keeps_applying_after_a_restart_with_another_flow_first(tmp_path):
-    log = MessageLog(tmp_path / "messages.db")
     first = engine([UIC], tmp_path)
-    await log.opt_out(first.contact_key(PHONE), "21610")
+    await first.stores.messages.opt_out(first.contact_key(PHONE), "21610")
     await first.aclose()
     restarted = engine([first_flow(tmp_path), UIC], tmp_path)
     try:
-        assert await log.opted_out(restarted.contact_key(PHONE))
+        assert await restarted.stores.messages.opted_out(restarted.contact_key(PHONE))
     finally:
         await restarted.aclose()
-        await log.aclose()
 
 
 @pytest.mark.anyio

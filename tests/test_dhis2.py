@@ -35,14 +35,14 @@ from palabre.flow.loader import parse_flow
 from palabre.flow.source import parse_source
 from palabre.plugins import collect_actions, make_plugin_manager
 from palabre.runtime.messages import Inbound
-from palabre.stores.messagelog import MessageLog
+from palabre.stores.bundle import Stores, open_stores
 from palabre.transports import Host
 from palabre_dhis2 import find, flag_duplicate, register
 from palabre_dhis2.client import Dhis2Client
 from palabre_dhis2.config import Dhis2Config
 from palabre_dhis2.params import parse_version
 from palabre_dhis2.program import ProgramSettings
-from palabre_dhis2.queue import RegistrationQueue, queue_for
+from palabre_dhis2.queue import RegistrationQueue
 from palabre_dhis2.registration import Registration
 from palabre_dhis2.tracker import entity_ids, read_import_report, submit
 from palabre_dhis2.uid import generate_uid, is_uid
@@ -306,16 +306,39 @@ def settings_for(url: str, tmp_path: Path, version: str = "2.41", **options: str
     return Settings(data_dir=tmp_path / "data", options=values, secrets=secrets)
 
 
-def context_for(settings: Settings, http: httpx.AsyncClient | None = None, **section: str):
+def context_for(
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+    stores: Stores | None = None,
+    **section: str,
+):
     return ActionContext(
         flow_id="uic",
         step_id="register",
         locale="en",
         contact_key="0123456789abcdef",
         settings={"dhis2": {**PROGRAM, **section}},
-        services={"settings": settings},
+        stores=stores,
+        settings_env=settings,
         http=http,
     )
+
+
+@pytest.fixture
+async def stores(tmp_path):
+    """The durable stores in the data dir of `settings_for(..., tmp_path)`."""
+    opened = open_stores(Settings(data_dir=tmp_path / "data"))
+    yield opened
+    await opened.aclose()
+
+
+def queue_in(stores: Stores) -> RegistrationQueue:
+    return RegistrationQueue(stores.tasks)
+
+
+def stored_bytes(data_dir: Path) -> bytes:
+    """Everything the embedded database holds on disk, write-ahead log included."""
+    return b"".join(p.read_bytes() for p in data_dir.glob("palabre.db*"))
 
 
 def client_for(fake: FakeDhis2, http: httpx.AsyncClient) -> Dhis2Client:
@@ -490,19 +513,19 @@ async def test_timeouts_are_retried(fake, tmp_path):
 
 
 @pytest.mark.anyio
-async def test_when_dhis2_is_down_the_registration_is_queued_then_completed(fake, tmp_path):
+async def test_when_dhis2_is_down_the_registration_is_queued_then_completed(fake, tmp_path, stores):
     settings = settings_for(fake.url, tmp_path)
     fake.down = True
-    result = await register.register({"value": CODE}, context_for(settings))
+    result = await register.register({"value": CODE}, context_for(settings, stores=stores))
     assert result == {"status": "queued"}
     assert len(fake.requests) == 4, "one try and three retries, then queued"
-    queue = queue_for(settings.data_dir)
+    queue = queue_in(stores)
     assert await queue.count() == 1
-    stored = b"".join(p.read_bytes() for p in settings.data_dir.glob("dhis2-queue.db*"))
+    stored = stored_bytes(settings.data_dir)
     assert CODE.encode() in stored and PHONE.encode() not in stored
 
     async with httpx.AsyncClient() as http:
-        host = _host(settings, http, tmp_path)
+        host = _host(settings, http, tmp_path, stores)
         job = asyncio.create_task(retry_registrations(host, interval=0.05, backoff=lambda n: 0.0))
         await asyncio.sleep(0.2)
         assert await queue.count() == 1, "still down: kept"
@@ -516,36 +539,43 @@ async def test_when_dhis2_is_down_the_registration_is_queued_then_completed(fake
     assert await queue.count() == 0
     (entity,) = fake.entities.values()
     assert entity.attributes == {"lZGmxYbs97q": CODE}
-    await queue.checkpoint()
-    stored = b"".join(p.read_bytes() for p in settings.data_dir.glob("dhis2-queue.db*"))
+    await stores.database.checkpoint()
+    stored = stored_bytes(settings.data_dir)
     assert CODE.encode() not in stored, "a completed registration leaves no code in the file"
 
 
 @pytest.mark.anyio
-async def test_a_completed_registration_is_erased_from_the_queue_file(tmp_path):
-    queue = RegistrationQueue(tmp_path / "queue.db")
+async def test_a_completed_registration_is_erased_from_the_queue_file(tmp_path, stores):
+    queue = queue_in(stores)
     done, waiting = Registration.new(CODE, program()), Registration.new("KEPTCODE42", program())
     await queue.add(done)
     await queue.add(waiting)
     await queue.done(done.tracked_entity)
-    await queue.checkpoint()
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("queue.db*"))
-    await queue.aclose()
+    await stores.database.checkpoint()
+    stored = stored_bytes(tmp_path / "data")
     assert b"KEPTCODE42" in stored, "the waiting registration is still there"
     assert CODE.encode() not in stored, "the completed one is overwritten, not just unlinked"
 
 
 @pytest.mark.anyio
-async def test_a_refused_connection_queues_the_registration(tmp_path):
+async def test_a_refused_connection_queues_the_registration(tmp_path, stores):
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = settings_for(dead, tmp_path)
-    assert await register.register({"value": CODE}, context_for(settings)) == {"status": "queued"}
-    assert await queue_for(settings.data_dir).count() == 1
+    context = context_for(settings_for(dead, tmp_path), stores=stores)
+    assert await register.register({"value": CODE}, context) == {"status": "queued"}
+    assert await queue_in(stores).count() == 1
 
 
 @pytest.mark.anyio
-async def test_the_worker_counts_an_import_that_already_went_through_as_done(fake, tmp_path):
-    queue = queue_for(tmp_path)
+async def test_without_stores_a_registration_that_must_wait_reaches_on_error(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ActionError, match="the queue failed") as failed:
+        await register.register({"value": CODE}, context_for(settings_for(dead, tmp_path)))
+    assert failed.value.user_message == "The health registry cannot be reached right now."
+
+
+@pytest.mark.anyio
+async def test_the_worker_counts_an_import_that_already_went_through_as_done(fake, stores):
+    queue = queue_in(stores)
     registration = Registration.new(CODE, program())
     await queue.add(registration)
     await queue.add(registration)  # adding the same UIDs twice keeps one row
@@ -557,8 +587,8 @@ async def test_the_worker_counts_an_import_that_already_went_through_as_done(fak
 
 
 @pytest.mark.anyio
-async def test_the_worker_keeps_a_rejected_registration_for_later(fake, tmp_path):
-    queue = queue_for(tmp_path)
+async def test_the_worker_keeps_a_rejected_registration_for_later(fake, stores):
+    queue = queue_in(stores)
     bad = ProgramSettings(**{**PROGRAM, "tracked_entity_type": "not-a-uid"})
     registration = Registration(CODE, bad, "notAUid", generate_uid(), "2026-01-01T00:00:00.000")
     await queue.add(registration)
@@ -784,7 +814,11 @@ async def test_a_flow_registers_codes_through_the_engine(fake, tmp_path, monkeyp
     finally:
         await engine.aclose()
     assert len(fake.entities) == 1
-    assert await queue_for(data).count() == 1
+    waiting = open_stores(Settings(data_dir=data))
+    try:
+        assert await queue_in(waiting).count() == 1
+    finally:
+        await waiting.aclose()
     for secret in (CODE, "NEWCODE001", PHONE, TOKEN):
         assert secret not in caplog.text, "logs carry ids and statuses only"
 
@@ -810,8 +844,7 @@ async def test_a_flow_looks_a_code_up_with_dhis2_find(fake, tmp_path):
     flow = tmp_path / "lookup.yaml"
     flow.write_text(LOOKUP_FLOW)
     settings = settings_for(fake.url, tmp_path)
-    engine = build_engine([flow], settings)
-    engine.services["settings"] = settings  # what the engine change in the report would do
+    engine = build_engine([flow], settings)  # actions get these settings as settings_env
     fake.seed(CODE)
     try:
         await engine.handle(Inbound(PHONE, "hello"))
@@ -829,7 +862,7 @@ async def test_a_flow_looks_a_code_up_with_dhis2_find(fake, tmp_path):
     assert "orgUnits" not in dict(params), "ACCESSIBLE takes no org units"
 
 
-def _host(settings: Settings, http: httpx.AsyncClient, tmp_path: Path) -> Host:
+def _host(settings: Settings, http: httpx.AsyncClient, tmp_path: Path, stores: Stores) -> Host:
     flow = tmp_path / "host.yaml"
     flow.write_text(
         textwrap.dedent("""\
@@ -839,5 +872,5 @@ def _host(settings: Settings, http: httpx.AsyncClient, tmp_path: Path) -> Host:
           bye: {kind: end, text: "bye"}
     """)
     )
-    engine = build_engine([flow], settings)
-    return Host(engine, settings, MessageLog(tmp_path / "messages.db"), http)
+    engine = build_engine([flow], settings, stores=stores)
+    return Host(engine, settings, http)

@@ -35,19 +35,21 @@ import palabre_meta_cloud
 import palabre_qr
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
+from palabre.contacts import contact_hasher, contact_key
 from palabre.errors import ConfigError, StoreUnavailable
 from palabre.hookspecs import hookimpl
 from palabre.logs import KeyValueFormatter
 from palabre.plugins import make_plugin_manager
 from palabre.render import as_plain_text
 from palabre.runtime.messages import Inbound, Media, Option, Outbound
-from palabre.stores.messagelog import MessageLog
+from palabre.stores.bundle import open_stores
 from palabre.stores.sqlite import SQLiteSessionStore
 from palabre.transports import Host
 from palabre.web.app import create_app
 from palabre_meta_cloud import MetaCloudTransport
 from palabre_meta_cloud.inbound import read_message
 from palabre_meta_cloud.outbox import RETRY_DELAYS
+from palabre_meta_cloud.payload import read_notification
 from palabre_meta_cloud.signature import sign
 from palabre_qr.png import qr_png
 
@@ -56,7 +58,8 @@ APP_SECRET = "test-app-secret"
 ACCESS_TOKEN = "EAAtest-access-token"
 VERIFY_TOKEN = "test-verify-token"
 PHONE_ID = "106540352242922"
-ALICE, BOB = "243810000001", "243810000002"
+ALICE, BOB = "243810000001", "243810000002"  # wa_ids, as Meta writes them
+ALICE_AT, BOB_AT = f"whatsapp:+{ALICE}", f"whatsapp:+{BOB}"  # their canonical addresses
 GENDER_ROWS = [
     {"id": "1", "title": "Homme"},
     {"id": "2", "title": "Femme"},
@@ -109,23 +112,31 @@ class FakeGraph:
             status_code, answer = self.answers.pop(0)
             return JSONResponse(answer, status_code=status_code)
         wamid = f"wamid.OUT{len(self.requests)}"
+        who = recipient_of(body)
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "contacts": [{"input": who, "wa_id": who}],
                 "messages": [{"id": wamid}],
             }
         )
 
     def bodies(self, to: str | None = None) -> list[dict[str, Any]]:
+        """The /messages bodies, all or those for `to` (a wa_id or a BSUID)."""
         sent = [r["json"] for r in self.requests if "json" in r]
-        return [body for body in sent if to is None or body["to"] == to]
+        return [body for body in sent if to is None or recipient_of(body) == to]
 
     def uploads(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if "form" in r]
 
     def texts(self, to: str) -> list[str]:
         return [_shown_text(body) for body in self.bodies(to)]
+
+
+def recipient_of(body: dict[str, Any]) -> str:
+    """Who a /messages body is for: `to` (a wa_id) or `recipient` (a BSUID), never both."""
+    assert ("to" in body) != ("recipient" in body), "exactly one of to and recipient"
+    return body.get("to") or body["recipient"]
 
 
 def multipart_form(content_type: str, body: bytes) -> dict[str, Any]:
@@ -242,7 +253,7 @@ def change(messages=(), statuses=(), phone_id: str = PHONE_ID) -> dict[str, Any]
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_id},
     }
-    senders = sorted({m["from"] for m in messages})
+    senders = sorted({m["from"] for m in messages if "from" in m})
     if senders:
         value["contacts"] = [{"profile": {"name": "Someone"}, "wa_id": s} for s in senders]
     if messages:
@@ -287,11 +298,11 @@ def say(client: httpx.Client, sender: str, wamid: str, body: str) -> None:
 
 def logged(tmp_path: Path, wamid: str):
     async def read():
-        log = MessageLog(tmp_path / "data" / "messages.db")
+        stores = open_stores(Settings(data_dir=tmp_path / "data"))
         try:
-            return await log.get(wamid)
+            return await stores.messages.get(wamid)
         finally:
-            await log.aclose()
+            await stores.aclose()
 
     return asyncio.run(read())
 
@@ -400,7 +411,7 @@ def test_statuses_update_the_message_log_and_never_send_anything(meta, graph, tm
 def test_message_types_become_inbounds_as_documented():
     image = {"id": "1479537139650973", "mime_type": "image/jpeg", "sha256": "x", "caption": ""}
     assert read_message(message(ALICE, "w1", "image", image=image)) == Inbound(
-        ALICE, "", "whatsapp", "w1", media=(Media("image/jpeg", media_id="1479537139650973"),)
+        ALICE_AT, "", "whatsapp", "w1", media=(Media("image/jpeg", media_id="1479537139650973"),)
     )
     document = {"id": "D1", "mime_type": "application/pdf", "filename": "a.pdf", "caption": "CIU"}
     read = read_message(message(ALICE, "w2", "document", document=document))
@@ -467,6 +478,66 @@ def test_changes_for_another_phone_number_are_skipped(meta, graph):
     assert post(meta, notification(other)).status_code == 200
     settle()
     assert graph.requests == []
+
+
+# -- addresses: wa_ids and business-scoped user ids -------------------------------------
+
+BSUID = "US.13491208655302741918"  # Meta's documented example
+
+
+def from_user(user_id: str, wamid: str, body: str) -> dict[str, Any]:
+    """A text from a user who hides their number: `from_user_id`, no `from`."""
+    return {
+        "from_user_id": user_id,
+        "id": wamid,
+        "timestamp": "1717000000",
+        "type": "text",
+        "text": {"body": body},
+    }
+
+
+def test_senders_become_canonical_addresses():
+    both = read_message(text(ALICE, "w1", "Bonjour") | {"from_user_id": BSUID})
+    user = read_message(from_user(BSUID, "w2", "Bonjour"))
+    assert both is not None and user is not None
+    assert both.contact == ALICE_AT, "a number, when Meta gives one, comes first"
+    assert user.contact == f"whatsapp-user:{BSUID}"
+    unusable = text("Vodacom", "w3", "Promo") | {"from_user_id": "not a bsuid"}
+    assert read_message(unusable) is None
+
+
+def test_status_recipients_become_canonical_addresses():
+    by_number = status("wamid.1", "sent")
+    by_user_id = {k: v for k, v in status("wamid.2", "sent").items() if k != "recipient_id"}
+    by_user_id["recipient_user_id"] = BSUID
+    body = json.dumps(notification(change(statuses=[by_number, by_user_id]))).encode()
+    recipients = [update.recipient for update in read_notification(body, PHONE_ID).statuses]
+    assert recipients == [ALICE_AT, f"whatsapp-user:{BSUID}"]
+
+
+def test_a_contact_known_only_by_user_id_is_answered_at_it(meta, graph, tmp_path):
+    contacts = [{"profile": {"name": "Someone", "username": "@someone"}, "user_id": BSUID}]
+    first = change([from_user(BSUID, "wamid.U1", "Bonjour")])
+    first["value"]["contacts"] = contacts
+    assert post(meta, notification(first)).status_code == 200
+    wait_until(lambda: len(graph.requests) == 2)
+    assert post(meta, notification(change([from_user(BSUID, "wamid.U2", "Mbengue")]))).is_success
+    wait_until(lambda: len(graph.requests) == 3)
+    assert [b["recipient"] for b in graph.bodies()] == [BSUID] * 3, "never a `to`"
+    assert graph.texts(BSUID)[1].startswith("1/5") and graph.texts(BSUID)[2].startswith("2/5")
+    key = contact_key(contact_hasher(b"test-secret"), f"whatsapp-user:{BSUID}")
+    assert logged(tmp_path, "wamid.OUT1").contact_key == key
+
+
+def test_a_message_with_no_usable_sender_is_refused_with_a_logged_200(meta, graph, caplog):
+    caplog.set_level(logging.INFO, logger="palabre")
+    nobody = text("Vodacom", "wamid.V1", "Promo")
+    assert post(meta, notification(change([nobody]))).status_code == 200
+    settle()
+    assert graph.requests == []
+    refused = [r for r in caplog.records if "without a usable sender" in r.getMessage()]
+    assert [getattr(r, "wamid", None) for r in refused] == ["wamid.V1"]
+    assert "Vodacom" not in caplog.text
 
 
 # -- refused and malformed bodies --------------------------------------------------------
@@ -561,7 +632,7 @@ def test_a_store_failure_answers_503_and_committed_turns_still_get_their_replies
         change([text(ALICE, "wamid.A1", "Bonjour"), text(BOB, "wamid.B1", "Bonjour")])
     )
     with live_server(app) as server, httpx.Client(base_url=server.url) as client:
-        store.failing = app.state.host.contact_key(BOB)
+        store.failing = app.state.host.contact_key(BOB_AT)
         response = post(client, payload)
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
@@ -583,14 +654,13 @@ async def started(
     """A transport started on a Host of its own, as the web app's lifespan does."""
     engine = build_engine([UIC], settings)
     async with httpx.AsyncClient() as http:
-        host = Host(engine, settings, MessageLog(tmp_path / "messages.db"), http, **host_options)
+        host = Host(engine, settings, http, **host_options)
         meta = MetaCloudTransport(retry_delays=retry_delays)
         try:
             await meta.startup(host)
             yield meta
         finally:
             await meta.shutdown()
-            await host.log.aclose()
             await engine.aclose()
 
 
@@ -618,7 +688,7 @@ def envelope(kind: str, content: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.anyio
 async def test_up_to_three_options_are_reply_buttons(transport, graph):
     delivery = await transport.send(
-        Outbound(ALICE, "Êtes-vous d'accord ?", "fr", options("Oui", "Non"))
+        Outbound(ALICE_AT, "Êtes-vous d'accord ?", "fr", options("Oui", "Non"))
     )
     assert (delivery.provider_id, delivery.status) == ("wamid.OUT1", "queued")
     buttons = [
@@ -639,15 +709,15 @@ async def test_up_to_three_options_are_reply_buttons(transport, graph):
             ),
         }
     ]
-    assert (await transport.host.log.get("wamid.OUT1")).status == "accepted"
+    assert (await transport.host.stores.messages.get("wamid.OUT1")).status == "accepted"
 
 
 @pytest.mark.anyio
 async def test_four_to_ten_options_are_a_list(transport, graph):
     await transport.send(
-        Outbound(ALICE, "Genre ?", "fr", options("Homme", "Femme", "Trans", "Autre"))
+        Outbound(ALICE_AT, "Genre ?", "fr", options("Homme", "Femme", "Trans", "Autre"))
     )
-    await transport.send(Outbound(ALICE, "Gender?", "sw", options(*"abcdefghij")))
+    await transport.send(Outbound(ALICE_AT, "Gender?", "sw", options(*"abcdefghij")))
     french, other = graph.bodies()
     assert french == envelope(
         "interactive",
@@ -664,11 +734,11 @@ async def test_four_to_ten_options_are_a_list(transport, graph):
 @pytest.mark.parametrize(
     ("message", "kind"),
     [
-        (Outbound(ALICE, "Bonjour", "fr"), "text"),
-        (Outbound(ALICE, "Pick", "en", options(*"abcdefghijk")), "text"),  # 11: numbered
-        (Outbound(ALICE, "x" * 1025, "en", options("Yes", "No")), "text"),  # body too long
-        (Outbound(ALICE, "Pick", "en", options("A title of 22 letters!")), "list"),  # > 20
-        (Outbound(ALICE, "Pick", "en", options("A title longer than 24 letters")), "text"),
+        (Outbound(ALICE_AT, "Bonjour", "fr"), "text"),
+        (Outbound(ALICE_AT, "Pick", "en", options(*"abcdefghijk")), "text"),  # 11: numbered
+        (Outbound(ALICE_AT, "x" * 1025, "en", options("Yes", "No")), "text"),  # body too long
+        (Outbound(ALICE_AT, "Pick", "en", options("A title of 22 letters!")), "list"),  # > 20
+        (Outbound(ALICE_AT, "Pick", "en", options("A title longer than 24 letters")), "text"),
     ],
 )
 @pytest.mark.anyio
@@ -682,10 +752,10 @@ async def test_what_does_not_fit_falls_back(transport, graph, message, kind):
 
 @pytest.mark.anyio
 async def test_images_and_templates(transport, graph):
-    await transport.send_image(ALICE, media_id="1479537139650973", caption="Votre code")
-    await transport.send_image(ALICE, link="https://example.test/qr.png")
+    await transport.send_image(ALICE_AT, media_id="1479537139650973", caption="Votre code")
+    await transport.send_image(ALICE_AT, link="https://example.test/qr.png")
     parameters = [{"type": "body", "parameters": [{"type": "text", "text": "MBEIBR7DA1"}]}]
-    await transport.send_template(ALICE, "uic_reminder", "fr", parameters)
+    await transport.send_template(ALICE_AT, "uic_reminder", "fr", parameters)
     assert graph.bodies() == [
         envelope("image", {"id": "1479537139650973", "caption": "Votre code"}),
         envelope("image", {"link": "https://example.test/qr.png"}),
@@ -695,7 +765,7 @@ async def test_images_and_templates(transport, graph):
         ),
     ]
     with pytest.raises(ValueError, match="exactly one"):
-        await transport.send_image(ALICE)
+        await transport.send_image(ALICE_AT)
 
 
 @pytest.mark.parametrize(
@@ -715,7 +785,7 @@ async def test_errors_are_handled_by_their_code(
     transport, graph, http_status, code, retryable, says
 ):
     graph.answers.append((http_status, graph_error(code, f"(#{code}) Something", 2494010)))
-    delivery = await transport.send(Outbound(ALICE, "Bonjour", "fr"))
+    delivery = await transport.send(Outbound(ALICE_AT, "Bonjour", "fr"))
     assert (delivery.status, delivery.provider_id) == ("failed", None)
     assert (delivery.error_code, delivery.retryable) == (str(code), retryable)
     assert says in delivery.detail
@@ -727,7 +797,7 @@ async def test_a_bad_token_alerts_the_operator_without_showing_it(transport, gra
         (401, graph_error(190, "Error validating access token: Session has expired", 463))
     )
     with caplog.at_level(logging.INFO):
-        await transport.send(Outbound(ALICE, "Bonjour", "fr"))
+        await transport.send(Outbound(ALICE_AT, "Bonjour", "fr"))
     alerts = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(alerts) == 1 and "META_ACCESS_TOKEN" in alerts[0].getMessage()
     assert ACCESS_TOKEN not in caplog.text and ALICE not in caplog.text
@@ -739,7 +809,7 @@ async def test_an_unreachable_graph_api_is_retryable(tmp_path):
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     async with started(settings_for(tmp_path, closed), tmp_path) as meta:
-        delivery = await meta.send(Outbound(ALICE, "Bonjour", "fr"))
+        delivery = await meta.send(Outbound(ALICE_AT, "Bonjour", "fr"))
     assert (delivery.status, delivery.retryable) == ("failed", True)
 
 
@@ -748,7 +818,7 @@ async def test_the_graph_version_is_configurable(graph, tmp_path):
     settings = settings_for(tmp_path, graph.url)
     settings.options["META_GRAPH_VERSION"] = "v22.0"
     async with started(settings, tmp_path) as meta:
-        await meta.send(Outbound(ALICE, "Bonjour", "fr"))
+        await meta.send(Outbound(ALICE_AT, "Bonjour", "fr"))
     assert graph.requests[0]["path"] == f"/v22.0/{PHONE_ID}/messages"
 
 
@@ -837,7 +907,7 @@ def test_logs_carry_ids_never_phone_numbers_bodies_or_secrets(meta, graph, caplo
 async def stored_qr(meta: MetaCloudTransport) -> tuple[str, bytes]:
     """Put the QR PNG in the transport's media store: its palabre media id and its bytes."""
     png = qr_png(QR_CODE)
-    return await meta.host.engine.services["media"].put(png, "image/png"), png
+    return await meta.host.stores.media.put(png, "image/png"), png
 
 
 def upload_of(png: bytes) -> dict[str, Any]:
@@ -862,7 +932,7 @@ def sent(body: dict[str, Any]) -> dict[str, Any]:
 async def test_an_image_is_uploaded_then_sent_by_id_with_the_text_as_caption(transport, graph):
     media_id, png = await stored_qr(transport)
     delivery = await transport.send(
-        Outbound(ALICE, "Votre code : MBEIBR7DA1", "fr", image=media_id)
+        Outbound(ALICE_AT, "Votre code : MBEIBR7DA1", "fr", image=media_id)
     )
     assert graph.requests == [
         upload_of(png),
@@ -870,13 +940,13 @@ async def test_an_image_is_uploaded_then_sent_by_id_with_the_text_as_caption(tra
     ]
     assert decode_qr(graph.requests[0]["form"]["file"][2]) == QR_CODE
     assert (delivery.provider_id, delivery.status) == ("wamid.OUT2", "queued")
-    assert (await transport.host.log.get("wamid.OUT2")).status == "accepted"
+    assert (await transport.host.stores.messages.get("wamid.OUT2")).status == "accepted"
 
 
 @pytest.mark.anyio
 async def test_with_options_the_image_has_no_caption_and_the_buttons_follow(transport, graph):
     media_id, png = await stored_qr(transport)
-    question = Outbound(ALICE, "Est-ce bien vous ?", "fr", options("Oui", "Non"), image=media_id)
+    question = Outbound(ALICE_AT, "Est-ce bien vous ?", "fr", options("Oui", "Non"), image=media_id)
     delivery = await transport.send(question)
     buttons = [
         {"type": "reply", "reply": {"id": "1", "title": "Oui"}},
@@ -902,8 +972,8 @@ async def test_with_options_the_image_has_no_caption_and_the_buttons_follow(tran
 @pytest.mark.anyio
 async def test_a_text_too_long_for_a_caption_follows_the_image(transport, graph):
     media_id, _ = await stored_qr(transport)
-    await transport.send(Outbound(ALICE, "x" * 1025, "fr", image=media_id))
-    await transport.send(Outbound(ALICE, "", "fr", image=media_id))
+    await transport.send(Outbound(ALICE_AT, "x" * 1025, "fr", image=media_id))
+    await transport.send(Outbound(ALICE_AT, "", "fr", image=media_id))
     assert [(b["type"], b.get("image"), b.get("text")) for b in graph.bodies()] == [
         ("image", {"id": "MEDIA1"}, None),
         ("text", None, {"preview_url": False, "body": "x" * 1025}),
@@ -919,7 +989,7 @@ async def test_a_text_too_long_for_a_caption_follows_the_image(transport, graph)
 async def test_upload_errors_are_handled_by_their_code(transport, graph, code, retryable, says):
     media_id, _ = await stored_qr(transport)
     graph.upload_answers.append((400, graph_error(code, f"(#{code}) Upload refused")))
-    delivery = await transport.send(Outbound(ALICE, "Votre code", "fr", image=media_id))
+    delivery = await transport.send(Outbound(ALICE_AT, "Votre code", "fr", image=media_id))
     assert (delivery.status, delivery.error_code) == ("failed", str(code))
     assert (delivery.retryable, says in delivery.detail) == (retryable, True)
     assert graph.bodies() == [], "no message without its image"
@@ -932,7 +1002,7 @@ async def test_a_failure_after_the_image_is_retried_alone_and_never_resends_it(g
     async with started(settings_for(tmp_path, graph.url), tmp_path, (0.01,)) as meta:
         media_id, _ = await stored_qr(meta)
         question = Outbound(
-            ALICE, "Est-ce bien vous ?", "fr", options("Oui", "Non"), image=media_id
+            ALICE_AT, "Est-ce bien vous ?", "fr", options("Oui", "Non"), image=media_id
         )
         delivery = await meta.send(question)
     assert [b["type"] for b in graph.bodies()] == ["image", "interactive", "interactive"]
@@ -942,7 +1012,7 @@ async def test_a_failure_after_the_image_is_retried_alone_and_never_resends_it(g
 
 @pytest.mark.anyio
 async def test_an_expired_image_is_sent_as_text_only(transport, graph, caplog):
-    await transport.send(Outbound(ALICE, "Votre code", "fr", image="gone-or-purged"))
+    await transport.send(Outbound(ALICE_AT, "Votre code", "fr", image="gone-or-purged"))
     assert graph.requests == [sent(envelope("text", {"preview_url": False, "body": "Votre code"}))]
     assert "image expired or unknown" in caplog.text
 

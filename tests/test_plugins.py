@@ -64,12 +64,17 @@ def test_two_plugins_may_not_claim_one_action():
 
 
 class Overrides:
-    def __init__(self, store):
+    def __init__(self, store, stores=None):
         self.store = store
+        self.stores = stores
 
     @hookimpl
     def make_session_store(self, settings):
         return self.store
+
+    @hookimpl
+    def make_stores(self, settings, clock):
+        return self.stores
 
     @hookimpl
     def register_template_filters(self):
@@ -93,6 +98,27 @@ def test_the_builtin_store_is_sqlite_without_redis_url(tmp_path):
     assert isinstance(store, SQLiteSessionStore)
 
 
+def test_the_builtin_stores_are_the_embedded_database_without_database_url(tmp_path):
+    settings = Settings(data_dir=tmp_path, secrets={"PALABRE_SECRET": "s"})
+    stores = make_plugin_manager().hook.make_stores(settings=settings, clock=time.time)
+    assert stores.database.dialect == "sqlite"
+    assert stores.database.where == str(tmp_path / "palabre.db")
+    asyncio.run(stores.aclose())
+
+
+def test_a_plugin_provides_the_engines_stores(tmp_path):
+    from palabre.bootstrap import build_engine
+    from palabre.db.database import Database
+    from palabre.stores.bundle import Stores
+
+    mine = Stores.on(Database(f"sqlite+aiosqlite:///{tmp_path}/mine.db"), b"key")
+    settings = Settings(data_dir=tmp_path / "data", secrets={"PALABRE_SECRET": "s"})
+    manager = make_plugin_manager([Overrides(SQLiteSessionStore(tmp_path / "s.db"), mine)])
+    engine = build_engine([ROOT / "flows" / "uic.yaml"], settings, plugins=manager)
+    assert engine.stores is mine
+    asyncio.run(engine.aclose())
+
+
 # -- contract: every hook documented and tested, every kind and action tested -----------
 
 
@@ -114,6 +140,7 @@ def test_there_are_hooks_to_check():
         "check_flow",
         "check_settings",
         "make_session_store",
+        "make_stores",
     }
 
 

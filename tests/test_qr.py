@@ -23,9 +23,11 @@ import palabre_qr
 from palabre import builtins
 from palabre.actions import ActionContext
 from palabre.config import Settings
+from palabre.db.database import Database
 from palabre.errors import ActionError
 from palabre.plugins import collect_actions, make_plugin_manager
-from palabre.stores.media import DEFAULT_TTL, MediaStore
+from palabre.stores.bundle import Stores
+from palabre.stores.media import DEFAULT_TTL
 from palabre.web import simulator
 from palabre.web.app import create_app
 from palabre_qr import ACTION
@@ -90,9 +92,8 @@ class Clock:
         return self.now
 
 
-def context_with(media: object | None) -> ActionContext:
-    services = {"media": media} if media is not None else {}
-    return ActionContext("qr_card", "draw", "en", "contact-key", {}, services=services)
+def context_with(stores: Stores | None) -> ActionContext:
+    return ActionContext("qr_card", "draw", "en", "contact-key", {}, stores=stores)
 
 
 @pytest.fixture
@@ -101,10 +102,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def media(tmp_path, clock):
-    store = MediaStore(tmp_path / "media.db", SECRET, clock=clock)
-    yield store
-    await store.aclose()
+async def stores(tmp_path, clock):
+    opened = Stores.on(Database(f"sqlite+aiosqlite:///{tmp_path}/palabre.db"), SECRET, clock)
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+def media(stores):
+    return stores.media
 
 
 # -- drawing ---------------------------------------------------------------------------------
@@ -145,8 +151,8 @@ def test_a_text_too_long_for_one_code_is_an_action_error():
 
 
 @pytest.mark.anyio
-async def test_the_action_stores_the_png_for_24_hours_and_returns_its_id(media, clock):
-    result = await ACTION.run({"text": CODE}, context_with(media))
+async def test_the_action_stores_the_png_for_24_hours_and_returns_its_id(stores, media, clock):
+    result = await ACTION.run({"text": CODE}, context_with(stores))
     item = await media.get(result["image"])
     assert set(result) == {"image"}
     assert (item.content_type, decode(item.data)) == ("image/png", CODE)
@@ -154,8 +160,8 @@ async def test_the_action_stores_the_png_for_24_hours_and_returns_its_id(media, 
 
 
 @pytest.mark.anyio
-async def test_ttl_sets_how_long_the_image_lives(media, clock):
-    result = await ACTION.run({"text": CODE, "ttl": "600"}, context_with(media))
+async def test_ttl_sets_how_long_the_image_lives(stores, media, clock):
+    result = await ACTION.run({"text": CODE, "ttl": "600"}, context_with(stores))
     assert (await media.get(result["image"])).expires_at == clock.now + 600
 
 
@@ -172,9 +178,11 @@ async def test_ttl_sets_how_long_the_image_lives(media, clock):
         ({"text": "x" * 3000}, "too long"),
     ],
 )
-async def test_bad_arguments_are_action_errors_with_nothing_for_the_contact(media, arguments, says):
+async def test_bad_arguments_are_action_errors_with_nothing_for_the_contact(
+    stores, arguments, says
+):
     with pytest.raises(ActionError, match=says) as failed:
-        await ACTION.run(arguments, context_with(media))
+        await ACTION.run(arguments, context_with(stores))
     assert failed.value.user_message is None, "the flow's on_error decides what is said"
 
 
@@ -185,19 +193,19 @@ async def test_without_the_media_store_the_action_fails_plainly():
 
 
 @pytest.mark.anyio
-async def test_without_qrcode_the_action_names_the_extra(media, monkeypatch, caplog):
+async def test_without_qrcode_the_action_names_the_extra(stores, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "qrcode", None)
     with pytest.raises(ActionError, match=r"pip install 'palabre\[qr\]'") as failed:
-        await ACTION.run({"text": CODE}, context_with(media))
+        await ACTION.run({"text": CODE}, context_with(stores))
     assert failed.value.user_message is None
     assert "pip install 'palabre[qr]'" in caplog.text, "the operator is told in the logs"
 
 
 @pytest.mark.anyio
-async def test_without_pillow_the_action_names_the_extra(media, monkeypatch):
+async def test_without_pillow_the_action_names_the_extra(stores, monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ActionError, match=r"pip install 'palabre\[qr\]'"):
-        await ACTION.run({"text": CODE}, context_with(media))
+        await ACTION.run({"text": CODE}, context_with(stores))
 
 
 def test_the_module_imports_without_qrcode_or_pillow():
@@ -217,9 +225,9 @@ def test_the_plugin_is_registered_by_its_entry_point():
 
 
 @pytest.mark.anyio
-async def test_an_expired_image_is_refused_then_purged(media, clock):
-    kept = (await ACTION.run({"text": CODE, "ttl": "3600"}, context_with(media)))["image"]
-    brief = (await ACTION.run({"text": CODE, "ttl": "60"}, context_with(media)))["image"]
+async def test_an_expired_image_is_refused_then_purged(stores, media, clock):
+    kept = (await ACTION.run({"text": CODE, "ttl": "3600"}, context_with(stores)))["image"]
+    brief = (await ACTION.run({"text": CODE, "ttl": "60"}, context_with(stores)))["image"]
     token = await media.token(brief)
     assert media.verify(token) == brief
     clock.now += 61
@@ -244,7 +252,7 @@ def served(tmp_path, live_server):
     plugins = make_plugin_manager([builtins, palabre_qr, simulator], entry_points=False)
     app = create_app([qr_flow(tmp_path)], settings, plugins=plugins)
     with live_server(app) as running:
-        running.media = app.state.host.engine.services["media"]
+        running.media = app.state.host.stores.media
         yield running
 
 

@@ -22,7 +22,6 @@ from palabre.errors import LockLost, StoreError, StoreUnavailable
 from palabre.stores.base import SessionStore, message_key
 from palabre.stores.factory import open_store
 from palabre.stores.redis import QUEUE_TTL_SECONDS, RedisSessionStore
-from palabre.stores.registry import SQLiteRegistry
 from palabre.stores.sqlite import SQLiteSessionStore
 
 pytestmark = pytest.mark.anyio
@@ -460,7 +459,7 @@ async def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
         await store.get("+22501")
 
 
-# --- factory and registry -----------------------------------------------------------------
+# --- factory -----------------------------------------------------------------
 
 
 async def test_open_store_picks_the_backend(tmp_path: Path, redis_url: str) -> None:
@@ -472,28 +471,6 @@ async def test_open_store_picks_the_backend(tmp_path: Path, redis_url: str) -> N
     await shared.ping()
     await embedded.aclose()
     await shared.aclose()
-
-
-async def test_registry_add_is_once_per_namespace_and_durable(tmp_path: Path) -> None:
-    path = tmp_path / "registry" / "uic.db"
-    registry = SQLiteRegistry(path)
-    assert await registry.add("uic", "ab12") is True
-    assert await registry.add("uic", "ab12") is False
-    assert await registry.add("other", "ab12") is True
-    assert not await registry.contains("uic", "cd34")
-    await registry.aclose()
-    reopened = SQLiteRegistry(path)
-    assert await reopened.contains("uic", "ab12")
-    assert await reopened.add("uic", "ab12") is False
-    await reopened.aclose()
-
-
-async def test_registry_add_is_atomic_across_connections(tmp_path: Path) -> None:
-    first, second = SQLiteRegistry(tmp_path / "uic.db"), SQLiteRegistry(tmp_path / "uic.db")
-    added = await asyncio.gather(*(reg.add("uic", "ef56") for reg in [first, second] * 5))
-    assert added.count(True) == 1
-    await first.aclose()
-    await second.aclose()
 
 
 async def test_redis_commit_under_the_lock_frees_the_lock_in_the_same_step(

@@ -42,13 +42,13 @@ from palabre.hookspecs import hookimpl
 from palabre.logs import KeyValueFormatter
 from palabre.plugins import make_plugin_manager
 from palabre.runtime.messages import Option, Outbound
-from palabre.stores.messagelog import MessageLog
+from palabre.stores.bundle import open_stores
 from palabre.stores.redis import RedisSessionStore
 from palabre.web.app import create_app
 from palabre_qr.png import qr_png
 from palabre_twilio import TwilioTransport
 from palabre_twilio.config import load_sdk
-from palabre_twilio.inbound import to_inbound
+from palabre_twilio.inbound import UnreachableSender, to_inbound
 from palabre_twilio.replies import bodies, twiml
 from palabre_twilio.replies import parts as reply_parts
 from palabre_twilio.sms import encoding, segment_count, segments, split_for_sms
@@ -56,7 +56,8 @@ from palabre_twilio.sms import encoding, segment_count, segments, split_for_sms
 UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
 TOKEN = "twilio-test-auth-token"
 ACCOUNT = "AC" + "1" * 32
-PHONE = "+243810000001"
+PHONE = "+243810000001"  # as Twilio writes an SMS sender
+TEL = f"tel:{PHONE}"  # its canonical address
 WHATSAPP = f"whatsapp:{PHONE}"
 SMS_FROM = "+15005550006"
 WHATSAPP_FROM = "whatsapp:+14155238886"
@@ -163,7 +164,7 @@ def test_a_long_sms_reply_is_split_into_messages_of_at_most_1600_chars():
     from palabre_twilio.replies import bodies
 
     text = "Bonjour " * 500
-    sms = bodies(Outbound(PHONE, text, "fr"))
+    sms = bodies(Outbound(TEL, text, "fr"))
     whatsapp = bodies(Outbound(WHATSAPP, text, "fr"))
     assert len(sms) == 3 and all(len(part) <= 1600 for part in sms)
     assert all(segment_count(part) <= 10 for part in sms), "parts are whole segments"
@@ -285,7 +286,8 @@ def test_webhook_fields_become_the_inbound_message():
         ("audio/ogg", "https://api.twilio.com/m/ME1"),
     ]
     assert inbound.location == (-4.325, 15.322)
-    assert to_inbound(ImmutableMultiDict(webhook("hi", PHONE))).channel == "sms"
+    sms = to_inbound(ImmutableMultiDict(webhook("hi", PHONE)))
+    assert (sms.contact, sms.channel) == (TEL, "sms"), "an SMS sender becomes a tel: address"
 
 
 # -- malformed requests -------------------------------------------------------------------------
@@ -312,6 +314,23 @@ def test_a_signed_but_malformed_webhook_is_a_400(server, change, reason):
     response = post(server.url, params)
     assert response.status_code == 400
     assert reason in response.text
+
+
+@pytest.mark.parametrize(
+    "sender", ["Vodacom", "40404", "whatsapp:Vodacom", "+1", "243810000001", "whatsapp:"]
+)
+def test_a_sender_that_is_no_phone_number_gets_no_reply_and_no_5xx(server, sender, caplog):
+    params = webhook("Promo", sender)
+    with pytest.raises(UnreachableSender):
+        to_inbound(ImmutableMultiDict(params))
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="palabre")
+    response = post(server.url, params)
+    assert response.status_code == 200, "signed by Twilio: a retry would not help"
+    assert "<Message" not in response.text, "no reply can reach an operator's sender id"
+    refused = [r for r in caplog.records if "no phone number" in r.getMessage()]
+    assert [getattr(r, "message_sid", None) for r in refused] == [params["MessageSid"]]
+    assert "Vodacom" not in caplog.text and "40404" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -439,11 +458,11 @@ def in_log(tmp_path: Path, query):
     """Run `query(log)` on a second connection to the app's message log."""
 
     async def run():
-        log = MessageLog(tmp_path / "data" / "messages.db")
+        stores = open_stores(Settings(data_dir=tmp_path / "data"))
         try:
-            return await query(log)
+            return await query(stores.messages)
         finally:
-            await log.aclose()
+            await stores.aclose()
 
     return asyncio.run(run())
 
@@ -473,7 +492,7 @@ def test_error_21610_marks_the_contact_opted_out(live_server, tmp_path):
         other = status("SM4", "failed", to=WHATSAPP, ErrorCode="63016")
         assert post(running.url, other, path="/twilio/status").status_code == 204
         host = running.server.config.app.state.host
-        keys = host.contact_key(PHONE), host.contact_key(WHATSAPP)
+        keys = host.contact_key(TEL), host.contact_key(WHATSAPP)
     logged = in_log(tmp_path, lambda log: log.get("SM3"))
     assert (logged.status, logged.error_code) == ("undelivered", "21610")
     opted = in_log(tmp_path, lambda log: asyncio.gather(*(log.opted_out(k) for k in keys)))
@@ -546,7 +565,7 @@ async def test_send_posts_the_documented_request_and_logs_the_sid(tmp_path, fake
     question = Outbound(WHATSAPP, "5/5 Genre ?", "fr", (Option("1", "Homme"), Option("2", "Femme")))
     async with app.router.lifespan_context(app):
         delivery = await transport.send(question)
-        logged = await app.state.host.log.get(delivery.provider_id)
+        logged = await app.state.host.stores.messages.get(delivery.provider_id)
         key = app.state.host.contact_key(WHATSAPP)
     credentials = base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
     assert fake_twilio.requests == [
@@ -570,8 +589,8 @@ async def test_send_posts_the_documented_request_and_logs_the_sid(tmp_path, fake
 async def test_a_long_sms_is_sent_in_parts_from_the_sms_number(tmp_path, fake_twilio):
     app, transport = started(tmp_path, fake_twilio)
     async with app.router.lifespan_context(app):
-        delivery = await transport.send(Outbound(PHONE, "Bonjour à vous. " * 250, "fr"))
-        logged = [await app.state.host.log.get(sid) for sid in fake_twilio.sids]
+        delivery = await transport.send(Outbound(TEL, "Bonjour à vous. " * 250, "fr"))
+        logged = [await app.state.host.stores.messages.get(sid) for sid in fake_twilio.sids]
     forms = [request["form"] for request in fake_twilio.requests]
     assert len(forms) == 3
     assert {(f["To"], f["From"]) for f in forms} == {(PHONE, SMS_FROM)}
@@ -589,10 +608,26 @@ async def test_a_long_sms_is_sent_in_parts_from_the_sms_number(tmp_path, fake_tw
 async def test_twilio_errors_become_failed_deliveries(tmp_path, fake_twilio, to, code, retryable):
     app, transport = started(tmp_path, fake_twilio)
     async with app.router.lifespan_context(app):
-        delivery = await transport.send(Outbound(to, "Bonjour", "fr"))
+        delivery = await transport.send(Outbound(f"tel:{to}", "Bonjour", "fr"))
     assert (delivery.provider_id, delivery.status) == (None, "failed")
     assert (delivery.error_code, delivery.retryable) == (code, retryable)
     assert to not in delivery.detail, "Twilio's message quotes the number: it is not kept"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("to", ["whatsapp-user:US.13491208655302741918", "not an address"])
+async def test_an_address_twilio_cannot_reach_fails_for_good_without_a_request(
+    tmp_path, fake_twilio, to
+):
+    app, transport = started(tmp_path, fake_twilio)
+    async with app.router.lifespan_context(app):
+        delivery = await transport.send(Outbound(to, "Bonjour", "fr"))
+    assert (delivery.status, delivery.error_code, delivery.retryable) == (
+        "failed",
+        "invalid_address",
+        False,
+    )
+    assert fake_twilio.requests == []
 
 
 @pytest.mark.anyio
@@ -602,7 +637,7 @@ async def test_an_unreachable_api_is_a_retryable_failure(tmp_path):
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = app_for(settings_for(tmp_path, TWILIO_API_BASE=closed), transport := TwilioTransport())
     async with app.router.lifespan_context(app):
-        delivery = await transport.send(Outbound(PHONE, "Bonjour", "fr"))
+        delivery = await transport.send(Outbound(TEL, "Bonjour", "fr"))
     assert (delivery.status, delivery.retryable) == ("failed", True)
 
 
@@ -615,7 +650,7 @@ async def test_nothing_is_sent_to_a_contact_who_opted_out(tmp_path, fake_twilio)
         async with client:
             headers = {"X-Twilio-Signature": sign("http://testserver/twilio/status", params)}
             callback = await client.post("/twilio/status", data=params, headers=headers)
-        delivery = await transport.send(Outbound(PHONE, "Bonjour", "fr"))
+        delivery = await transport.send(Outbound(TEL, "Bonjour", "fr"))
     assert callback.status_code == 204
     assert (delivery.status, delivery.error_code) == ("failed", "21610")
     assert fake_twilio.requests == []
@@ -749,11 +784,11 @@ def test_without_a_public_url_images_are_left_out_with_one_warning(live_server, 
 
 def test_an_image_goes_on_the_first_part_of_a_split_sms_only():
     text = "Bonjour " * 500
-    parts = reply_parts(Outbound(PHONE, text, "fr", image="m1"), "https://x.test/media/t.png")
+    parts = reply_parts(Outbound(TEL, text, "fr", image="m1"), "https://x.test/media/t.png")
     assert len(parts) == 3
     assert [part.media_url for part in parts] == ["https://x.test/media/t.png", None, None]
-    assert [part.body for part in parts] == bodies(Outbound(PHONE, text, "fr"))
-    alone = reply_parts(Outbound(PHONE, "", "fr", image="m1"), "https://x.test/media/t.png")
+    assert [part.body for part in parts] == bodies(Outbound(TEL, text, "fr"))
+    alone = reply_parts(Outbound(TEL, "", "fr", image="m1"), "https://x.test/media/t.png")
     assert [(p.body, p.media_url) for p in alone] == [("", "https://x.test/media/t.png")]
     tree = ET.fromstring(twiml([*parts[:2], *alone]))
     assert [len(m.findall("Media")) for m in tree.iter("Message")] == [1, 0, 1]
@@ -763,7 +798,7 @@ def test_an_image_goes_on_the_first_part_of_a_split_sms_only():
 async def stored_qr(app) -> tuple[str, str]:
     """Put the QR PNG in the app's media store: its media id and its signed URL."""
     host = app.state.host
-    media_id = await host.engine.services["media"].put(qr_png(QR_CODE), "image/png")
+    media_id = await host.stores.media.put(qr_png(QR_CODE), "image/png")
     return media_id, await host.media_url(media_id)
 
 
@@ -795,8 +830,8 @@ async def test_a_long_sms_sends_its_image_with_the_first_part_only(tmp_path, fak
     app, transport = started(tmp_path, fake_twilio, PALABRE_PUBLIC_URL=PUBLIC)
     async with app.router.lifespan_context(app):
         media_id, url = await stored_qr(app)
-        await transport.send(Outbound(PHONE, "Bonjour à vous. " * 250, "fr", image=media_id))
-        await transport.send(Outbound(PHONE, "", "fr", image=media_id))
+        await transport.send(Outbound(TEL, "Bonjour à vous. " * 250, "fr", image=media_id))
+        await transport.send(Outbound(TEL, "", "fr", image=media_id))
     forms = [request["form"] for request in fake_twilio.requests]
     assert [form.get("MediaUrl") for form in forms] == [url, None, None, url]
     assert "Body" not in forms[-1], "an image alone needs no empty body"

@@ -10,8 +10,10 @@ import pytest
 from tests.test_dhis2 import PROGRAM, client_for, fake, settings_for
 
 from palabre.bootstrap import build_engine
+from palabre.config import Settings
 from palabre.runtime.messages import Inbound
-from palabre_dhis2.queue import queue_for
+from palabre.stores.bundle import open_stores
+from palabre_dhis2.queue import RegistrationQueue
 from palabre_dhis2.worker import drain
 
 ROOT = Path(__file__).parent.parent
@@ -89,8 +91,12 @@ def test_with_dhis2_down_the_person_gets_the_code_and_it_is_registered_later(fak
     fake.down = False
 
     async def retry() -> int:
-        async with httpx.AsyncClient() as http:
-            return await drain(queue_for(tmp_path / "data"), client_for(fake, http))
+        stores = open_stores(Settings(data_dir=tmp_path / "data"))  # the engine's database
+        try:
+            async with httpx.AsyncClient() as http:
+                return await drain(RegistrationQueue(stores.tasks), client_for(fake, http))
+        finally:
+            await stores.aclose()
 
     assert asyncio.run(retry()) == 1
     assert [e.attributes[PROGRAM["attribute"]] for e in fake.entities.values()] == ["MBEIBR7DA1"]

@@ -138,7 +138,7 @@ def test_stop_ends_the_conversation(palabre_bot):
 def test_the_registry_holds_no_clear_data_and_the_session_is_gone(palabre_bot, tmp_path):
     bot = palabre_bot(UIC)
     bot.converse(["Bonjour", *ANSWERS], lang="fr", contact="+243810000001")
-    registry = b"".join(p.read_bytes() for p in tmp_path.rglob("registry.db*"))
+    registry = b"".join(p.read_bytes() for p in tmp_path.rglob("palabre.db*"))
     assert len(registry) > 0
     for clear in (b"MBEIBR7DA1", b"Mbengue", b"MBE", b"Ibrahima", b"243810000001"):
         assert clear not in registry, f"{clear!r} is stored in clear"
@@ -163,6 +163,6 @@ def test_the_code_comes_with_a_qr_code_image_of_it(palabre_bot):
     transcript = bot.converse(["Bonjour", *ANSWERS], lang="fr")
     message = transcript.replies[-1].messages[-1]
     assert message.image, "the last message carries the QR code"
-    media = bot._loop.run_until_complete(bot.engine.services["media"].get(message.image))
+    media = bot._loop.run_until_complete(bot.engine.stores.media.get(message.image))
     assert media.content_type == "image/png"
     assert decode(media.data) == "MBEIBR7DA1"

@@ -16,6 +16,8 @@ from tests.serving import Served, start_serve
 from tests.turns import HeldTurn, key_of, wait_for_queue
 from twilio.request_validator import RequestValidator
 
+from palabre.config import Settings
+from palabre.stores.bundle import open_stores
 from palabre_dhis2.queue import RegistrationQueue
 
 TOKEN = "0123456789abcdef" * 2  # a Twilio auth token is 32 hex characters
@@ -169,5 +171,13 @@ def test_a_dribbling_dhis2_cannot_let_a_resent_message_run_the_same_turn_twice(r
     assert "MBEIBR7DA1" in replies[0] and "finalisé sous peu" in replies[0], replies[0]
     assert "<Message" not in replies[1], "the resend is a duplicate, not a second turn"
     assert "already" not in replies[1]
-    queued = asyncio.run(RegistrationQueue(tmp_path / "dhis2-queue.db").count())
-    assert queued == 1, "the slow registration was queued for the retry worker"
+    assert asyncio.run(queued_in(tmp_path)) == 1, "the slow registration was queued for retry"
+
+
+async def queued_in(data_dir: Path) -> int:
+    """How many DHIS-2 registrations wait in the workers' embedded database."""
+    stores = open_stores(Settings(data_dir=data_dir))
+    try:
+        return await RegistrationQueue(stores.tasks).count()
+    finally:
+        await stores.aclose()

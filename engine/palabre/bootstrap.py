@@ -1,4 +1,4 @@
-"""Assemble a ready engine from flow files and settings: plugins, flows, catalogs, store.
+"""Assemble a ready engine from flow files and settings: plugins, flows, catalogs, stores.
 
 Everything is built from arguments (no globals), so a test, the CLI and the web server
 each get an engine of their own.
@@ -7,7 +7,6 @@ each get an engine of their own.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,8 +28,7 @@ from palabre.plugins import collect_actions, collect_filters, make_plugin_manage
 from palabre.runtime.engine import Engine
 from palabre.runtime.speech import Speech
 from palabre.stores.base import SessionStore
-from palabre.stores.media import MediaStore
-from palabre.stores.registry import SQLiteRegistry
+from palabre.stores.bundle import Stores
 
 log = logging.getLogger("palabre.flows")
 PACKAGED_LOCALES = Path(__file__).parent / "_locales"
@@ -120,10 +118,15 @@ def build_engine(
     *,
     plugins: pluggy.PluginManager | None = None,
     store: SessionStore | None = None,
+    stores: Stores | None = None,
     clock: Callable[[], float] = time.time,
     http: httpx.AsyncClient | None = None,
 ) -> Engine:
-    """An engine for the flows at `paths`; raises FlowError when any flow has an error."""
+    """An engine for the flows at `paths`; raises FlowError when any flow has an error.
+
+    The session `store` and the durable `stores` come from the plugins' `make_session_store`
+    and `make_stores` hooks unless given.
+    """
     files = flow_files(paths)
     toolkit = Toolkit.create(locales_for(files, settings), plugins)
     flows, problems = load_flows(files, toolkit)
@@ -137,8 +140,7 @@ def build_engine(
         )
     manager = toolkit.plugins
     chosen = store or manager.hook.make_session_store(settings=settings)
-    registry = SQLiteRegistry(settings.data_dir / "registry.db")
-    media = MediaStore(settings.data_dir / "media.db", _media_secret(settings), clock=clock)
+    durable = stores or manager.hook.make_stores(settings=settings, clock=clock)
     speech = Speech(toolkit.catalogs, toolkit.templates)
     return Engine(
         flows,
@@ -146,19 +148,7 @@ def build_engine(
         speech,
         collect_actions(manager),
         settings,
-        services={
-            "registry": registry,
-            "media": media,
-            "settings": settings,
-            "data_dir": settings.data_dir,
-        },
+        stores=durable,
         clock=clock,
         http=http,
     )
-
-
-def _media_secret(settings: Settings) -> bytes:
-    """The key of media URL tokens: the deployment secret, else one for this process only."""
-    if settings.has_secret("PALABRE_SECRET") or settings.dev:
-        return settings.secret("PALABRE_SECRET")
-    return secrets.token_bytes(32)

@@ -15,6 +15,7 @@ from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
 from palabre.stores.base import SessionStore
+from palabre.stores.bundle import Stores, open_stores
 from palabre.stores.factory import open_store
 from palabre.transports import Host
 
@@ -32,7 +33,7 @@ def register_template_filters() -> dict[str, Callable[..., Any]]:
 async def purge_media(host: Host) -> None:
     """Delete expired media (QR codes...) every ten minutes."""
     while True:
-        await host.engine.services["media"].purge()
+        await host.stores.media.purge()
         await asyncio.sleep(600)
 
 
@@ -46,3 +47,8 @@ def make_session_store(settings: Settings) -> SessionStore:
     return open_store(
         redis_url=settings.redis_url, data_dir=settings.data_dir, ttl_seconds=settings.session_ttl
     )
+
+
+@hookimpl(trylast=True)
+def make_stores(settings: Settings, clock: Callable[[], float]) -> Stores:
+    return open_stores(settings, clock)

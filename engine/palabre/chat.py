@@ -52,7 +52,7 @@ async def chat(
 
 async def _save_image(engine: Engine, media_id: str) -> str:
     """A terminal cannot show an image: save it beside the data and say where."""
-    item = await engine.services["media"].get(media_id)
+    item = await engine.stores.media.get(media_id) if engine.stores else None
     if item is None:
         return "[image expired]"
     path = engine.settings.data_dir / f"image-{media_id}.png"

@@ -1,4 +1,4 @@
-"""The `palabre` command: chat, check, serve, schema, plugins and i18n.
+"""The `palabre` command: chat, check, serve, db, schema, plugins and i18n.
 
 Errors the user can fix (a flow mistake, a missing secret, a store that is down) are
 printed as one clear message and exit status 1 or 2; never as a traceback. Output piped
@@ -18,6 +18,7 @@ from pathlib import Path
 import pluggy
 
 from palabre.config import Settings
+from palabre.db.commands import add_db_commands
 from palabre.errors import FlowError, PalabreError, Problem
 from palabre.logs import configure_logging
 from palabre.plugins import make_plugin_manager
@@ -94,6 +95,7 @@ def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
     listing.set_defaults(run=_plugins)
 
     _i18n_parser(commands)
+    add_db_commands(commands)
     plugins.hook.register_commands(commands=commands)
     return parser
 

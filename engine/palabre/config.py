@@ -15,6 +15,7 @@ from pathlib import Path
 
 from starlette.config import Config, environ
 
+from palabre.addresses import is_region
 from palabre.config_checks import (
     OPTION_CHECKS,
     keyed_secret_problem,
@@ -37,12 +38,14 @@ class Settings:
     """What a Palabre process is configured with."""
 
     redis_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
     data_dir: Path = Path(".palabre")
     locales_dir: Path | None = None
     session_ttl: int = DEFAULT_TTL_SECONDS
     dev: bool = False
     log_level: str | None = None  # None: the command's default (INFO for serve)
     public_url: str | None = None
+    default_region: str | None = None  # ISO 3166 alpha-2: reads national numbers (0812...)
     options: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -64,12 +67,14 @@ class Settings:
         locales = options.get("PALABRE_LOCALES")
         return cls(
             redis_url=config("REDIS_URL", default=None) or None,
+            database_url=config("DATABASE_URL", default=None) or None,
             data_dir=Path(options.get("PALABRE_DATA_DIR") or ".palabre"),
             locales_dir=Path(locales) if locales else None,
             session_ttl=_seconds(options.get("PALABRE_SESSION_TTL"), DEFAULT_TTL_SECONDS),
             dev=dev,
             log_level=options.get("PALABRE_LOG_LEVEL") or None,
             public_url=options.get("PALABRE_PUBLIC_URL") or None,
+            default_region=_region(options.get("PALABRE_DEFAULT_REGION")),
             options=options,
             secrets=_secrets(config, env),
         )
@@ -134,6 +139,12 @@ def _seconds(raw: str | None, default: int) -> int:
     """A positive whole number of seconds, else `default` (problems() names a bad one)."""
     text = (raw or "").strip()
     return int(text) if text.isdecimal() and int(text) > 0 else default
+
+
+def _region(raw: str | None) -> str | None:
+    """An ISO 3166 region code, upper-cased; None when unset or unknown (problems() says)."""
+    code = (raw or "").strip().upper()
+    return code if code and is_region(code) else None
 
 
 def _config(env: Mapping[str, str] | None, env_file: str | None) -> Config:

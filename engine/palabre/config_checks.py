@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from palabre.addresses import is_region
 from palabre.stores.base import DEFAULT_TTL_SECONDS
 
 MIN_SECRET_LENGTH = 32
@@ -126,6 +127,16 @@ def data_dir_problem(name: str, raw: str) -> str | None:
     return f"{name}={raw!r} is a file, not a folder" if is_file else None
 
 
+def region_problem(name: str, raw: str) -> str | None:
+    """A region `phonenumbers` knows, as an ISO 3166 alpha-2 code such as CD or FR."""
+    if is_region(raw):
+        return None
+    return (
+        f"{name}={raw!r} is not a region code: use the two-letter ISO 3166 code of the "
+        "country whose national numbers people write, such as CD, SN or FR"
+    )
+
+
 def redis_url_problem(url: str) -> str | None:
     """REDIS_URL as redis-py reads it: redis://, rediss:// or unix://, with a host or a path."""
     from redis.connection import parse_url
@@ -154,4 +165,5 @@ OPTION_CHECKS = {
     "PALABRE_SIMULATOR": boolean_problem,
     "PALABRE_LOCALES": folder_problem,
     "PALABRE_DATA_DIR": data_dir_problem,
+    "PALABRE_DEFAULT_REGION": region_problem,
 }

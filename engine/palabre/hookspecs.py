@@ -9,7 +9,7 @@ Phases:
 1. command line: `register_commands`;
 2. checking flows: `register_settings`, `check_flow`;
 3. start-up: `check_settings`, `register_actions`, `register_template_filters`,
-   `register_transports`, `register_workers`, `make_session_store`;
+   `register_transports`, `register_workers`, `make_session_store`, `make_stores`;
 4. conversation: actions run from flow steps (see `palabre.actions.Action`).
 """
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from palabre.errors import Problem
     from palabre.flow.model import Flow
     from palabre.stores.base import SessionStore
+    from palabre.stores.bundle import Stores
     from palabre.transports import Host, Transport
 
 PROJECT = "palabre"
@@ -126,4 +127,16 @@ def make_session_store(settings: Settings) -> SessionStore | None:
     """Return the session store to use for these settings, or None to let another decide.
 
     The built-in choice is Redis when `REDIS_URL` is set and SQLite otherwise.
+    """
+
+
+@hookspec(firstresult=True)
+def make_stores(settings: Settings, clock: Callable[[], float]) -> Stores | None:
+    """Return the durable stores (`palabre.stores.bundle.Stores`), or None to let another decide.
+
+    One typed set on one backend: the registry, media, the message log with opt-outs,
+    the task queue and contacts, all shared by every worker. `clock` gives the time their
+    expiries and timestamps use. The built-in choice is PostgreSQL when `DATABASE_URL` is
+    set and the embedded SQLite file `PALABRE_DATA_DIR/palabre.db` otherwise; its schema
+    must be at the code's revision (`palabre db upgrade`).
     """

@@ -1,9 +1,12 @@
 """`palabre serve`: check every setting, say once what runs where, then run uvicorn.
 
 Start-up refuses (exit status 2, no traceback) with one line per problem, all at once:
-Palabre's own settings (`Settings.problems()`), the names in PALABRE_DISABLE_PLUGINS,
-and each plugin's (`check_settings` hook). Then the app starts once with logs muted, so
-a flow or store error is one clear message too, and uvicorn starts it for real.
+Palabre's own settings (`Settings.problems()`, DATABASE_URL), the names in
+PALABRE_DISABLE_PLUGINS, and each plugin's (`check_settings` hook). Then the database:
+unreachable, or its schema behind the code (`palabre db upgrade`), is one line too; a new
+embedded database is created at the current schema, and said so. Then the app starts once
+with logs muted, so a flow or store error is one clear message too, and uvicorn starts it
+for real.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from starlette.applications import Starlette
 
 from palabre.config import Settings
 from palabre.config_checks import TRUE_WORDS
+from palabre.db.url import database_url_problem
 from palabre.logs import configure_logging
 from palabre.plugins import make_plugin_manager, unknown_plugins
 
@@ -48,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.insecure_dev:
         print(BANNER, file=sys.stderr)
+    created = asyncio.run(prepare_database(settings, manager))
+    if created:
+        say(created)
     app = create_app([args.flows], settings, plugins=manager, insecure_dev=args.insecure_dev)
     configure_logging("CRITICAL")  # the trial start must not log what the real one will
     asyncio.run(_preflight(app))
@@ -62,10 +70,23 @@ def startup_problems(
 ) -> list[str]:
     """Every problem that keeps `palabre serve` from starting, one line each."""
     found = settings.problems(keyed_secrets=flow_secret_names(flow_paths))
+    found += [line for line in [database_url_problem(settings.database_url)] if line]
     found += unknown_plugins(settings.disabled_plugins)
     for batch in manager.hook.check_settings(settings=settings):
         found += batch
     return found
+
+
+async def prepare_database(settings: Settings, manager: pluggy.PluginManager) -> str | None:
+    """Check the durable stores' schema before anything starts (StoreError when it is behind
+    or the database is unreachable); returns a line when a new database was created."""
+    stores = manager.hook.make_stores(settings=settings, clock=time.time)
+    if stores is None:
+        return None
+    try:
+        return await stores.open()
+    finally:
+        await stores.aclose()
 
 
 def flow_secret_names(paths: Iterable[str | Path]) -> set[str]:

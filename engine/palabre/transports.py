@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 
 from palabre.config import Settings
+from palabre.errors import ConfigError
 from palabre.runtime.engine import Engine
 from palabre.runtime.messages import Inbound, Outbound, Reply
-from palabre.stores.messagelog import MessageLog
+from palabre.stores.bundle import Stores
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,20 @@ class Transport(Protocol):
 
 @dataclass
 class Host:
-    """What the web app lends its transports."""
+    """What the web app lends its transports: the engine, its durable stores (the message
+    log and opt-outs are `stores.messages`), the settings and one HTTP client."""
 
     engine: Engine
     settings: Settings
-    log: MessageLog
     http: httpx.AsyncClient
     insecure_dev: bool = False
+
+    @property
+    def stores(self) -> Stores:
+        """The engine's durable stores (ConfigError when no plugin made any)."""
+        if self.engine.stores is None:
+            raise ConfigError("no durable stores: no plugin implements make_stores")
+        return self.engine.stores
 
     def public_url(self, request: Request) -> str:
         """The URL the provider called: PALABRE_PUBLIC_URL plus the path, behind a proxy."""
@@ -84,7 +92,7 @@ class Host:
         Absolute (PALABRE_PUBLIC_URL + path) for providers that fetch it, or just the path
         for pages served by Palabre itself.
         """
-        token = await self.engine.services["media"].token(media_id)
+        token = await self.stores.media.token(media_id)
         if token is None:
             return None
         base = (self.settings.public_url or "").rstrip("/") if absolute else ""

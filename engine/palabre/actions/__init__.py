@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from palabre.config import Settings
+    from palabre.stores.bundle import Stores
 
 
 @dataclass
 class ActionContext:
     """What an action may use. It never sees the contact's phone number.
 
-    `contact_key` is a keyed hash of the contact, stable for one deployment; `secret` is
-    the flow's secret (bytes) when the action declares `needs_secret`.
+    `contact_key` is a keyed hash of the contact, stable for one deployment; `settings`
+    is the flow's `settings:`; `secret` is the flow's secret (bytes) when the action
+    declares `needs_secret`. `stores` are the durable stores (registry, media, tasks...)
+    and `settings_env` the process settings (from the environment), when the engine has
+    them.
     """
 
     flow_id: str
@@ -23,7 +30,8 @@ class ActionContext:
     contact_key: str
     settings: dict[str, Any]
     secret: bytes | None = None
-    services: dict[str, Any] = field(default_factory=dict)
+    stores: Stores | None = None
+    settings_env: Settings | None = None
     http: httpx.AsyncClient | None = None
 
 

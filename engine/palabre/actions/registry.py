@@ -22,12 +22,11 @@ def keyed_hash(secret: bytes, namespace: str, value: str) -> str:
 
 
 async def remember(arguments: dict[str, Any], context: ActionContext) -> dict[str, bool]:
-    registry = context.services.get("registry")
-    if registry is None or context.secret is None:
-        raise ActionError("registry.remember needs a registry and a secret")
+    if context.stores is None or context.secret is None:
+        raise ActionError("registry.remember needs the stores (for the registry) and a secret")
     namespace = str(arguments.get("namespace") or context.flow_id)
     digest = keyed_hash(context.secret, namespace, str(arguments["value"]))
-    new = await registry.add(namespace, digest)
+    new = await context.stores.registry.add(namespace, digest)
     return {"new": new, "existed": not new}
 
 

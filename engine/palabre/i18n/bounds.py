@@ -33,10 +33,10 @@ MAX_DEPTH = 20
 # Bits of one integer: Python refuses to print an integer of more than 4,300 digits.
 MAX_INT_BITS = 4_096
 # Seconds one render may compute; every other conversation waits at most about this long.
-DEADLINE = 0.1
+DEADLINE = 0.2
 # Seconds all the renders of one turn may compute together: a flow that renders many
 # templates in one turn (a chain of steps) must not add up to a long stall either.
-TURN_DEADLINE = 0.25
+TURN_DEADLINE = 0.5
 # The deadline counts the rendering thread's CPU time, not the wall clock: on a loaded
 # machine an ordinary message paused by the scheduler must not fail.
 CLOCK = time.thread_time

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import jinja2.meta
@@ -22,6 +22,8 @@ from jinja2.parser import Parser
 from palabre.errors import TemplateError
 from palabre.i18n.bounds import BoundExceeded, Limits, budget
 from palabre.i18n.sandbox import BoundedSandbox
+
+T = TypeVar("T")
 
 # What a parse may raise besides a syntax error: a 5,000-digit number literal, deep nesting.
 PARSE_FAILURES = (jinja2.TemplateSyntaxError, ValueError, RecursionError)
@@ -40,29 +42,43 @@ class Templates:
 
     def render(self, source: str, variables: Mapping[str, Any], *, where: str) -> str:
         """Render `source`; any failure is a TemplateError naming `where` and the cause."""
+        template = self._compiled(self._compile, source, where)
         with self._bounded(where):
-            return self._compile(source).render(variables)
+            return template.render(variables)
 
     def evaluate(self, expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
         """Evaluate a Jinja expression such as `reg.new and age > 18`."""
+        compiled = self._compiled(self._expression, expression, where)
         with self._bounded(where):
-            result = self._expression(expression)(**variables)
+            result = compiled(**variables)
         if isinstance(result, jinja2.Undefined):
             raise TemplateError(f"{where}: '{expression}' is undefined")
         return result
 
+    def _compiled(self, compile: Callable[[str], T], source: str, where: str) -> T:
+        """Compile once (cached), outside the render's time budget: a first render on a busy
+        machine must not fail for the time compiling took. Constant folding at compile time
+        still goes through the sandbox's size guards."""
+        with self._failures(where):
+            return compile(source)
+
     @contextmanager
     def _bounded(self, where: str) -> Iterator[None]:
         """One render, within its budget; whatever it raises becomes a TemplateError."""
-        with budget(self.limits):
-            try:
-                yield
-            except BoundExceeded as exc:
-                raise TemplateError(f"{where}: stopped: {exc.message}") from None
-            except jinja2.TemplateError as exc:
-                raise TemplateError(f"{where}: {_reason(exc)}") from None
-            except Exception as exc:  # the template's own arithmetic or recursion failed
-                raise TemplateError(f"{where}: {_failure(exc)}") from None
+        with budget(self.limits), self._failures(where):
+            yield
+
+    @staticmethod
+    @contextmanager
+    def _failures(where: str) -> Iterator[None]:
+        try:
+            yield
+        except BoundExceeded as exc:
+            raise TemplateError(f"{where}: stopped: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"{where}: {_reason(exc)}") from None
+        except Exception as exc:  # the template's own arithmetic or recursion failed
+            raise TemplateError(f"{where}: {_failure(exc)}") from None
 
     def parse(self, source: str, *, expression: bool = False) -> nodes.Template:
         """The template (or the one expression) as written, unbounded; raises PARSE_FAILURES."""

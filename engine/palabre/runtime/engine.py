@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -30,6 +30,9 @@ from palabre.runtime.messages import Event, Inbound, Reply
 from palabre.runtime.speech import Speech
 from palabre.runtime.turn import Turn
 from palabre.stores.base import SessionStore
+
+if TYPE_CHECKING:
+    from palabre.stores.bundle import Stores
 
 log = logging.getLogger("palabre.engine")
 
@@ -49,7 +52,7 @@ class Engine:
         actions: Mapping[str, Action],
         settings: Settings,
         *,
-        services: dict[str, Any] | None = None,
+        stores: Stores | None = None,
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -60,7 +63,7 @@ class Engine:
         self.speech = speech
         self.actions = dict(actions)
         self.settings = settings
-        self.services = services or {}
+        self.stores = stores
         self.http = http
         self.clock = clock
         self._secrets = {flow.id: self._secret_for(flow) for flow in self.flows.values()}
@@ -129,12 +132,10 @@ class Engine:
             raise ConfigError(f"{flow.file}: flow '{flow.id}' cannot start: {exc}") from None
 
     async def aclose(self) -> None:
-        """Close the store and every service that can be closed."""
+        """Close the session store and the durable stores."""
         await self.store.aclose()
-        for service in self.services.values():
-            closer = getattr(service, "aclose", None)
-            if closer is not None:
-                await closer()
+        if self.stores is not None:
+            await self.stores.aclose()
 
     async def handle(self, inbound: Inbound) -> Reply:
         """Process one inbound message. Raises StoreError when the store fails."""

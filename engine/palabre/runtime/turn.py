@@ -156,7 +156,8 @@ class Turn:
             contact_key=self.engine.contact_key(self.inbound.contact),
             settings=self.flow.settings.extra,
             secret=self.engine.flow_secret(self.flow) if action.needs_secret else None,
-            services=self.engine.services,
+            stores=self.engine.stores,
+            settings_env=self.engine.settings,
             http=self.engine.http,
         )
         try:

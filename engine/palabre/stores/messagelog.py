@@ -2,25 +2,22 @@
 
 It never stores a message body or a phone number: contacts are keyed hashes. Status
 callbacks may arrive out of order (a `sent` after its `delivered`), so a status only
-moves forward; `failed` and `undelivered` are final.
+moves forward; `failed` and `undelivered` are final. Each change is one statement, so
+two workers applying callbacks at once cannot move a status back.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from palabre.stores.sqlite import SQLiteConnection
+from sqlalchemy import Select, case, func, select, update
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    provider_id TEXT PRIMARY KEY, channel TEXT NOT NULL, contact_key TEXT NOT NULL,
-    status TEXT NOT NULL, error_code TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS opt_outs (
-    contact_key TEXT PRIMARY KEY, reason TEXT NOT NULL, at REAL NOT NULL);
-"""
+from palabre.db.database import Database
+from palabre.db.inserts import insert_for, insert_new
+from palabre.db.schema import messages, opt_outs
 
 RANK = {
     "accepted": 0,
@@ -33,6 +30,7 @@ RANK = {
     "failed": 6,
 }
 FINAL = {"undelivered", "failed"}
+_CURRENT_RANK = case(RANK, value=messages.c.status, else_=0)
 
 
 @dataclass(frozen=True)
@@ -49,14 +47,17 @@ class LoggedMessage:
 class MessageLog:
     """Provider ids and statuses of sent messages, and the contacts who opted out."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._db = SQLiteConnection(path, _SCHEMA)
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+        self._db = database
+        self._clock = clock
 
     async def sent(
         self, provider_id: str, channel: str, contact_key: str, status: str = "sent"
     ) -> None:
-        """Record a message the provider accepted."""
-        await self._db.run(_insert, provider_id, channel, contact_key, status, time.time())
+        """Record a message the provider accepted (a known provider id is left as it is)."""
+        row = _row(provider_id, channel, contact_key, status, None, self._clock())
+        async with self._db.write() as conn:
+            await conn.execute(insert_new(self._db.dialect, messages, **row))
 
     async def status(
         self,
@@ -68,78 +69,67 @@ class MessageLog:
         contact_key: str = "",
     ) -> LoggedMessage:
         """Apply a status callback; a message the log never saw is added."""
-        return await self._db.run(
-            _update, provider_id, status, error_code, channel, contact_key, time.time()
+        now = self._clock()
+        row = _row(provider_id, channel, contact_key, status, error_code, now)
+        forward = (
+            update(messages)
+            .where(
+                messages.c.provider_id == provider_id,
+                messages.c.status.not_in(FINAL),
+                RANK.get(status, 0) > _CURRENT_RANK,
+            )
+            .values(
+                status=status,
+                error_code=func.coalesce(error_code, messages.c.error_code),
+                updated_at=now,
+            )
         )
+        async with self._db.write() as conn:
+            added = await conn.execute(insert_new(self._db.dialect, messages, **row))
+            if added.first() is None:
+                await conn.execute(forward)
+            found = (await conn.execute(_select(provider_id))).first()
+        assert found is not None
+        return LoggedMessage(*found)
 
     async def get(self, provider_id: str) -> LoggedMessage | None:
-        return await self._db.run(_select, provider_id)
+        """The logged message, or None when the log never saw it."""
+        async with self._db.read() as conn:
+            found = (await conn.execute(_select(provider_id))).first()
+        return LoggedMessage(*found) if found else None
 
     async def opt_out(self, contact_key: str, reason: str) -> None:
         """Remember that this contact asked to receive nothing more."""
-        sql = "INSERT OR REPLACE INTO opt_outs (contact_key, reason, at) VALUES (?, ?, ?)"
-        await self._db.run(lambda conn: conn.execute(sql, (contact_key, reason, time.time())))
+        row = {"contact_key": contact_key, "reason": reason, "at": self._clock()}
+        statement = insert_for(self._db.dialect, opt_outs).values(**row)
+        statement = statement.on_conflict_do_update(
+            index_elements=[opt_outs.c.contact_key],
+            set_={"reason": statement.excluded.reason, "at": statement.excluded.at},
+        )
+        async with self._db.write() as conn:
+            await conn.execute(statement)
 
     async def opted_out(self, contact_key: str) -> bool:
-        sql = "SELECT 1 FROM opt_outs WHERE contact_key = ?"
-        row = await self._db.run(lambda conn: conn.execute(sql, (contact_key,)).fetchone())
-        return row is not None
-
-    async def aclose(self) -> None:
-        await self._db.aclose()
+        """True when the contact opted out (on any worker)."""
+        query = select(opt_outs.c.contact_key).where(opt_outs.c.contact_key == contact_key)
+        async with self._db.read() as conn:
+            return (await conn.execute(query)).first() is not None
 
 
-def _insert(
-    conn: sqlite3.Connection, pid: str, channel: str, key: str, status: str, now: float
-) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, NULL, ?, ?)",
-        (pid, channel, key, status, now, now),
-    )
+def _row(
+    provider_id: str, channel: str, key: str, status: str, error: str | None, now: float
+) -> dict[str, object]:
+    return {
+        "provider_id": provider_id,
+        "channel": channel,
+        "contact_key": key,
+        "status": status,
+        "error_code": error,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _update(
-    conn: sqlite3.Connection,
-    pid: str,
-    status: str,
-    error: str | None,
-    channel: str,
-    key: str,
-    now: float,
-) -> LoggedMessage:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = _select(conn, pid)
-        if current is None:
-            conn.execute(
-                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (pid, channel, key, status, error, now, now),
-            )
-        elif _moves_forward(current.status, status):
-            conn.execute(
-                "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code), "
-                "updated_at = ? WHERE provider_id = ?",
-                (status, error, now, pid),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    result = _select(conn, pid)
-    assert result is not None
-    return result
-
-
-def _moves_forward(current: str, new: str) -> bool:
-    if current in FINAL:
-        return False
-    return RANK.get(new, 0) > RANK.get(current, 0)
-
-
-def _select(conn: sqlite3.Connection, pid: str) -> LoggedMessage | None:
-    row = conn.execute(
-        "SELECT provider_id, channel, contact_key, status, error_code FROM messages "
-        "WHERE provider_id = ?",
-        (pid,),
-    ).fetchone()
-    return LoggedMessage(*row) if row else None
+def _select(provider_id: str) -> Select[Any]:
+    columns = (messages.c[name] for name in LoggedMessage.__dataclass_fields__)
+    return select(*columns).where(messages.c.provider_id == provider_id)

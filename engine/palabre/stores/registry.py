@@ -1,47 +1,40 @@
-"""A durable, never-expiring set of keys per namespace, in one SQLite file.
+"""A durable, never-expiring set of keys per namespace, in the database.
 
 It backs duplicate checks such as the UIC registry. Keys are HMAC hex digests, never
-clear personal data, so the file can be kept as long as the registry must remember.
+clear personal data, so the table can be kept as long as the registry must remember.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
+import time
+from collections.abc import Callable
 
-from palabre.stores.sqlite import SQLiteConnection
+from sqlalchemy import select
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registry (
-    namespace TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-"""
+from palabre.db.database import Database
+from palabre.db.inserts import insert_new
+from palabre.db.schema import registry
 
 
-class SQLiteRegistry:
+class Registry:
     """Remembers which keys were registered in each namespace; `add` is atomic."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._db = SQLiteConnection(path, _SCHEMA)
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+        self._db = database
+        self._clock = clock
 
     async def add(self, namespace: str, key: str) -> bool:
-        """Register `key`; True when it is new, False when it was already there."""
-        return await self._db.run(_insert, namespace, key)
+        """Register `key`; True when it is new, False when it was already there (on any
+        connection, any worker)."""
+        row = {"namespace": namespace, "key": key, "created_at": self._clock()}
+        async with self._db.write() as conn:
+            added = await conn.execute(insert_new(self._db.dialect, registry, **row))
+            return added.first() is not None
 
     async def contains(self, namespace: str, key: str) -> bool:
         """True when `key` was registered in `namespace`."""
-        return await self._db.run(_select, namespace, key)
-
-    async def aclose(self) -> None:
-        """Close the database file."""
-        await self._db.aclose()
-
-
-def _insert(conn: sqlite3.Connection, namespace: str, key: str) -> bool:
-    sql = "INSERT OR IGNORE INTO registry (namespace, key) VALUES (?, ?)"
-    return conn.execute(sql, (namespace, key)).rowcount == 1
-
-
-def _select(conn: sqlite3.Connection, namespace: str, key: str) -> bool:
-    sql = "SELECT 1 FROM registry WHERE namespace = ? AND key = ?"
-    return conn.execute(sql, (namespace, key)).fetchone() is not None
+        query = select(registry.c.key).where(
+            registry.c.namespace == namespace, registry.c.key == key
+        )
+        async with self._db.read() as conn:
+            return (await conn.execute(query)).first() is not None

@@ -16,20 +16,16 @@ import json
 import os
 import secrets
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
 
-from palabre.errors import LockLost, StoreError, StoreUnavailable
+from palabre.errors import LockLost, StoreError
 from palabre.stores.base import DEFAULT_TTL_SECONDS, Session, message_key, session_ttl
 from palabre.stores.lease import Lease, LeaseKeeper
 from palabre.stores.locks import ContactLocks
-
-T = TypeVar("T")
+from palabre.stores.sqlite_connection import SQLiteConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -59,64 +55,6 @@ def dumps_session(session: Session) -> str:
         raise StoreError(
             f"the session is not JSON-serialisable ({kind}); nothing was written"
         ) from exc
-
-
-class SQLiteConnection:
-    """One sqlite3 connection shared by threads: calls run in `asyncio.to_thread`, one at a time.
-
-    sqlite3 errors become StoreError (StoreUnavailable when the file stays busy).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], schema: str) -> None:
-        self.path = os.fspath(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = self._guard(self._open, schema)
-
-    def _open(self, schema: str) -> sqlite3.Connection:
-        # isolation_level=None: autocommit, transactions are opened explicitly with BEGIN.
-        conn = sqlite3.connect(
-            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        # Deleted rows (finished sessions, completed registrations) leave no readable trace.
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.executescript(schema)
-        return conn
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(connection, *args)` in a worker thread, holding the connection's lock."""
-        return await asyncio.to_thread(self.run_sync, fn, *args)
-
-    def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(connection, *args)` in this thread, holding the connection's lock."""
-        with self._lock:
-            if self._conn is None:
-                raise StoreError(f"the SQLite store at {self.path} is closed")
-            return self._guard(fn, self._conn, *args)
-
-    def _guard(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return fn(*args)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreUnavailable(f"SQLite store at {self.path} is busy: {exc}") from exc
-            raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
-
-    async def aclose(self) -> None:
-        """Close the connection; later calls raise StoreError."""
-        await asyncio.to_thread(self._close)
-
-    def _close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
 
 class SQLiteSessionStore:

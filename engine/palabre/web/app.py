@@ -1,9 +1,10 @@
 """The Starlette app behind `palabre serve`, assembled from constructor arguments.
 
-The lifespan builds the engine (plugins, flows, store), opens the message log and one
-shared HTTP client, and starts every transport; a transport that is not configured
-refuses to start, unless `insecure_dev` is set. A store outage answers 503 so that
-providers retry; a malformed request is a 4xx.
+The lifespan builds the engine (plugins, flows, session store, durable stores) and one
+shared HTTP client, checks the database schema (behind the code: it refuses to start,
+naming `palabre db upgrade`), and starts every transport; a transport that is not
+configured refuses to start, unless `insecure_dev` is set. A store outage answers 503 so
+that providers retry; a malformed request is a 4xx.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from palabre.errors import StoreError
 from palabre.logs import exception_summary
 from palabre.plugins import make_plugin_manager
 from palabre.stores.base import SessionStore
-from palabre.stores.media import MediaStore
-from palabre.stores.messagelog import MessageLog
 from palabre.transports import Host, Transport
 from palabre.web.errors import store_failed
 
@@ -56,12 +55,13 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         engine = build_engine(paths, settings, plugins=manager, store=store, http=client)
-        host = Host(
-            engine, settings, MessageLog(settings.data_dir / "messages.db"), client, insecure_dev
-        )
+        host = Host(engine, settings, client, insecure_dev)
         app.state.host = host
         jobs: list[asyncio.Task[None]] = []
         try:
+            created = await host.stores.open()  # StoreError when the schema is behind
+            if created:
+                log.info(created)
             for transport in transports:
                 await transport.startup(host)
             jobs = [
@@ -77,7 +77,6 @@ def create_app(
             for transport in transports:
                 await transport.shutdown()
             await engine.aclose()
-            await host.log.aclose()
             if http is None:
                 await client.aclose()
 
@@ -119,7 +118,7 @@ def _name(worker: object) -> str:
 async def media(request: Request) -> Response:
     """An image Palabre serves (a QR code...): only with a valid, unexpired token."""
     host: Host = request.app.state.host
-    store: MediaStore = host.engine.services["media"]
+    store = host.stores.media
     media_id = store.verify(request.path_params["token"].removesuffix(".png"))
     if media_id is None:
         return PlainTextResponse("forbidden", status_code=403)
@@ -136,10 +135,11 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: the session store answers."""
+    """Readiness: the session store and the database answer."""
     host: Host = request.app.state.host
     try:
         await host.engine.store.ping()
+        await host.stores.ping()
     except StoreError:
         return PlainTextResponse("store unavailable", status_code=503)
     return PlainTextResponse("ready")

@@ -16,7 +16,7 @@ from palabre.transports import Host
 from palabre_dhis2.client import Dhis2Client
 from palabre_dhis2.config import Dhis2Config
 from palabre_dhis2.errors import Dhis2Rejected, Dhis2Unavailable
-from palabre_dhis2.queue import RegistrationQueue, queue_for
+from palabre_dhis2.queue import RegistrationQueue
 from palabre_dhis2.tracker import submit
 
 log = logging.getLogger("palabre.dhis2")
@@ -59,7 +59,7 @@ async def retry_registrations(
     config = Dhis2Config.from_settings(host.settings)
     if not config.configured:
         return
-    queue = queue_for(host.settings.data_dir)
+    queue = RegistrationQueue(host.stores.tasks)
     client = Dhis2Client(config, host.http)
     while True:
         await drain(queue, client, backoff)

@@ -4,12 +4,18 @@ An outbound message with options becomes reply buttons (up to 3, titles up to 20
 characters), else a list (up to 10 rows, titles up to 24), else numbered plain text,
 which also covers bodies longer than an interactive message allows (1024 characters).
 Reply ids are the option ids, so a tap comes back as `Inbound.reply_id`.
+
+The recipient is the contact's canonical address in Meta's form (`recipient_fields`): a
+number goes in `to` as digits without `+`, a business-scoped user id in `recipient` (Meta
+reads `to` first when both are set, so only one is). An address Meta cannot reach raises
+InvalidAddress (a ValueError) before any request is made.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from palabre.addresses import WHATSAPP_USER, Address, InvalidAddress, read_address
 from palabre.render import as_plain_text
 from palabre.runtime.messages import Option, Outbound
 
@@ -61,11 +67,20 @@ def template_body(
     return _envelope(contact, "template", template)
 
 
+def recipient_fields(address: Address) -> dict[str, str]:
+    """`{"to": "243812345678"}` for a number, `{"recipient": "<BSUID>"}` for a user id."""
+    if address.scheme == WHATSAPP_USER:
+        return {"recipient": address.value}
+    if address.phone is None:
+        raise InvalidAddress("WhatsApp reaches phone numbers and WhatsApp user ids only")
+    return {"to": address.phone.removeprefix("+")}
+
+
 def _envelope(contact: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": contact,
+        **recipient_fields(read_address(contact)),
         "type": kind,
         kind: content,
     }

@@ -10,14 +10,32 @@ What each message `type` becomes:
 - `reaction` and `system`: ignored (None) — a thumbs-up is not an answer and gets no reply.
 - anything else (`unsupported`, `unknown`, `contacts`, `order`, `nfm_reply`...): an
   Inbound with no text, so the flow politely asks its question again.
+
+The contact is a canonical address (palabre.addresses): `whatsapp:+E164` from `from`
+(the wa_id, digits without `+`), else, when Meta withholds the number of a user who
+adopted a username, `whatsapp-user:<BSUID>` from `from_user_id`. A message with neither
+usable is refused with a logged 200 (None: no flow runs, and Meta does not retry): with
+no address no reply can be sent, and a signed body is Meta's, so a retry would carry the
+same sender.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from palabre.addresses import (
+    BSUID,
+    WHATSAPP,
+    WHATSAPP_USER,
+    Address,
+    InvalidAddress,
+    provider_phone,
+)
 from palabre.runtime.messages import Inbound, Media
+
+log = logging.getLogger("palabre.meta_cloud")
 
 CHANNEL = "whatsapp"
 IGNORED_TYPES = frozenset({"reaction", "system"})
@@ -33,14 +51,35 @@ def read_message(message: Any) -> Inbound | None:
     """The Inbound for one `messages[]` item, or None when it needs no answer."""
     if not isinstance(message, dict):
         raise PayloadError("each item of messages must be an object")
-    wamid, sender, kind = message.get("id"), message.get("from"), message.get("type")
+    wamid, kind = message.get("id"), message.get("type")
     kind = kind if isinstance(kind, str) else ""
     if not isinstance(wamid, str) or not wamid:
         raise PayloadError("a message has no string id")
-    if not isinstance(sender, str) or not sender or kind in IGNORED_TYPES:
+    if kind in IGNORED_TYPES:
         return None
     reader = READERS.get(kind, _media if kind in MEDIA_TYPES else _unsupported)
-    return Inbound(contact=sender, channel=CHANNEL, message_id=wamid, **reader(message, kind))
+    content = reader(message, kind)  # read first: a malformed message is refused whole (400)
+    sender = sender_address(message.get("from"), message.get("from_user_id"))
+    if sender is None:
+        log.warning("message without a usable sender refused", extra={"wamid": wamid})
+        return None
+    return Inbound(contact=str(sender), channel=CHANNEL, message_id=wamid, **content)
+
+
+def sender_address(phone: Any, user_id: Any) -> Address | None:
+    """`whatsapp:+E164` from a wa_id, else `whatsapp-user:<BSUID>`, else None.
+
+    Serves messages (`from`, `from_user_id`) and statuses (`recipient_id`,
+    `recipient_user_id`) alike.
+    """
+    if isinstance(phone, str) and phone.isascii() and phone.isdigit():
+        try:
+            return Address(WHATSAPP, provider_phone(phone))
+        except InvalidAddress:
+            pass
+    if isinstance(user_id, str) and BSUID.fullmatch(user_id):
+        return Address(WHATSAPP_USER, user_id)
+    return None
 
 
 def part(holder: dict[str, Any], key: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from palabre.runtime.messages import Inbound
 from palabre.web.body import BodyError, parse_json
-from palabre_meta_cloud.inbound import PayloadError, part, read_message
+from palabre_meta_cloud.inbound import PayloadError, part, read_message, sender_address
 
 OBJECT = "whatsapp_business_account"
 KNOWN_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
@@ -22,7 +22,11 @@ KNOWN_STATUSES = frozenset({"sent", "delivered", "read", "failed"})
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A delivery status for one message we sent: wamid, status, recipient, error code."""
+    """A delivery status for one message we sent: wamid, status, recipient, error code.
+
+    `recipient` is the canonical address (`whatsapp:+E164` or `whatsapp-user:<BSUID>`),
+    the one the contact's key is made from; "" when the status names none we can read.
+    """
 
     wamid: str
     status: str
@@ -115,10 +119,8 @@ def _status(status: Any) -> StatusUpdate | None:
         raise PayloadError("a status needs a string id and status")
     if state not in KNOWN_STATUSES:
         return None  # e.g. "deleted" or "warning": nothing to record
-    recipient = status.get("recipient_id")
-    return StatusUpdate(
-        wamid, state, recipient if isinstance(recipient, str) else "", _error_code(status)
-    )
+    recipient = sender_address(status.get("recipient_id"), status.get("recipient_user_id"))
+    return StatusUpdate(wamid, state, str(recipient or ""), _error_code(status))
 
 
 def _error_code(status: dict[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Route
 
+from palabre.addresses import InvalidAddress
 from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
 from palabre_meta_cloud.compose import MAX_CAPTION, image_body, message_body, template_body
@@ -29,6 +30,9 @@ from palabre_meta_cloud.graph import post_message, upload_media
 from palabre_meta_cloud.inbound import CHANNEL
 from palabre_meta_cloud.outbox import RETRY_DELAYS, Outbox, with_retries
 from palabre_meta_cloud.webhook import Webhook
+
+# An address WhatsApp cannot reach (not a number or a WhatsApp user id): no request is made.
+UNREACHABLE = Delivery(None, "failed", error_code="invalid_address", retryable=False)
 
 log = logging.getLogger("palabre.meta_cloud")
 
@@ -79,9 +83,12 @@ class MetaCloudTransport:
 
     async def send(self, message: Outbound) -> Delivery:
         """Send an engine message: its image first if any, then text, buttons or a list."""
-        if message.image:
-            return await self._send_with_image(message, message.image)
-        return await self._post(message.contact, message_body(message))
+        try:
+            if message.image:
+                return await self._send_with_image(message, message.image)
+            return await self._post(message.contact, message_body(message))
+        except InvalidAddress:
+            return UNREACHABLE
 
     async def _send_with_image(self, message: Outbound, media_id: str) -> Delivery:
         """Upload, send the image, then what its caption could not say.
@@ -90,7 +97,7 @@ class MetaCloudTransport:
         what follows the image is retried here and never makes the outbox resend the image.
         """
         without_image = replace(message, image=None)
-        item = await self.host.engine.services["media"].get(media_id)
+        item = await self.host.stores.media.get(media_id)
         if item is None:
             key = self.host.contact_key(message.contact)
             log.warning("image expired or unknown: sent as text only", extra={"contact": key})
@@ -119,7 +126,10 @@ class MetaCloudTransport:
         caption: str | None = None,
     ) -> Delivery:
         """Send an image by uploaded media id or by public link."""
-        return await self._post(contact, image_body(contact, media_id, link, caption))
+        try:
+            return await self._post(contact, image_body(contact, media_id, link, caption))
+        except InvalidAddress:
+            return UNREACHABLE
 
     async def send_template(
         self,
@@ -129,7 +139,11 @@ class MetaCloudTransport:
         components: list[dict[str, Any]] | None = None,
     ) -> Delivery:
         """Send an approved template (needed more than 24 hours after the last message)."""
-        return await self._post(contact, template_body(contact, name, language, components))
+        try:
+            body = template_body(contact, name, language, components)
+        except InvalidAddress:
+            return UNREACHABLE
+        return await self._post(contact, body)
 
     async def shutdown(self) -> None:
         self._host = None
@@ -140,7 +154,7 @@ class MetaCloudTransport:
         key = host.contact_key(contact)
         fields = {"contact": key, "kind": body["type"], "wamid": delivery.provider_id}
         if delivery.provider_id:
-            await host.log.sent(delivery.provider_id, CHANNEL, key, status="accepted")
+            await host.stores.messages.sent(delivery.provider_id, CHANNEL, key, status="accepted")
             log.info("message accepted by Meta", extra=fields)
         else:
             fields |= {"code": delivery.error_code, "retryable": delivery.retryable}

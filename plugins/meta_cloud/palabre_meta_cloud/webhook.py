@@ -116,7 +116,7 @@ class Webhook:
         host = self.transport.host
         for update in updates:
             key = host.contact_key(update.recipient) if update.recipient else ""
-            await host.log.status(
+            await host.stores.messages.status(
                 update.wamid, update.status, update.error_code, channel=CHANNEL, contact_key=key
             )
             if update.status == "failed":

@@ -27,10 +27,9 @@ async def qr_code(arguments: dict[str, Any], context: ActionContext) -> dict[str
     if not text.strip():
         raise ActionError(f"{context.flow_id}.{context.step_id}: qr.code got an empty text")
     ttl = _ttl(arguments.get("ttl"), context)
-    media = context.services.get("media")
-    if media is None:
-        raise ActionError("qr.code needs the media store (engine.services['media'])")
-    media_id = await media.put(qr_png(text), CONTENT_TYPE, ttl)
+    if context.stores is None:
+        raise ActionError("qr.code needs the media store (the engine's stores.media)")
+    media_id = await context.stores.media.put(qr_png(text), CONTENT_TYPE, ttl)
     return {"image": media_id}
 
 

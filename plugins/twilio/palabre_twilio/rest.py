@@ -5,6 +5,10 @@ A message has a `Body`, a `MediaUrl` (a public URL Twilio fetches the image from
 Twilio answers 201 with the message's `sid` and `status`, or an error JSON with `code`,
 `message`, `more_info` and `status`. The error message can quote the phone number, so
 a Delivery keeps only the code and the documentation link.
+
+`To` is the contact's canonical address in Twilio's form (`twilio_to`): `whatsapp:+E164`
+or `+E164`. An address Twilio cannot reach (a WhatsApp user id with no number, text that
+is no address) fails without a request, for good.
 """
 
 from __future__ import annotations
@@ -13,8 +17,18 @@ from typing import Any
 
 import httpx
 
+from palabre.addresses import WHATSAPP, Address, InvalidAddress, read_address
 from palabre.transports import Delivery
 from palabre_twilio.config import TwilioConfig
+
+INVALID_ADDRESS = "invalid_address"
+
+
+def twilio_to(address: Address) -> str:
+    """The address as Twilio writes it: `whatsapp:+E164` on WhatsApp, `+E164` for SMS."""
+    if address.phone is None:
+        raise InvalidAddress("Twilio reaches phone numbers only, not this kind of address")
+    return f"whatsapp:{address.phone}" if address.scheme == WHATSAPP else address.phone
 
 
 async def post_message(
@@ -25,8 +39,14 @@ async def post_message(
     body: str,
     media_url: str | None = None,
 ) -> Delivery:
-    """POST one message (a body, an image URL or both); a Delivery says if Twilio took it."""
-    form = {"To": to, "From": sender}
+    """POST one message (a body, an image URL or both) to the contact address `to`.
+
+    A Delivery says if Twilio took it.
+    """
+    try:
+        form = {"To": twilio_to(read_address(to)), "From": sender}
+    except InvalidAddress as exc:
+        return Delivery(None, "failed", error_code=INVALID_ADDRESS, detail=exc.reason)
     if body or not media_url:
         form["Body"] = body
     if media_url:

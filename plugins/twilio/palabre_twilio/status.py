@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from palabre.transports import Host
 from palabre_twilio.form import MalformedRequest, Params
-from palabre_twilio.inbound import SID
+from palabre_twilio.inbound import SID, recipient_of
 
 log = logging.getLogger("palabre.twilio")
 
@@ -42,7 +42,7 @@ def read_status(params: Params) -> StatusUpdate:
     error = params.get("ErrorCode", "").strip() or None
     if error is not None and not error.isdigit():
         raise MalformedRequest("ErrorCode is not a number")
-    return StatusUpdate(sid, status, error, params.get("To", "").strip())
+    return StatusUpdate(sid, status, error, recipient_of(params.get("To", "")))
 
 
 def _either(params: Params, name: str, older_name: str) -> str:
@@ -56,11 +56,11 @@ def _either(params: Params, name: str, older_name: str) -> str:
 async def record_status(host: Host, update: StatusUpdate) -> None:
     """Write the update to the message log, and the opt-out it may mean."""
     key = host.contact_key(update.recipient) if update.recipient else ""
-    await host.log.status(
+    await host.stores.messages.status(
         update.message_sid, update.status, update.error_code, channel="twilio", contact_key=key
     )
     if update.error_code == OPTED_OUT and key:
-        await host.log.opt_out(key, OPTED_OUT)
+        await host.stores.messages.opt_out(key, OPTED_OUT)
     log.info(
         "twilio status received",
         extra={

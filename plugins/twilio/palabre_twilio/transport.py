@@ -22,7 +22,7 @@ from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
 from palabre_twilio.config import TwilioConfig, load_sdk
 from palabre_twilio.form import MalformedRequest, Params, read_form
-from palabre_twilio.inbound import channel_of, to_inbound
+from palabre_twilio.inbound import UnreachableSender, channel_of, to_inbound
 from palabre_twilio.replies import Part, parts, twiml
 from palabre_twilio.rest import post_message
 from palabre_twilio.signature import HEADER, is_signed
@@ -70,6 +70,8 @@ class TwilioTransport:
         host, config = self._ready()
         try:
             inbound = to_inbound(await self._signed_form(request))
+        except UnreachableSender:  # a signed message from a name or short code: nobody to answer
+            return Response(twiml([], config.status_callback()), media_type="application/xml")
         except MalformedRequest as exc:
             return PlainTextResponse(exc.reason, status_code=exc.status_code)
         key = host.contact_key(inbound.contact)
@@ -97,7 +99,7 @@ class TwilioTransport:
         """Send `message` through the REST API, in as many parts as SMS needs."""
         host, config = self._ready()
         key = host.contact_key(message.contact)
-        if await host.log.opted_out(key):
+        if await host.stores.messages.opted_out(key):
             return Delivery(None, "failed", error_code=OPTED_OUT, detail="the contact opted out")
         sender = self._sender(config, message.contact)
         if not (sender and config.account_sid and config.token):
@@ -114,7 +116,9 @@ class TwilioTransport:
                     extra={"contact": key, "error_code": delivery.error_code},
                 )
                 return delivery
-            await host.log.sent(delivery.provider_id, "twilio", key, status=delivery.status)
+            await host.stores.messages.sent(
+                delivery.provider_id, "twilio", key, status=delivery.status
+            )
             log.info("twilio message sent", extra={"contact": key, "sid": delivery.provider_id})
             first = first or delivery
         return first or Delivery(None, "failed", detail="the message has no text")

@@ -1,0 +1,112 @@
+"""The tables of Palabre's durable records, as SQLAlchemy Core.
+
+Times are Unix epoch seconds (floats). Contacts are keyed hashes in every table but
+`contact_addresses`, whose `value` is the address itself: the outbox needs it to send.
+The migrations in `migrations/versions/` create exactly these tables; a change here needs
+a new revision there (`alembic revision --autogenerate` compares the two).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+    }
+)
+
+# Keys registered once per namespace, such as the UIC registry's keyed hashes.
+registry = Table(
+    "registry",
+    metadata,
+    Column("namespace", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("created_at", Double, nullable=False),
+)
+
+# Images Palabre serves itself behind signed, expiring URLs (QR codes).
+media = Table(
+    "media",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("content_type", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Index("ix_media_expires_at", "expires_at"),
+)
+
+# The message log: each outbound message's provider id and delivery status.
+messages = Table(
+    "messages",
+    metadata,
+    Column("provider_id", Text, primary_key=True),
+    Column("channel", Text, nullable=False),
+    Column("contact_key", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("error_code", Text),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+# Contacts who asked to receive nothing more.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("contact_key", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", Double, nullable=False),
+)
+
+# A durable queue of plugin background work (DHIS-2 registrations waiting for the server).
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Double, nullable=False),
+    Index("ix_tasks_kind_next_attempt_at", "kind", "next_attempt_at"),
+)
+
+# A person Palabre talks to, whatever address they write from.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("language", Text),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+# The addresses of a contact (tel:, whatsapp:, a Meta user id), keyed by their keyed hash.
+contact_addresses = Table(
+    "contact_addresses",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column(
+        "contact_id",
+        Text,
+        ForeignKey("contacts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("scheme", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_contact_addresses_contact_id", "contact_id"),
+)

@@ -1,0 +1,168 @@
+"""Two `palabre serve` workers with their own data folders, one Redis and one PostgreSQL.
+
+What one worker records, the other knows: a returning UIC person is recognised, a QR code
+made on one is served by the other, and an opt-out recorded on one applies on the other.
+Before the database, each of these lived in a file of one worker's `PALABRE_DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from tests.conftest import uic_plugins
+from tests.serving import ROOT, start_serve
+from tests.test_qr import decode
+from tests.test_twilio import FakeTwilio
+from twilio.request_validator import RequestValidator
+
+from palabre.config import Settings
+from palabre.hookspecs import hookimpl
+from palabre.plugins import make_plugin_manager
+from palabre.runtime.messages import Outbound
+from palabre.web.app import create_app
+from palabre_twilio.transport import TwilioTransport
+
+TOKEN = "fedcba9876543210" * 2  # a Twilio auth token is 32 hex characters
+ACCOUNT = "AC" + "0" * 32
+PUBLIC = "https://bot.example.org"
+SECRET = "shared-database-secret-" + "7" * 32
+ANSWERS = ["Bonjour", "Mbengue", "Ibrahima", "1997", "DA", "1"]
+
+
+def upgrade(database_url: str) -> None:
+    """`palabre db upgrade`, as an operator runs it once before starting the workers."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "palabre.cli", "db", "upgrade"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def workers(redis_url: str, postgres_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    """The base URLs of two workers, each with a `PALABRE_DATA_DIR` of its own."""
+    upgrade(postgres_url)
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": postgres_url,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "PALABRE_SECRET": SECRET,
+        "PALABRE_PUBLIC_URL": PUBLIC,
+        "PALABRE_DISABLE_PLUGINS": "meta_cloud",
+        "PALABRE_LOG_LEVEL": "WARNING",
+    }
+    with ExitStack() as stack:
+        urls = []
+        for name in ("one", "two"):
+            served = start_serve(tmp_path / name, env)
+            stack.callback(served.stop)
+            urls.append(served.url)
+        yield urls
+
+
+def post_signed(worker: str, path: str, form: dict[str, str]) -> httpx.Response:
+    """POST a form as Twilio does, signed for the public URL both workers sit behind."""
+    signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}{path}", form)
+    headers = {"X-Twilio-Signature": signature}
+    response = httpx.post(f"{worker}{path}", data=form, headers=headers, timeout=30)
+    assert response.status_code in (200, 204), response.text
+    return response
+
+
+def converse(worker: str, phone: str, prefix: str) -> ET.Element:
+    """The UIC conversation on one worker; the TwiML of its last reply."""
+    for i, body in enumerate(ANSWERS):
+        form = {
+            "MessageSid": f"SM{prefix}{i:030d}",
+            "AccountSid": ACCOUNT,
+            "From": f"whatsapp:{phone}",
+            "To": "whatsapp:+14155238886",
+            "Body": body,
+            "NumMedia": "0",
+        }
+        reply = post_signed(worker, "/twilio", form)
+    return ET.fromstring(reply.text)
+
+
+def test_a_code_made_on_one_worker_is_recognised_and_its_image_served_by_the_other(workers):
+    first = converse(workers[0], "+243810000021", "one")
+    assert "MBEIBR7DA1" in "".join(first.itertext())
+    assert "existe déjà" not in "".join(first.itertext())
+    media_url = first.findtext("Message/Media")
+    assert media_url and media_url.startswith(f"{PUBLIC}/media/")
+
+    image = httpx.get(workers[1] + urlsplit(media_url).path, timeout=10)
+    assert (image.status_code, image.headers["content-type"]) == (200, "image/png")
+    assert decode(image.content) == "MBEIBR7DA1", "the other worker serves the same QR code"
+
+    again = "".join(converse(workers[1], "+243810000021", "two").itertext())
+    assert "Votre code MBEIBR7DA1 existe déjà" in again, again
+
+
+class OneTransport:
+    """A plugin lending the app one transport object, so that the test can call its `send`."""
+
+    def __init__(self, transport: TwilioTransport) -> None:
+        self.transport = transport
+
+    @hookimpl
+    def register_transports(self) -> list[TwilioTransport]:
+        return [self.transport]
+
+
+async def send_from_a_third_worker(
+    tmp_path: Path, redis_url: str, database_url: str, api: str, contacts: list[str]
+) -> list[tuple[str, str | None]]:
+    """Start an app on the shared Redis and database, send to each contact: the statuses."""
+    settings = Settings(
+        data_dir=tmp_path / "three",
+        redis_url=redis_url,
+        database_url=database_url,
+        secrets={"PALABRE_SECRET": SECRET, "TWILIO_AUTH_TOKEN": TOKEN},
+        options={
+            "TWILIO_ACCOUNT_SID": ACCOUNT,
+            "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886",
+            "TWILIO_API_BASE": api,
+        },
+    )
+    transport = TwilioTransport()
+    plugins = make_plugin_manager(uic_plugins(OneTransport(transport)), entry_points=False)
+    app = create_app([ROOT / "flows" / "uic.yaml"], settings, plugins=plugins)
+    async with app.router.lifespan_context(app):
+        sent = [await transport.send(Outbound(to, "Rappel", "fr")) for to in contacts]
+    return [(delivery.status, delivery.error_code) for delivery in sent]
+
+
+def test_an_opt_out_recorded_on_one_worker_applies_on_the_others(
+    workers, redis_url, postgres_url, tmp_path, live_server
+):
+    stopped, other = "whatsapp:+243810000031", "whatsapp:+243810000032"
+    callback = {
+        "MessageSid": "SM" + "5" * 32,
+        "MessageStatus": "undelivered",
+        "ErrorCode": "21610",
+        "AccountSid": ACCOUNT,
+        "From": "whatsapp:+14155238886",
+        "To": stopped,
+    }
+    post_signed(workers[0], "/twilio/status", callback)
+
+    fake = FakeTwilio()
+    with live_server(fake.app) as api:
+        statuses = asyncio.run(
+            send_from_a_third_worker(tmp_path, redis_url, postgres_url, api.url, [stopped, other])
+        )
+    assert statuses == [("failed", "21610"), ("queued", None)]
+    assert [request["form"]["To"] for request in fake.requests] == [other], (
+        "nothing reaches Twilio for the contact who opted out"
+    )
