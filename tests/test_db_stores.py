@@ -94,6 +94,16 @@ async def test_registry_add_is_once_per_namespace_and_durable(stores, url, clock
 
 
 @pytest.mark.anyio
+async def test_the_same_claim_finds_its_own_key_new_again(stores):
+    """A retried turn (same claim) re-adding its key is still new; anyone else sees it taken."""
+    registry = stores.registry
+    assert await registry.add("uic", "ab12", claim="turn-1") is True
+    assert await registry.add("uic", "ab12", claim="turn-1") is True, "the same turn, retried"
+    assert await registry.add("uic", "ab12", claim="turn-2") is False, "another turn"
+    assert await registry.add("uic", "ab12") is False, "no claim"
+
+
+@pytest.mark.anyio
 async def test_registry_add_is_atomic_across_connections(stores, other):
     added = await asyncio.gather(*(s.registry.add("uic", "ef56") for s in [stores, other] * 5))
     assert added.count(True) == 1
@@ -199,8 +209,7 @@ async def test_a_done_task_leaves_no_payload_in_the_embedded_file(tmp_path, cloc
     await stores.tasks.add("dhis2.register", "done", {"value": "MBEIBR7DA1"})
     await stores.tasks.add("dhis2.register", "waiting", {"value": "KEPTCODE42"})
     await stores.tasks.done("done")
-    await stores.database.checkpoint()
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("palabre.db*"))
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("palabre.db*"))  # WAL included
     await stores.aclose()
     assert b"KEPTCODE42" in stored, "the waiting task is still there"
     assert b"MBEIBR7DA1" not in stored, "the done one is overwritten, not just unlinked"

@@ -14,7 +14,7 @@ import asyncio
 import base64
 import textwrap
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +449,24 @@ async def test_registering_the_same_code_twice_says_exists_and_creates_nothing(f
     assert again == {"status": "exists", "id": first["id"]}
     assert len(fake.entities) == 1
     assert len(fake.seen("POST", "/api/tracker")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_retried_turn_finds_the_entity_it_created_itself(fake, tmp_path):
+    """The same turn (idempotency key) registering again after a crash: its own UIDs, so the
+    entity it created counts as created; another turn sees the code as existing."""
+    settings = settings_for(fake.url, tmp_path)
+    turn = replace(context_for(settings), idempotency_key="m1:uic:register")
+    first = await register.register({"value": CODE}, turn)
+    retried = await register.register({"value": CODE}, turn)
+    other = await register.register({"value": CODE}, replace(turn, idempotency_key="m2:uic:x"))
+    assert first == retried == {"status": "created", "id": first["id"]}
+    assert other == {"status": "exists", "id": first["id"]}
+    assert len(fake.entities) == 1 and len(fake.seen("POST", "/api/tracker")) == 1
+    assert Registration.new(CODE, program(), seed="m1:uic:register") == Registration.new(
+        CODE, program(), seed="m1:uic:register"
+    )
+    assert is_uid(Registration.new(CODE, program(), seed="m1").tracked_entity)
 
 
 @pytest.mark.anyio

@@ -118,11 +118,13 @@ class DribblingServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.called = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
+        self.called.set()
         with contextlib.suppress(OSError):
             for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 10:
                 writer.write(bytes([byte]))
@@ -181,3 +183,36 @@ async def queued_in(data_dir: Path) -> int:
         return await RegistrationQueue(stores.tasks).count()
     finally:
         await stores.aclose()
+
+
+def test_a_worker_killed_mid_turn_leaves_the_resent_message_a_new_code_not_a_returning_one(
+    redis_url, tmp_path
+):
+    """The audit's crash: the turn registered the code, then its worker died in DHIS-2.
+
+    The provider resends the message to the other worker, which runs the turn again. It must
+    find its own earlier registration (same turn), not tell a new person "already registered".
+    """
+    phone = "+243810000013"
+    dhis2 = {"DHIS2_TOKEN": "d2pat_" + "a" * 40, "DHIS2_VERSION": "2.41"}
+    with DribblingServer() as slow, ExitStack() as stack:
+        workers = [start_worker(redis_url, tmp_path, DHIS2_URL=slow.url, **dhis2) for _ in range(2)]
+        for served in workers:
+            stack.callback(served.stop)
+        for i, answer in enumerate(["Bonjour", "Mbengue", "Ibrahima", "1997", "DA"]):
+            send(workers[0].url, answer, f"SMkill{i}", phone)
+        with ThreadPoolExecutor(1) as pool:
+            doomed = pool.submit(post_quietly, workers[0].url, "1", "SMkilllast", phone)
+            assert slow.called.wait(30), "the turn reached DHIS-2, past the registry"
+            workers[0].process.kill()
+            doomed.result()
+        resent = send(workers[1].url, "1", "SMkilllast", phone)
+    assert "MBEIBR7DA1" in resent and "finalisé sous peu" in resent, resent
+    assert "existe déjà" not in resent
+
+
+def post_quietly(worker: str, body: str, sid: str, phone: str) -> None:
+    """Post, expecting the worker to die before it answers."""
+    form, headers = signed(body, sid, phone)
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(f"{worker}/twilio", data=form, headers=headers, timeout=30)

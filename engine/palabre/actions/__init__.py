@@ -21,7 +21,10 @@ class ActionContext:
     is the flow's `settings:`; `secret` is the flow's secret (bytes) when the action
     declares `needs_secret`. `stores` are the durable stores (registry, media, tasks...)
     and `settings_env` the process settings (from the environment), when the engine has
-    them.
+    them. `idempotency_key` is the same every time this step runs for the same inbound
+    message (a provider's redelivery after a crash or a stalled worker), and differs for
+    any other message; None when the message has no provider id. An action with side
+    effects uses it so that a retried turn finds its own earlier work, not someone else's.
     """
 
     flow_id: str
@@ -33,6 +36,7 @@ class ActionContext:
     stores: Stores | None = None
     settings_env: Settings | None = None
     http: httpx.AsyncClient | None = None
+    idempotency_key: str | None = None
 
 
 ActionFunction = Callable[[dict[str, Any], ActionContext], Awaitable[Any]]

@@ -2,7 +2,8 @@
 
 The value (for the UIC flow, the code) is hashed with HMAC-SHA256 under the flow's
 secret, so the registry holds no clear data and cannot be reversed by guessing names
-without the secret. Returns `{"new": true}` the first time and `{"new": false}` after.
+without the secret. Returns `{"new": true}` the first time and `{"new": false}` after; the
+same turn retried (a provider's redelivery after a crash) still gets `{"new": true}`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def remember(arguments: dict[str, Any], context: ActionContext) -> dict[st
         raise ActionError("registry.remember needs the stores (for the registry) and a secret")
     namespace = str(arguments.get("namespace") or context.flow_id)
     digest = keyed_hash(context.secret, namespace, str(arguments["value"]))
-    new = await context.stores.registry.add(namespace, digest)
+    new = await context.stores.registry.add(namespace, digest, claim=context.idempotency_key)
     return {"new": new, "existed": not new}
 
 

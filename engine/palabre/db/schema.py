@@ -28,13 +28,15 @@ metadata = MetaData(
     }
 )
 
-# Keys registered once per namespace, such as the UIC registry's keyed hashes.
+# Keys registered once per namespace, such as the UIC registry's keyed hashes. `claim` is
+# the idempotency key of the turn that registered it (a retried turn finds its own key new).
 registry = Table(
     "registry",
     metadata,
     Column("namespace", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("created_at", Double, nullable=False),
+    Column("claim", Text),
 )
 
 # Images Palabre serves itself behind signed, expiring URLs (QR codes).

@@ -17,6 +17,7 @@ from palabre.i18n import messages as texts
 from palabre.i18n.language import LANGUAGE_NAMES
 from palabre.runtime.messages import Event, Inbound, Option, Outbound, Reply
 from palabre.runtime.steps import run_from
+from palabre.stores.base import message_key
 
 if TYPE_CHECKING:
     from palabre.runtime.engine import Engine
@@ -139,6 +140,12 @@ class Turn:
     def evaluate(self, expression: str, where: str) -> Any:
         return self.engine.speech.templates.evaluate(expression, self.variables(), where=where)
 
+    def _idempotency_key(self, step: Step) -> str | None:
+        message_id = self.inbound.message_id
+        if not message_id:
+            return None
+        return f"{message_key(message_id)}:{self.flow.id}:{step.id}"
+
     async def call_action(self, step: Step) -> Any:
         name = step.get("action")
         action = self.engine.actions[name]
@@ -159,6 +166,7 @@ class Turn:
             stores=self.engine.stores,
             settings_env=self.engine.settings,
             http=self.engine.http,
+            idempotency_key=self._idempotency_key(step),
         )
         try:
             async with asyncio.timeout(action.deadline):

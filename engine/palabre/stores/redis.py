@@ -38,9 +38,12 @@ from palabre.stores.sqlite import dumps_session
 
 # A waiter re-checks that the head of its queue is alive this often; it must stay below
 # the socket timeout, since BLPOP holds the connection while it blocks.
-WAIT_SLICE = 2.0
+WAIT_SLICE = 1.0
 SOCKET_TIMEOUT = 5.0
-QUEUE_TTL_SECONDS = 3600  # refreshed by every arrival; far beyond any turn
+QUEUE_TTL_SECONDS = 3600
+# A dead worker's contacts wait at most about this long (plus WAIT_SLICE): well inside
+# Twilio's 15 s, and a live turn renews its lease every third of it.
+LEASE_SECONDS = 6.0  # refreshed by every arrival; far beyond any turn
 
 
 class RedisSessionStore:
@@ -52,7 +55,7 @@ class RedisSessionStore:
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         prefix: str = "palabre:",
-        lease_seconds: float = 15.0,
+        lease_seconds: float = LEASE_SECONDS,
         lock_wait: float = 20.0,
         max_connections: int = 64,
     ) -> None:

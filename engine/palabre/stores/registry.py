@@ -23,13 +23,24 @@ class Registry:
         self._db = database
         self._clock = clock
 
-    async def add(self, namespace: str, key: str) -> bool:
+    async def add(self, namespace: str, key: str, *, claim: str | None = None) -> bool:
         """Register `key`; True when it is new, False when it was already there (on any
-        connection, any worker)."""
-        row = {"namespace": namespace, "key": key, "created_at": self._clock()}
+        connection, any worker).
+
+        `claim` names the attempt (a turn's idempotency key): the same claim adding the
+        same key again, as a retried turn does after a crash, still gets True.
+        """
+        row = {"namespace": namespace, "key": key, "created_at": self._clock(), "claim": claim}
         async with self._db.write() as conn:
             added = await conn.execute(insert_new(self._db.dialect, registry, **row))
-            return added.first() is not None
+            if added.first() is not None:
+                return True
+            if claim is None:
+                return False
+            query = select(registry.c.claim).where(
+                registry.c.namespace == namespace, registry.c.key == key
+            )
+            return (await conn.execute(query)).scalar() == claim
 
     async def contains(self, namespace: str, key: str) -> bool:
         """True when `key` was registered in `namespace`."""

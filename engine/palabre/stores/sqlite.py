@@ -44,6 +44,8 @@ WHERE locks.expires_at <= ?
 """
 
 _PURGE_EVERY_SECONDS = 60.0
+# A dead process's contacts wait at most about this long; a live turn renews every third.
+LEASE_SECONDS = 6.0
 
 
 def dumps_session(session: Session) -> str:
@@ -66,7 +68,7 @@ class SQLiteSessionStore:
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
-        lease_seconds: float = 15.0,
+        lease_seconds: float = LEASE_SECONDS,
         lock_wait: float = 20.0,
     ) -> None:
         if ttl_seconds <= 0:

@@ -35,7 +35,7 @@ async def register(arguments: dict[str, Any], context: ActionContext) -> dict[st
     if not config.configured:
         return {"status": "skipped"}
     program = ProgramSettings.from_flow_settings(context.settings)
-    registration = Registration.new(str(arguments["value"]), program)
+    registration = Registration.new(str(arguments["value"]), program, seed=context.idempotency_key)
     async with open_client(config, context.http) as client:
         try:
             async with asyncio.timeout(BUDGET_SECONDS):
@@ -47,8 +47,14 @@ async def register(arguments: dict[str, Any], context: ActionContext) -> dict[st
 
 
 async def register_with(client: Dhis2Client, registration: Registration) -> dict[str, Any]:
-    """Find first; create only when nobody carries the code yet."""
+    """Find first; create only when nobody carries the code yet.
+
+    A tracked entity with this registration's own UID was created by an earlier attempt of
+    the same turn (a crash or a stall before the answer was saved): it counts as created.
+    """
     ids = await find_ids(client, registration.program, registration.value)
+    if registration.tracked_entity in ids:
+        return {"status": "created", "id": registration.tracked_entity}
     if ids:
         await flag_extras(client, ids)
         return {"status": "exists", "id": ids[0]}

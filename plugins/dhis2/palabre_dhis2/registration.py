@@ -2,7 +2,9 @@
 
 The tracked entity and enrollment UIDs are generated once, before the first attempt, and
 kept with the queued registration: a retried import then creates nothing twice (DHIS-2
-answers E1002 "already exists" for the tracked entity a lost answer had created).
+answers E1002 "already exists" for the tracked entity a lost answer had created). When the
+turn has an idempotency key, the UIDs are derived from it, so a turn retried after a
+crash makes the same UIDs and recognises the tracked entity it created itself.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from palabre_dhis2.program import ProgramSettings
-from palabre_dhis2.uid import generate_uid
+from palabre_dhis2.uid import derived_uid, generate_uid
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,22 @@ class Registration:
     enrolled_at: str
 
     @classmethod
-    def new(cls, value: str, program: ProgramSettings, *, now: float | None = None) -> Registration:
-        """A registration with fresh UIDs, enrolled today (the process's local date)."""
+    def new(
+        cls,
+        value: str,
+        program: ProgramSettings,
+        *,
+        now: float | None = None,
+        seed: str | None = None,
+    ) -> Registration:
+        """A registration enrolled today (the process's local date), with fresh UIDs, or
+        UIDs derived from `seed` (a turn's idempotency key)."""
         day = time.strftime("%Y-%m-%d", time.localtime(now))
-        return cls(value, program, generate_uid(), generate_uid(), f"{day}T00:00:00.000")
+        if seed is None:
+            entity, enrollment = generate_uid(), generate_uid()
+        else:
+            entity, enrollment = derived_uid(f"{seed}:te"), derived_uid(f"{seed}:en")
+        return cls(value, program, entity, enrollment, f"{day}T00:00:00.000")
 
     def payload(self) -> dict[str, Any]:
         """The nested `POST /api/tracker` body: the tracked entity, enrolled in the program."""

@@ -6,6 +6,7 @@ own UIDs can retry an import safely: the second attempt finds its first one.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -23,3 +24,14 @@ def is_uid(value: object) -> bool:
 def generate_uid() -> str:
     """A new random UID, from a cryptographic source (62^10 × 52 possibilities)."""
     return secrets.choice(_LETTERS) + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(10))
+
+
+def derived_uid(seed: str) -> str:
+    """The UID that `seed` always gives (SHA-256 of it, read in the UID alphabet)."""
+    number = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
+    number, first = divmod(number, len(_LETTERS))
+    rest = []
+    for _ in range(10):
+        number, index = divmod(number, len(_ALPHANUMERIC))
+        rest.append(_ALPHANUMERIC[index])
+    return _LETTERS[first] + "".join(rest)
