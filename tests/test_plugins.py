@@ -141,6 +141,7 @@ def test_there_are_hooks_to_check():
         "check_settings",
         "make_session_store",
         "make_stores",
+        "on_event",
     }
 
 

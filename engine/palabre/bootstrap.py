@@ -17,6 +17,7 @@ import pluggy
 
 from palabre.config import Settings
 from palabre.errors import FlowError, Problem
+from palabre.events import publisher
 from palabre.flow.check import check_flow
 from palabre.flow.loader import SETTINGS_TYPES, parse_flow
 from palabre.flow.model import Flow
@@ -151,4 +152,5 @@ def build_engine(
         stores=durable,
         clock=clock,
         http=http,
+        publish=publisher(manager),
     )

@@ -10,7 +10,8 @@ Phases:
 2. checking flows: `register_settings`, `check_flow`;
 3. start-up: `check_settings`, `register_actions`, `register_template_filters`,
    `register_transports`, `register_workers`, `make_session_store`, `make_stores`;
-4. conversation: actions run from flow steps (see `palabre.actions.Action`).
+4. conversation: actions run from flow steps (see `palabre.actions.Action`); `on_event`
+   hears what every turn did, after it is committed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from palabre.config import Settings
     from palabre.errors import Problem
     from palabre.flow.model import Flow
+    from palabre.runtime.engine import EventContext
+    from palabre.runtime.messages import Event
     from palabre.stores.base import SessionStore
     from palabre.stores.bundle import Stores
     from palabre.transports import Host, Transport
@@ -139,4 +142,20 @@ def make_stores(settings: Settings, clock: Callable[[], float]) -> Stores | None
     expiries and timestamps use. The built-in choice is PostgreSQL when `DATABASE_URL` is
     set and the embedded SQLite file `PALABRE_DATA_DIR/palabre.db` otherwise; its schema
     must be at the code's revision (`palabre db upgrade`).
+    """
+
+
+# -- conversation ---------------------------------------------------------------------
+
+
+@hookspec
+def on_event(event: Event, context: EventContext) -> Awaitable[None] | None:
+    """Hear an event of a committed turn: `conversation_started`, `answer_rejected`,
+    `handoff_requested`, `conversation_stopped`, `turn_failed`... (past tense).
+
+    Called for every plugin, in order, after the turn's session is committed, so what a
+    plugin does here never undoes a conversation. May return an awaitable, which is
+    awaited. `context` carries ids only (the contact's keyed hash, the flow, the
+    transport, the provider message id), never an address or a message body. An exception
+    is logged with the plugin's name and does not stop the other plugins.
     """

@@ -5,7 +5,9 @@ from __future__ import annotations
 from palabre.flow.kinds import STEP_FIELDS
 from palabre.flow.model import Flow, Step
 
-BUILTIN_VARIABLES = frozenset({"lang", "flow", "locale"})
+# Set by the engine for every turn; `params` holds what a flow was started with (empty
+# when the contact opened the conversation).
+BUILTIN_VARIABLES = frozenset({"lang", "flow", "locale", "params"})
 
 
 def exits(flow: Flow, step: Step) -> list[str]:

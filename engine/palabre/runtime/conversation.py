@@ -23,7 +23,7 @@ async def converse(turn: Turn) -> None:
     """Handle `turn.inbound` against `turn.session`, filling `turn.reply`."""
     session = turn.session
     command = parse_command(turn.inbound.text)
-    if session and turn.engine.clock() - session["at"] > turn.flow.settings.expires_after:
+    if session and turn.world.clock() - session["at"] > turn.flow.settings.expires_after:
         await _expired(turn)
     elif session is None:
         await _new_conversation(turn, command)
@@ -36,7 +36,7 @@ async def converse(turn: Turn) -> None:
     else:
         await _answer(turn)
     if turn.session is not None:
-        turn.session["at"] = turn.engine.clock()
+        turn.session["at"] = turn.world.clock()
 
 
 async def _expired(turn: Turn) -> None:
@@ -54,8 +54,8 @@ async def _new_conversation(turn: Turn, command: Command | None) -> None:
         turn.send_plain(texts.STOPPED)
         turn.event("conversation_stopped")
         return
-    asked = turn.engine.flows.get(turn.inbound.flow or "")
-    flow = asked or turn.engine.flow_for(turn.inbound.text)
+    asked = turn.world.flows.get(turn.inbound.flow or "")
+    flow = asked or turn.world.flow_for(turn.inbound.text)
     if flow is None:
         turn.send_plain(texts.NO_FLOW)
         turn.event("message_unrouted")
@@ -84,7 +84,7 @@ async def _command(turn: Turn, command: Command) -> None:
         turn.send_plain(texts.RESTARTED)
         await turn.start(turn.flow, turn.lang)
     elif command.name == "help":
-        turn.ask(turn.step, turn.engine.speech.plain(texts.HELP, turn.lang))
+        turn.ask(turn.step, turn.world.speech.plain(texts.HELP, turn.lang))
     elif command.language in turn.flow.settings.locales:
         _switch_language(turn, command.language)
     else:
@@ -107,7 +107,7 @@ def _switch_language(turn: Turn, lang: str) -> None:
     assert turn.session is not None
     turn.session["lang"] = lang
     turn.event("language_changed", lang=lang)
-    turn.ask(turn.step, turn.engine.speech.plain(texts.LANGUAGE_CHANGED, lang))
+    turn.ask(turn.step, turn.world.speech.plain(texts.LANGUAGE_CHANGED, lang))
 
 
 async def _answer(turn: Turn) -> None:
@@ -119,7 +119,7 @@ async def _answer(turn: Turn) -> None:
     verdict = read_answer(
         step,
         turn.inbound,
-        turn.engine.speech,
+        turn.world.speech,
         turn.flow.settings.locales,
         turn.variables(),
         turn.where(step),
@@ -146,5 +146,5 @@ async def _refused(turn: Turn, refusal: str, reason: str) -> None:
             turn.send_plain(texts.TOO_MANY_TRIES)
             turn.finish("conversation_abandoned")
         return
-    reason_text = turn.engine.speech.plain(refusal, turn.lang)
+    reason_text = turn.world.speech.plain(refusal, turn.lang)
     turn.ask(step, reason_text, "reprompt" if step.get("reprompt") else "text")

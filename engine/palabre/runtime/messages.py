@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ class Inbound:
     location: tuple[float, float] | None = None
     language: str | None = None  # a language the channel already knows (e.g. chosen in a UI)
     flow: str | None = None  # a flow the channel asks for, such as the simulator's choice
+    transport: str = ""  # the transport that received it ("twilio", "meta_cloud", "web")
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,20 @@ class Option:
 
 @dataclass(frozen=True)
 class Outbound:
-    """One message for a contact. Transports render `options` as buttons or numbers."""
+    """One message for a contact. Transports render `options` as buttons or numbers.
+
+    `contact` is the address to send to; `transport` the transport that sends it (the one
+    the conversation came through); `id` names the message in the outbox and the log.
+    """
 
     contact: str
     text: str
     language: str
     options: tuple[Option, ...] = ()
     image: str | None = None  # a media id in the media store (palabre.stores.media)
+    channel: str = ""
+    transport: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from palabre.runtime.steps import run_from
 from palabre.stores.base import message_key
 
 if TYPE_CHECKING:
-    from palabre.runtime.engine import Engine
+    from palabre.runtime.world import World
 
 Session = dict[str, Any]
 
@@ -28,18 +28,18 @@ Session = dict[str, Any]
 class Turn:
     """The state of one turn; step functions and command handlers act through it."""
 
-    def __init__(self, engine: Engine, inbound: Inbound, session: Session | None) -> None:
-        self.engine = engine
+    def __init__(self, world: World, inbound: Inbound, session: Session | None) -> None:
+        self.world = world
         self.inbound = inbound
         self.session: Session | None = copy.deepcopy(session)
         self.reply = Reply()
         self.waiting = False
-        flow = engine.flows.get(session["flow"]) if session else None
+        flow = world.flows.get(session["flow"]) if session else None
         if session and (flow is None or session.get("step") not in flow.steps):
             # The flow was edited or removed since this session was saved: start afresh.
             self.session, flow = None, None
             self.event("session_outdated")
-        self.flow: Flow = flow or engine.default_flow
+        self.flow: Flow = flow or world.default_flow
 
     # -- where we are ---------------------------------------------------------------
 
@@ -59,7 +59,8 @@ class Turn:
 
     def variables(self) -> dict[str, Any]:
         stored = self.session["vars"] if self.session else {}
-        return {**stored, "lang": self.lang, "locale": self.lang, "flow": self.flow.id}
+        builtins = {"lang": self.lang, "locale": self.lang, "flow": self.flow.id}
+        return {"params": {}, **stored, **builtins}
 
     def variables_set(self, name: str, value: Any) -> None:
         assert self.session is not None
@@ -67,24 +68,27 @@ class Turn:
 
     # -- starting and ending ------------------------------------------------------------
 
-    async def start(self, flow: Flow, lang: str) -> None:
-        """Start `flow` from its first step; the message that started it is not an answer."""
+    async def start(self, flow: Flow, lang: str, params: dict[str, Any] | None = None) -> None:
+        """Start `flow` from its first step; the message that started it is not an answer.
+
+        `params` (from whoever started the flow) are readable as `params` in templates.
+        """
         self.flow = flow
         self.session = {
             "flow": flow.id,
             "step": flow.start,
             "lang": lang,
-            "vars": {},
+            "vars": {"params": params} if params else {},
             "tries": 0,
             "state": "ask",
-            "at": self.engine.clock(),
+            "at": self.world.clock(),
         }
         self.event("conversation_started", flow=flow.id, lang=lang)
         await run_from(self, flow.start)
 
     def switch_flow(self, flow_id: str) -> str:
         assert self.session is not None
-        self.flow = self.engine.flows[flow_id]
+        self.flow = self.world.flows[flow_id]
         self.session.update(flow=flow_id, vars={}, tries=0)
         self.event("flow_switched", flow=flow_id)
         return self.flow.start
@@ -99,15 +103,24 @@ class Turn:
         self.reply.events.append(Event(name, data))
 
     def send(self, text: str, options: tuple[Option, ...] = (), image: str | None = None) -> None:
-        message = Outbound(self.inbound.contact, text, self.lang, options, image or None)
+        inbound = self.inbound
+        message = Outbound(
+            inbound.contact,
+            text,
+            self.lang,
+            options,
+            image or None,
+            channel=inbound.channel,
+            transport=inbound.transport,
+        )
         self.reply.messages.append(message)
 
     def send_plain(self, msgid: str) -> None:
-        self.send(self.engine.speech.plain(msgid, self.lang))
+        self.send(self.world.speech.plain(msgid, self.lang))
 
     def text_of(self, step: Step, field: str) -> str:
         where = f"{self.where(step)}.{field}"
-        return self.engine.speech.say(step.get(field), self.lang, self.variables(), where)
+        return self.world.speech.say(step.get(field), self.lang, self.variables(), where)
 
     def send_text(self, step: Step, field: str) -> None:
         image = step.get("image")
@@ -118,7 +131,7 @@ class Turn:
         """Put the question of `step` (with its choices), optionally after `prefix`."""
         assert self.session is not None
         text = self.text_of(step, field)
-        options = self.engine.speech.options(
+        options = self.world.speech.options(
             step.get("choices", []), self.lang, self.variables(), f"{self.where(step)}.choices"
         )
         self.send(f"{prefix}\n{text}" if prefix else text, options)
@@ -128,17 +141,17 @@ class Turn:
     def ask_language(self) -> None:
         assert self.session is not None
         options = tuple(Option(code, LANGUAGE_NAMES[code]) for code in self.flow.settings.locales)
-        self.send(self.engine.speech.plain(texts.CHOOSE_LANGUAGE, self.lang), options)
+        self.send(self.world.speech.plain(texts.CHOOSE_LANGUAGE, self.lang), options)
         self.session["state"] = "language"
         self.waiting = True
 
     # -- templates and actions ------------------------------------------------------
 
     def render(self, source: str, where: str) -> str:
-        return self.engine.speech.templates.render(source, self.variables(), where=where)
+        return self.world.speech.templates.render(source, self.variables(), where=where)
 
     def evaluate(self, expression: str, where: str) -> Any:
-        return self.engine.speech.templates.evaluate(expression, self.variables(), where=where)
+        return self.world.speech.templates.evaluate(expression, self.variables(), where=where)
 
     def _idempotency_key(self, step: Step) -> str | None:
         message_id = self.inbound.message_id
@@ -148,7 +161,7 @@ class Turn:
 
     async def call_action(self, step: Step) -> Any:
         name = step.get("action")
-        action = self.engine.actions[name]
+        action = self.world.actions[name]
         arguments = {
             key: self.render(str(value), f"{self.where(step)}.with.{key}")
             for key, value in step.get("with", {}).items()
@@ -160,12 +173,12 @@ class Turn:
             flow_id=self.flow.id,
             step_id=step.id,
             locale=self.lang,
-            contact_key=self.engine.contact_key(self.inbound.contact),
+            contact_key=self.world.contact_key(self.inbound.contact),
             settings=self.flow.settings.extra,
-            secret=self.engine.flow_secret(self.flow) if action.needs_secret else None,
-            stores=self.engine.stores,
-            settings_env=self.engine.settings,
-            http=self.engine.http,
+            secret=self.world.flow_secret(self.flow) if action.needs_secret else None,
+            stores=self.world.stores,
+            settings_env=self.world.settings,
+            http=self.world.http,
             idempotency_key=self._idempotency_key(step),
         )
         try:

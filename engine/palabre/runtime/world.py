@@ -1,0 +1,116 @@
+"""The world a turn runs in: flows, texts, actions, the clock and contact keys.
+
+A turn (palabre.runtime.turn) sees only this, never the session store or the engine that
+applies its outcome, so the runtime has no cycle: entrances return what happened, and
+the engine (palabre.runtime.engine) commits and delivers it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from palabre.actions import Action
+from palabre.config import Settings
+from palabre.contacts import contact_hasher
+from palabre.contacts import contact_key as keyed_hash
+from palabre.errors import ConfigError
+from palabre.flow.model import Flow
+from palabre.i18n.language import fold
+from palabre.runtime.speech import Speech
+
+if TYPE_CHECKING:
+    from palabre.stores.bundle import Stores
+
+# After a flow's `expires_after`, its session is kept this long more, so that a contact who
+# comes back is told the conversation expired; then it is deleted, answers and all.
+EXPIRY_NOTICE_SECONDS = 3600
+
+
+class World:
+    """What a turn may use: flows, texts, actions, the clock, contact keys, durable stores
+    for actions. It holds no session store and sends nothing (goflow's environment)."""
+
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        speech: Speech,
+        actions: Mapping[str, Action],
+        settings: Settings,
+        *,
+        stores: Stores | None = None,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not flows:
+            raise ConfigError("no flow to run: give at least one flow file")
+        self.flows = dict(flows)
+        self.speech = speech
+        self.actions = dict(actions)
+        self.settings = settings
+        self.stores = stores
+        self.http = http
+        self.clock = clock
+        self._secrets = {flow.id: self._secret_for(flow) for flow in self.flows.values()}
+        # Folded once here, not for every new conversation.
+        self._triggers = {
+            flow.id: {fold(word) for words in flow.triggers.values() for word in words}
+            for flow in self.flows.values()
+        }
+        self._default = next((flow for flow in self.flows.values() if flow.default), None)
+        self._contact_hasher = contact_hasher(self._deployment_secret())
+
+    @property
+    def default_flow(self) -> Flow:
+        return self._default or next(iter(self.flows.values()))
+
+    def flow_for(self, text: str) -> Flow | None:
+        """The flow a new conversation starts: by trigger word, else the default flow."""
+        words = set(fold(text).split())
+        for flow_id, triggers in self._triggers.items():
+            if triggers & words:
+                return self.flows[flow_id]
+        if self._default or len(self.flows) == 1:
+            return self.default_flow
+        return None
+
+    def flow_secret(self, flow: Flow) -> bytes | None:
+        return self._secrets.get(flow.id)
+
+    def contact_key(self, contact: str) -> str:
+        """The contact's keyed hash, from PALABRE_SECRET alone: the same on every worker,
+        after every restart and whatever the flows; safe for logs, keys and actions."""
+        return keyed_hash(self._contact_hasher, contact)
+
+    def _deployment_secret(self) -> bytes:
+        try:
+            return self.settings.secret("PALABRE_SECRET")
+        except ConfigError as exc:
+            raise ConfigError(f"Palabre cannot start: {exc}") from None
+
+    def session_ttl(self, session: dict[str, Any] | None) -> int | None:
+        """How long a session is kept: its flow's expiry plus time for the expiry notice."""
+        flow = self.flows.get(session["flow"]) if session else None
+        if flow is None:
+            return None
+        return flow.settings.expires_after + EXPIRY_NOTICE_SECONDS
+
+    def _secret_for(self, flow: Flow) -> bytes | None:
+        """The flow's secret when one of its actions needs it; refuses to start without it."""
+        needs = [
+            s
+            for s in flow.steps.values()
+            if s.kind == "action"
+            and self.actions.get(s.get("action"), None)
+            and self.actions[s.get("action")].needs_secret
+        ]
+        if not needs:
+            return None
+        name = flow.settings.secret_env
+        try:
+            return self.settings.secret(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{flow.file}: flow '{flow.id}' cannot start: {exc}") from None
