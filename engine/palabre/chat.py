@@ -41,7 +41,7 @@ async def chat(
     if interactive:
         out.write("Type a message to start (Ctrl-D to quit).\n")
     for text in _lines(stream, interactive, out):
-        inbound = Inbound(contact, text, "cli", message_id=None, language=lang)
+        inbound = Inbound(contact, text, "cli", message_id=None, language=lang, transport="cli")
         reply = await engine.handle(inbound)
         for message in reply.messages:
             out.write(_indent(as_plain_text(message)) + "\n")

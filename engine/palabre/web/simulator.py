@@ -97,6 +97,7 @@ class WebMessage:
             reply_id=self.reply_id,
             language=self.lang,
             flow=self.flow,
+            transport="web",
         )
 
 

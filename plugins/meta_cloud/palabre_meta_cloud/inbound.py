@@ -38,6 +38,7 @@ from palabre.runtime.messages import Inbound, Media
 log = logging.getLogger("palabre.meta_cloud")
 
 CHANNEL = "whatsapp"
+TRANSPORT = "meta_cloud"  # the transport's name: the outbox sends replies back through it
 IGNORED_TYPES = frozenset({"reaction", "system"})
 MEDIA_TYPES = frozenset({"image", "document", "audio", "video", "sticker", "voice"})
 DEFAULT_MIME = "application/octet-stream"
@@ -63,7 +64,9 @@ def read_message(message: Any) -> Inbound | None:
     if sender is None:
         log.warning("message without a usable sender refused", extra={"wamid": wamid})
         return None
-    return Inbound(contact=str(sender), channel=CHANNEL, message_id=wamid, **content)
+    return Inbound(
+        contact=str(sender), channel=CHANNEL, message_id=wamid, transport=TRANSPORT, **content
+    )
 
 
 def sender_address(phone: Any, user_id: Any) -> Address | None:
