@@ -7,6 +7,7 @@ friendly error, while /healthz and another conversation are answered.
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,8 @@ import httpx
 import pytest
 from tests.serving import start_serve
 
-from palabre.bootstrap import Toolkit, load_flows
+from palabre.bootstrap import Toolkit, build_engine, load_flows
+from palabre.config import Settings
 from palabre.errors import TemplateError
 from palabre.i18n.bounds import (
     MAX_DEPTH,
@@ -24,10 +26,13 @@ from palabre.i18n.bounds import (
     BoundExceeded,
     Limits,
     budget,
+    deep_size,
     per_turn,
 )
+from palabre.i18n.filters import FILTERS
 from palabre.i18n.messages import INTERNAL_ERROR
 from palabre.i18n.templates import Templates
+from palabre.runtime.messages import Inbound
 
 WHERE = "demo.spin.text"
 NESTED = (
@@ -155,6 +160,91 @@ def test_values_too_big_are_refused_before_they_are_made(source, bound):
     assert bound in stopped(source)
 
 
+def test_deep_size_counts_shared_references_each_time_and_stops_past_the_limit():
+    row = list(range(10))
+    assert deep_size("abc", 100) == 3
+    assert deep_size([row, row], 100) == 22  # each reference counts, as printing it would
+    assert deep_size({"k": ["", "ab"]}, 100) == 5  # key, value, 2 items, "b"
+    assert deep_size([10**400], 1000) == 332  # about the digits of a number, never more
+    huge = [[row] * 10**4] * 10**4  # 10**9 items, held in a few megabytes
+    assert 1000 < deep_size(huge, 1000) <= 1000 + 10**4  # the walk stopped near the limit
+
+
+SMALL = Limits(value=1000, output=1000)
+
+
+class Tripwire:
+    """An item that records every attempt to print, compare or serialise it."""
+
+    def __init__(self) -> None:
+        self.touched: list[str] = []
+
+    def __repr__(self) -> str:
+        self.touched.append("text")
+        return "t"
+
+    def __lt__(self, other: object) -> bool:
+        self.touched.append("compared")
+        return False
+
+
+@pytest.mark.parametrize(
+    ("source", "bound"),
+    [
+        ("{{ rows }}", "the text is longer than 1000 characters"),
+        ("{{ rows|string }}", "an argument of string of more than 1000"),
+        ("{{ '' ~ rows }}", "a value of more than 1000"),
+        ("{{ rows|tojson }}", "an argument of tojson of more than 1000"),
+        ("{{ attrs|xmlattr }}", "an argument of xmlattr of more than 1000"),
+        ("{{ {'k': rows}|xmlattr }}", "a value of more than 1000"),
+        ("{{ rows|pprint }}", "an argument of pprint of more than 1000"),
+        ("{{ flat|sort|first }}", "an argument of sort of more than 1000"),
+        ("{{ rows|title }}", "an argument of title of more than 1000"),
+        ("{{ flat|join }}", "an argument of join of more than 1000"),
+        ("{{ dict(k=rows)|length }}", "a value of more than 1000"),
+    ],
+)
+def test_a_value_holding_too_much_is_refused_before_it_is_printed_sorted_or_serialised(
+    source, bound
+):
+    wire = Tripwire()
+    rows = [[wire] * 50] * 50  # 50 references to one row: 2,550 items to print
+    variables = {"rows": rows, "flat": [wire] * 2000, "attrs": {"k": rows}}
+    assert bound in stopped(source, Templates(limits=SMALL), **variables)
+    assert wire.touched == [], "the value was turned into text or sorted before it was measured"
+
+
+@pytest.mark.parametrize(
+    ("source", "bound"),
+    [
+        ("{% set a = range(100)|list %}{% set b = [a] * 100 %}", "a value of 10100 characters"),
+        ("{% set a = [0] * 600 %}{% set b = [a] + [a] %}", "a value of 1202 characters"),
+        (
+            "{% set ns = namespace(l=[0]) %}"
+            "{% for i in range(30) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}",
+            "a value of more than 1000",
+        ),
+        ("{{ v|spread|length }}", "a value of more than 1000 characters"),
+    ],
+)
+def test_what_a_template_makes_is_measured_through_nested_lists(source, bound):
+    """`*`, `+`, a literal and a filter's result each hold a thousand items, through
+    references to one list, though their outer length is small."""
+    templates = Templates({"spread": lambda v: [[v] * 10] * 100}, limits=SMALL)
+    assert bound in stopped(source, templates, v="a")
+
+
+def test_a_custom_filters_numbers_are_bounded_before_it_runs():
+    calls = []
+    templates = Templates({**FILTERS, "spy": lambda v, n: calls.append(n)}, limits=SMALL)
+    assert "an argument of fit of 5000 characters or items" in stopped(
+        "{{ 'a'|fit(width) }}", templates, width=5000
+    )
+    assert "an argument of spy of 5000" in stopped("{{ 'a'|spy(width) }}", templates, width=5000)
+    assert calls == []
+    assert templates.render("{{ 'LI'|fit(3) }}", {}, where=WHERE) == "LIX"
+
+
 def test_the_output_is_capped_while_it_streams():
     assert f"the text is longer than {MAX_OUTPUT} characters" in stopped(
         "{% for i in range(10000) %}xxxxxxxxxx{% endfor %}"
@@ -163,7 +253,7 @@ def test_the_output_is_capped_while_it_streams():
 
 def test_everything_a_render_makes_counts_towards_one_memory_budget():
     source = (
-        "{% macro m() %}{% for i in range(10000) %}{{ ('x' * 50000) ~ i }}{% endfor %}"
+        "{% macro m() %}{% for i in range(10000) %}{% set x = ('x' * 50000) ~ i %}{% endfor %}"
         "{% endmacro %}{{ m()|length }}"
     )
     assert "the template made more than 4000000 characters in all" in stopped(source)
@@ -308,3 +398,74 @@ def test_a_runaway_template_ends_its_own_turn_while_the_server_answers_others(tm
         err = served.stop()
     assert "steps.spin.text: stopped: " in err, err  # by the step budget, or the deadline
     assert "Traceback" not in err
+
+
+def test_check_flags_runaway_constants_and_unknown_names_given_as_strings(tmp_path):
+    found = flow_problems(
+        tmp_path,
+        """
+        id: demo
+        settings: {locales: [en], default_locale: en}
+        steps:
+          a: {kind: say, text: "{{ '%*s' % (10**8, '') }}"}
+          b: {kind: say, text: "{{ '{:>100000000}'.format('') }}"}
+          c: {kind: say, text: "{{ 'x'|center(10**6) }}"}
+          d: {kind: say, text: "{{ 'a'|fit(10**9) }}"}
+          e: {kind: say, text: "{{ lang|map('uper')|list }}{{ lang|select('nosuchtest')|list }}"}
+          f: {kind: say, text: "{{ lang|reject('od')|list }}{{ lang|selectattr('x', 'nosuch')|list }}"}
+          g: {kind: say, text: "{{ lang|rejectattr('x', 'evn')|list }}"}
+          h: {kind: say, text: "{{ lang|map(attribute='x')|select|list }}{{ '{:>4}'.format(lang) }}"}
+        """,
+    )
+    stop = "this would stop the message:"
+    limit = "characters or items is over the limit of 100000"
+    assert found == [
+        f"f.yaml:4:24: steps.a.text: {stop} a format width of 100000000 {limit}",
+        f"f.yaml:5:24: steps.b.text: {stop} a format width of 100000000 {limit}",
+        f"f.yaml:6:24: steps.c.text: {stop} the width argument of 1000000 {limit}",
+        f"f.yaml:7:24: steps.d.text: {stop} an argument of fit of 1000000000 {limit}",
+        "f.yaml:8:24: steps.e.text: unknown filter 'uper' (did you mean 'upper'?)",
+        "f.yaml:8:24: steps.e.text: unknown test 'nosuchtest' (no test of that name exists)",
+        "f.yaml:9:24: steps.f.text: unknown test 'nosuch' (no test of that name exists)",
+        "f.yaml:9:24: steps.f.text: unknown test 'od' (did you mean 'odd'?)",
+        "f.yaml:10:24: steps.g.text: unknown test 'evn' (did you mean 'even'?)",
+    ]
+
+
+LEAK_FLOW = """
+id: leak
+settings: {locales: [en], default_locale: en}
+steps:
+  city: {kind: ask, text: "Which city? (KI or LU)", save_as: city}
+  chosen: {kind: say, text: "TEMPLATE"}
+"""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% set names = {'KI': 'Kinshasa'} %}You chose {{ names[city] }}",
+        "{{ {'a': 1}[city] }}",
+        "{{ [1, 2][city|length] }}",  # a number made from the answer is data too
+    ],
+)
+async def test_a_template_error_never_puts_the_contacts_answer_in_the_logs(
+    tmp_path, caplog, template
+):
+    path = tmp_path / "leak.yaml"
+    path.write_text(LEAK_FLOW.replace("TEMPLATE", template), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", secrets={"PALABRE_SECRET": "test-secret"})
+    engine = build_engine([path], settings)
+    caplog.set_level(logging.DEBUG)
+    await engine.handle(Inbound("c1", "hi"))
+    reply = await engine.handle(Inbound("c1", "SECRETANSWER"))
+    assert [message.text for message in reply.messages] == [INTERNAL_ERROR]
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("turn failed")]
+    assert len(failed) == 1
+    assert failed[0].endswith(
+        ": steps.chosen.text: undefined variable or attribute on line 1 of the template"
+    )
+    for record in caplog.records:
+        text = f"{record.getMessage()} {vars(record)}"
+        assert "SECRETANSWER" not in text, text

@@ -1,17 +1,19 @@
 """What `check` can see in a parsed template before it ever runs.
 
 Two kinds of findings, each with the template line it is on:
-- names that would fail at run time: a filter or test that no one offers;
-- runaways the bounds would stop (palabre.i18n.bounds): `range()` or arithmetic on constants
-  that is over a limit, nested loops whose known sizes multiply past the step budget, loops
-  nested three deep, and macros that call themselves.
+- names that would fail at run time: a filter or test that no one offers, written as a filter
+  or given by name as a string (`map('upper')`, `select('odd')`, `selectattr('x', 'odd')`);
+- runaways the bounds would stop (palabre.i18n.bounds): `range()`, arithmetic, `%` and
+  `.format()`, string methods and filters on constants that are over a limit, nested loops
+  whose known sizes multiply past the step budget, loops nested three deep, and macros that
+  call themselves.
 """
 
 from __future__ import annotations
 
 import operator
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -51,49 +53,112 @@ class _NotConstant(Exception):
 def template_findings(template: nodes.Template, env: Environment, limits: Limits) -> list[Finding]:
     """Every finding in a parsed template, in the order they are written."""
     found = unknown_names(template, env)
-    found += constant_runaways(template, limits)
+    found += constant_runaways(template, limits, env.filters)
     found += loop_runaways(template, limits)
     found += recursive_macros(template, limits)
     return sorted(found, key=lambda f: f.line)
 
 
+# Filters that take the name of another filter (or test) as a string, and where it goes.
+_NAMED_BY_STRING = {
+    "map": ("filter", 0),
+    "select": ("test", 0),
+    "reject": ("test", 0),
+    "selectattr": ("test", 1),
+    "rejectattr": ("test", 1),
+}
+
+
 def unknown_names(template: nodes.Template, env: Environment) -> list[Finding]:
     """Filters and tests the environment does not have: each would fail when it runs."""
+    known = {"filter": env.filters, "test": env.tests}
+    written = [("filter", node.name, node) for node in template.find_all(nodes.Filter)] + [
+        ("test", node.name, node) for node in template.find_all(nodes.Test)
+    ]
     found = []
-    for kind, node_type, known in (
-        ("filter", nodes.Filter, env.filters),
-        ("test", nodes.Test, env.tests),
-    ):
-        public = [name for name in known if not name.startswith("_")]
-        for node in template.find_all(node_type):
-            if node.name not in known:
-                hint = did_you_mean(node.name, public) or f"no {kind} of that name exists"
-                found.append(Finding(node.lineno, f"unknown {kind} '{node.name}'", hint))
+    for kind, name, node in written + _named_by_string(template):
+        if name not in known[kind]:
+            public = [other for other in known[kind] if not other.startswith("_")]
+            hint = did_you_mean(name, public) or f"no {kind} of that name exists"
+            found.append(Finding(node.lineno, f"unknown {kind} '{name}'", hint))
     return found
 
 
-def constant_runaways(template: nodes.Template, limits: Limits) -> list[Finding]:
-    """Arithmetic, literals and `range()` on constants that are already over a limit."""
+def _named_by_string(template: nodes.Template) -> list[tuple[str, str, nodes.Node]]:
+    """(kind, name, node) for each filter or test named by a constant string argument."""
+    named: list[tuple[str, str, nodes.Node]] = []
+    for node in template.find_all(nodes.Filter):
+        kind, position = _NAMED_BY_STRING.get(node.name, ("", -1))
+        if 0 <= position < len(node.args):
+            arg = node.args[position]
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                named.append((kind, arg.value, node))
+    return named
+
+
+def constant_runaways(
+    template: nodes.Template, limits: Limits, filters: Mapping[str, Callable[..., Any]]
+) -> list[Finding]:
+    """Arithmetic, literals, `range()`, string methods and filters on constants that are
+    already over a limit."""
     found: list[Finding] = []
-    _scan_constants(template, limits, found)
+    _scan_constants(template, limits, filters, found)
     return found
 
 
-def _scan_constants(node: nodes.Node, limits: Limits, found: list[Finding]) -> None:
+def _scan_constants(
+    node: nodes.Node, limits: Limits, filters: Mapping[str, Any], found: list[Finding]
+) -> None:
     for child in node.iter_child_nodes():
         try:
             if _is_range_call(child):
                 _range_size(child, limits)
             elif isinstance(child, (nodes.BinExpr, nodes.Const)):
                 _constant(child, limits)  # `2 ** 10 ** 9` is one finding, not two
+            elif isinstance(child, nodes.Call) and isinstance(child.node, nodes.Getattr):
+                _method_call(child, child.node, limits)
+            elif isinstance(child, nodes.Filter) and child.node is not None:
+                _filter_call(child, limits, filters)
             else:
-                _scan_constants(child, limits, found)
+                _scan_constants(child, limits, filters, found)
         except _NotConstant:
-            _scan_constants(child, limits, found)
+            _scan_constants(child, limits, filters, found)
         except BoundExceeded as exc:
             found.append(Finding(child.lineno, f"this would stop the message: {exc.message}"))
         except (ArithmeticError, TypeError, ValueError):
             continue  # a plain arithmetic error: the run reports it, with its place
+
+
+def _arguments(call: nodes.Call | nodes.Filter, limits: Limits) -> tuple[list[Any], dict]:
+    """The constant arguments of a call or filter; raises _NotConstant when one is not."""
+    if call.dyn_args is not None or call.dyn_kwargs is not None:
+        raise _NotConstant
+    args = [_constant(arg, limits) for arg in call.args]
+    return args, {kwarg.key: _constant(kwarg.value, limits) for kwarg in call.kwargs}
+
+
+def _method_call(call: nodes.Call, method: nodes.Getattr, limits: Limits) -> None:
+    """`'...'.format(...)`, `'x'.ljust(n)`... on constants, checked as the run checks them."""
+    owner = _constant(method.node, limits)
+    if not isinstance(owner, (str, bytes, int)) or method.attr.startswith("_"):
+        raise _NotConstant
+    args, kwargs = _arguments(call, limits)
+    budget = Budget(limits)
+    if isinstance(owner, str) and method.attr == "format":
+        guards.brace_format(budget, owner, args, kwargs)
+    elif hasattr(owner, method.attr):
+        guards.method_call(budget, getattr(owner, method.attr), tuple(args), kwargs)
+    raise _NotConstant  # checked; its arguments may still hold more to see
+
+
+def _filter_call(node: nodes.Filter, limits: Limits, filters: Mapping[str, Any]) -> None:
+    """A filter on constants, checked as the run checks it before calling it."""
+    checks = getattr(filters.get(node.name), "checks", None)
+    if checks is None or node.node is None:
+        raise _NotConstant
+    args, kwargs = _arguments(node, limits)
+    checks(Budget(limits), (_constant(node.node, limits), *args), kwargs)
+    raise _NotConstant
 
 
 def _is_range_call(node: nodes.Node) -> TypeGuard[nodes.Call]:
@@ -125,8 +190,10 @@ def _constant(node: nodes.Node, limits: Limits) -> Any:
     budget = Budget(limits)
     if isinstance(node, nodes.Const):
         return budget.made(node.value)
-    if isinstance(node, (nodes.List, nodes.Tuple)):
+    if isinstance(node, nodes.List):
         return budget.made([_constant(item, limits) for item in node.items])
+    if isinstance(node, nodes.Tuple):  # a tuple, as `'%*s' % (width, text)` needs
+        return budget.made(tuple(_constant(item, limits) for item in node.items))
     if isinstance(node, nodes.Neg):
         return -_constant(node.node, limits)
     if isinstance(node, nodes.BinExpr) and type(node) in _OPERATORS:

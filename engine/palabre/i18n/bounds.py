@@ -10,13 +10,14 @@ past a bound raises `BoundExceeded`, which ends that render (and only that conta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from jinja2.utils import Namespace
 
 # A WhatsApp body is 4,096 characters and a long SMS 1,600; four times that is still a message.
 MAX_OUTPUT = 16_384
@@ -41,7 +42,60 @@ TURN_DEADLINE = 0.5
 # machine an ordinary message paused by the scheduler must not fail.
 CLOCK = time.thread_time
 
-SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+TEXTS = (str, bytes)
+# What holds other values: its size is what it holds, however deeply, not its outer length.
+CONTAINERS = (list, tuple, set, frozenset, Mapping, MappingView, Namespace)
+# Items a deep measure walks between two looks at the clock.
+CLOCK_EVERY = 4_096
+
+
+def deep_size(value: Any, limit: int, on_time: Callable[[], None] | None = None) -> int:
+    """Characters and items in `value`, through nested containers, each shared one counted
+    every time it appears (as printing it would); the walk stops once past `limit`.
+
+    A string counts its characters, an integer about its digits, any other value one; every
+    item of a container counts at least one. The walk costs at most about `limit` items, so
+    measuring is never the runaway itself; the result is exact up to `limit`.
+    """
+    return _walk(value, limit, on_time)[0]
+
+
+def _walk(value: Any, limit: int, on_time: Callable[[], None] | None) -> tuple[int, bool]:
+    """deep_size, and whether all of `value` was measured (so the size is exact)."""
+    size, todo, walked, skipped = 0, [value], 0, False
+    while todo and size <= limit:
+        item = todo.pop()
+        # Every item but the outermost had its first unit counted with its container.
+        size += _own_size(item) - (walked > 0 and _own_size(item) > 0)
+        walked += 1
+        held = _held(item)
+        if held:
+            size += sum(len(part) for part in held)
+            if size <= limit:
+                for part in held:
+                    todo.extend(part)
+            else:
+                skipped = True
+        if on_time is not None and walked % CLOCK_EVERY == 0:
+            on_time()
+    return size, not (todo or skipped)
+
+
+def _own_size(item: Any) -> int:
+    if isinstance(item, TEXTS):
+        return len(item)
+    if isinstance(item, int) and not isinstance(item, bool):
+        return max(item.bit_length() // 4, 1)  # fewer than its decimal digits, never more
+    return 0 if isinstance(item, CONTAINERS) else 1
+
+
+def _held(item: Any) -> tuple[Any, ...]:
+    """What `item` holds, as sized parts (a mapping's keys and values), or ()."""
+    if isinstance(item, Namespace):
+        item = object.__getattribute__(item, "_Namespace__attrs")
+    if isinstance(item, Mapping):
+        return (item.keys(), item.values())
+    return (item,) if isinstance(item, CONTAINERS) else ()
 
 
 class BoundExceeded(jinja2.TemplateRuntimeError):
@@ -99,13 +153,33 @@ class Budget:
         """Measure a value the template just made; refuse it when it is too big."""
         if isinstance(value, int) and not isinstance(value, bool):
             self.check_int_bits(value.bit_length())
-        elif isinstance(value, SIZED):
-            self.check_size(len(value))
-            self.created += len(value)
+        elif isinstance(value, (*TEXTS, *CONTAINERS)):
+            self.created += self.check_value(value)
             if self.created > self.limits.created:
                 raise BoundExceeded(
                     f"the template made more than {self.limits.created} characters in all"
                 )
+        return value
+
+    def check_value(self, value: Any, what: str = "a value", limit: int | None = None) -> int:
+        """The deep size of `value` (see deep_size), refused when over `limit`."""
+        limit = self.limits.value if limit is None else limit
+        if not isinstance(value, (*TEXTS, *CONTAINERS)):
+            return 1
+        size, exact = _walk(value, limit, self.on_time)
+        if size > limit:
+            raise BoundExceeded(
+                f"{what} of {size if exact else f'more than {limit}'} characters or items "
+                f"is over the limit of {limit}"
+            )
+        return size
+
+    def printable(self, value: Any) -> Any:
+        """`value`, checked before `{{ }}` turns it into text: `str()` of a short list of
+        references to one long list writes it all out in one uninterruptible go. Its text
+        is at least as long as its deep size, so past the output limit it cannot be sent."""
+        if deep_size(value, self.limits.output, self.on_time) > self.limits.output:
+            raise self._too_long()
         return value
 
     def check_size(self, size: int, what: str = "a value") -> None:
@@ -144,13 +218,15 @@ class Budget:
         for piece in pieces:
             size += len(piece)
             if size > self.limits.output:
-                raise BoundExceeded(
-                    f"the text is longer than {self.limits.output} characters, "
-                    "the most one message may be"
-                )
+                raise self._too_long()
             self.on_time()
             kept.append(piece)
         return "".join(kept)
+
+    def _too_long(self) -> BoundExceeded:
+        return BoundExceeded(
+            f"the text is longer than {self.limits.output} characters, the most one message may be"
+        )
 
 
 @dataclass

@@ -13,7 +13,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from palabre.i18n.bounds import Budget
+from palabre.i18n.bounds import Budget, deep_size
 
 Arguments = dict[str, Any]
 
@@ -32,6 +32,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _deep(budget: Budget, value: Any) -> int:
+    """What `value` holds, however deeply (palabre.i18n.bounds.deep_size), up to the limit."""
+    return deep_size(value, budget.limits.value, budget.on_time)
+
+
 def binop(budget: Budget, operator: str, left: Any, right: Any) -> None:
     """Refuse `left <operator> right` when its result would be too big."""
     if operator == "*":
@@ -39,12 +44,13 @@ def binop(budget: Budget, operator: str, left: Any, right: Any) -> None:
             budget.check_int_bits(left.bit_length() + right.bit_length())
         for sequence, times in ((left, right), (right, left)):
             if isinstance(sequence, _SEQUENCES) and _is_int(times):
-                budget.check_size(len(sequence) * max(times, 0))
+                # `[a] * n` holds n references to `a`: what it holds is n times all of `a`.
+                budget.check_size(_deep(budget, sequence) * max(times, 0))
     elif operator == "**" and _is_int(left) and _is_int(right):
         if abs(left) > 1 and right > 0:
             budget.check_int_bits(right * (abs(left).bit_length() - 1))
     elif operator == "+" and isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
-        budget.check_size(len(left) + len(right))
+        budget.check_size(_deep(budget, left) + _deep(budget, right))
     elif operator == "%" and isinstance(left, str):
         percent_format(budget, left, right if isinstance(right, tuple) else (right,))
 
@@ -92,7 +98,7 @@ def _joined(budget: Budget, separator: Any, items: Any) -> list[Any]:
     """`items` as a list (so that it is read once), refused when the join would be too big."""
     listed = list(items)
     joints = len(str(separator)) * max(len(listed) - 1, 0)
-    budget.check_size(joints + sum(len(i) for i in listed if isinstance(i, (str, bytes))))
+    budget.check_size(joints + _deep(budget, listed))  # one walk, so it is bounded too
     return listed
 
 
@@ -160,7 +166,7 @@ def _sum(budget: Budget, a: Arguments) -> None:
 
 def _tojson(budget: Budget, a: Arguments) -> None:
     if _is_int(a["indent"]):
-        budget.check_size(len(str(a["value"])) * (1 + max(a["indent"], 0)))
+        budget.check_size(_deep(budget, a["value"]) * (1 + max(a["indent"], 0)))
 
 
 FILTER_ESTIMATES: dict[str, Callable[[Budget, Arguments], None]] = {

@@ -6,7 +6,11 @@ everything that can take time or memory through the render's `Budget` (palabre.i
 - every `{% for %}` iterates through a counter (the parsed template is rewritten so);
 - every call (macros, methods, `loop(...)`) is a step, and macros and recursive loops nest
   at most so deep;
-- `*`, `**`, `+` and `%` are estimated before they run, and every value made is measured;
+- `*`, `**`, `+` and `%` are estimated before they run, and every value made (list and dict
+  literals too) is measured deeply: `[a] * 1000` holds a thousand times all of `a`;
+- every filter's arguments are measured before it runs, custom filters' numbers too;
+- every value is measured before it is turned into text (`{{ }}`, `~`), since `str()` of a
+  small list of references to one long list is one long uninterruptible operation;
 - `range()` is capped, `lipsum()` is gone, and the output is capped while it streams.
 """
 
@@ -27,10 +31,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from palabre.i18n import guards
-from palabre.i18n.bounds import BoundExceeded, current
+from palabre.i18n.bounds import BoundExceeded, Budget, current
 
 LOOP = "_palabre_loop"  # wraps every loop's iterable
-SIZED = "_palabre_sized"  # measures every `~` concatenation
+SIZED = "_palabre_sized"  # measures every `~` concatenation and every list or dict literal
+TEXT = "_palabre_text"  # measures every operand of `~` before it is turned into text
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -40,7 +45,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, filters: Mapping[str, Callable[..., Any]] | None = None) -> None:
         super().__init__(
-            autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=False
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            finalize=_printable,  # every `{{ }}` value, before it is turned into text
         )
         self.filters.update(filters or {})
         self.filters = {
@@ -49,6 +57,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         }
         self.filters[LOOP] = _counted
         self.filters[SIZED] = _measured
+        self.filters[TEXT] = _textable
         self.globals["range"] = bounded_range
         self.globals.pop("lipsum", None)  # makes pages of text from one small number
 
@@ -109,7 +118,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 class _Bounded(NodeTransformer):
-    """Rewrites a parsed template: loop iterables are counted, `~` results measured."""
+    """Rewrites a parsed template: loop iterables are counted; `~` operands, `~` results and
+    literals measured."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
@@ -119,7 +129,24 @@ class _Bounded(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        return nodes.Filter(node, SIZED, [], [], None, None, lineno=node.lineno)
+        node.nodes = [_filtered(operand, TEXT) for operand in node.nodes]
+        return _filtered(node, SIZED)
+
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        self.generic_visit(node)
+        return _filtered(node, SIZED)
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        return _filtered(node, SIZED)
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        self.generic_visit(node)
+        return node if node.ctx != "load" else _filtered(node, SIZED)
+
+
+def _filtered(node: nodes.Expr, name: str) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
 
 
 def bounded_range(*args: int) -> range:
@@ -143,10 +170,19 @@ def _measured(value: Any) -> Any:
     return current().made(value)
 
 
+def _printable(value: Any) -> Any:
+    return current().printable(value)
+
+
+def _textable(value: Any) -> Any:
+    current().check_value(value)  # so that `str()` of it is at most a few times as long
+    return value
+
+
 def _guarded(name: str, function: Callable[..., Any], builtin: bool) -> Callable[..., Any]:
-    """`function` as a filter that counts a step, may estimate first, and measures its result."""
-    estimate = guards.FILTER_ESTIMATES.get(name) if builtin else None
-    signature = inspect.signature(function) if estimate else None
+    """`function` as a filter that counts a step, checks its arguments first (see `checks`),
+    and measures its result."""
+    check = checks(name, function, builtin)
     # Jinja's async-ready filters take an eval context that their signature does not show.
     hidden = int(_passes(function) and not _passes(inspect.unwrap(function)))
 
@@ -154,14 +190,41 @@ def _guarded(name: str, function: Callable[..., Any], builtin: bool) -> Callable
     def run(*args: Any, **kwargs: Any) -> Any:
         budget = current()
         budget.step()
-        if estimate is not None and signature is not None:
-            bound = signature.bind(*args[hidden:], **kwargs)
-            bound.apply_defaults()
-            estimate(budget, bound.arguments)
-            args, kwargs = (*args[:hidden], *bound.args), bound.kwargs
-        return budget.made(function(*args, **kwargs))
+        checked, kwargs = check(budget, args[hidden:], kwargs)
+        return budget.made(function(*args[:hidden], *checked, **kwargs))
 
+    run.checks = check  # type: ignore[attr-defined]  # `check` runs it on constants
     return run
+
+
+Check = Callable[[Budget, tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def checks(name: str, function: Callable[..., Any], builtin: bool) -> Check:
+    """What runs before filter `name`, given its arguments (without Jinja's hidden first one):
+    every argument is measured deeply, a custom filter's numbers are sizes (a width, a count)
+    and Jinja's own filters that can grow their input are estimated. Returns the arguments
+    to call with (an iterable is read once, into a list)."""
+    estimate = guards.FILTER_ESTIMATES.get(name) if builtin else None
+    signature = inspect.signature(function) if estimate else None
+
+    def check(
+        budget: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        for value in (*args, *kwargs.values()):
+            budget.check_value(value, f"an argument of {name}")
+        if not builtin:  # a custom filter's number, past the value itself, may be a size
+            for value in (*args[1:], *kwargs.values()):
+                if isinstance(value, int) and not isinstance(value, bool):
+                    budget.check_size(value, f"an argument of {name}")
+        if estimate is None or signature is None:
+            return args, kwargs
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        estimate(budget, bound.arguments)
+        return bound.args, bound.kwargs
+
+    return check
 
 
 def _passes(function: Callable[..., Any]) -> bool:

@@ -4,11 +4,14 @@ Templates come from flow authors, so they run in Jinja's immutable sandbox, boun
 (palabre.i18n.sandbox): no access to Python internals, no mutation of the session's values,
 and no render may loop, recurse, grow or take time past the limits of palabre.i18n.bounds.
 Output is plain text for SMS and WhatsApp, so nothing is HTML-escaped. An undefined variable
-is an error, never "". Whatever goes wrong in a render is a TemplateError naming the template.
+is an error, never "". Whatever goes wrong in a render is a TemplateError naming the template,
+and its message holds no runtime data: a name is quoted only when the template itself says it.
 """
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -43,13 +46,13 @@ class Templates:
     def render(self, source: str, variables: Mapping[str, Any], *, where: str) -> str:
         """Render `source`; any failure is a TemplateError naming `where` and the cause."""
         template = self._compiled(self._compile, source, where)
-        with self._bounded(where):
+        with self._bounded(where, source):
             return template.render(variables)
 
     def evaluate(self, expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
         """Evaluate a Jinja expression such as `reg.new and age > 18`."""
         compiled = self._compiled(self._expression, expression, where)
-        with self._bounded(where):
+        with self._bounded(where, expression):
             result = compiled(**variables)
         if isinstance(result, jinja2.Undefined):
             raise TemplateError(f"{where}: '{expression}' is undefined")
@@ -59,24 +62,24 @@ class Templates:
         """Compile once (cached), outside the render's time budget: a first render on a busy
         machine must not fail for the time compiling took. Constant folding at compile time
         still goes through the sandbox's size guards."""
-        with self._failures(where):
+        with self._failures(where, source):
             return compile(source)
 
     @contextmanager
-    def _bounded(self, where: str) -> Iterator[None]:
+    def _bounded(self, where: str, source: str) -> Iterator[None]:
         """One render, within its budget; whatever it raises becomes a TemplateError."""
-        with budget(self.limits), self._failures(where):
+        with budget(self.limits), self._failures(where, source):
             yield
 
     @staticmethod
     @contextmanager
-    def _failures(where: str) -> Iterator[None]:
+    def _failures(where: str, source: str) -> Iterator[None]:
         try:
             yield
         except BoundExceeded as exc:
             raise TemplateError(f"{where}: stopped: {exc.message}") from None
         except jinja2.TemplateError as exc:
-            raise TemplateError(f"{where}: {_reason(exc)}") from None
+            raise TemplateError(f"{where}: {_reason(exc, source)}") from None
         except Exception as exc:  # the template's own arithmetic or recursion failed
             raise TemplateError(f"{where}: {_failure(exc)}") from None
 
@@ -112,10 +115,49 @@ class Templates:
             return set()
 
 
-def _reason(exc: jinja2.TemplateError) -> str:
+# A quoted name in Jinja's messages, and Jinja's way of naming a type ('dict object').
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_TYPE_NAME = re.compile(r"\w+ object")
+
+
+def _reason(exc: jinja2.TemplateError, source: str) -> str:
+    """Jinja's message when all it quotes is written in `source`; else only what went wrong:
+    a key looked up with the contact's answer (`names[city]`) would put the answer in logs."""
+    message = exc.message or ""
+    if not _only_quotes_from(message, source):
+        what = (
+            "undefined variable or attribute"
+            if isinstance(exc, jinja2.UndefinedError)
+            else (f"{type(exc).__name__} while rendering")
+        )
+        return f"{what}{_line(exc)}"
     if isinstance(exc, jinja2.UndefinedError):
-        return f"undefined variable ({exc.message})"
-    return f"{type(exc).__name__}: {exc.message}"
+        return f"undefined variable ({message})"
+    return f"{type(exc).__name__}: {message}"
+
+
+def _only_quotes_from(message: str, source: str) -> bool:
+    """Whether every name and number `message` quotes is a type or written in `source`
+    (Jinja quotes a string key, but not a number: `items[answer|int]`)."""
+    rest = _QUOTED.sub("", message)
+    if "'" in rest or '"' in rest:
+        return False
+    names = [quoted[1:-1] for quoted in _QUOTED.findall(message)] + re.findall(r"\d+", rest)
+    return all(_TYPE_NAME.fullmatch(name) or _written(name, source) for name in names)
+
+
+def _line(exc: BaseException) -> str:
+    """Where in the template `exc` happened: Jinja puts the template's lines in the traceback."""
+    lines = [n for frame, n in traceback.walk_tb(exc.__traceback__) if _in_template(frame)]
+    return f" on line {lines[-1]} of the template" if lines else ""
+
+
+def _in_template(frame: Any) -> bool:
+    return frame.f_code.co_filename == "<template>"
+
+
+def _written(name: str, source: str) -> bool:
+    return not name or re.search(rf"(?<!\w){re.escape(name)}(?!\w)", source) is not None
 
 
 def _failure(exc: Exception) -> str:
