@@ -407,3 +407,31 @@ async def test_a_session_saved_by_an_older_version_of_the_flow_starts_afresh(tmp
         reply = await engine.handle(Inbound(contact, "hello"))
         assert texts(reply) == ["Name?"]
         assert reply.event_names()[:2] == ["session_outdated", "conversation_started"]
+
+
+@pytest.mark.anyio
+async def test_a_language_is_chosen_by_its_number_in_any_script(tmp_path):
+    path = flow_file(
+        tmp_path,
+        """
+        id: demo
+        steps:
+          q: {kind: ask, text: "Name?", save_as: name}
+    """,
+    )
+    path.write_text(path.read_text().replace("locales: [en]", "locales: [en, fr]"))
+    engine = engine_for([path], tmp_path)
+    try:
+        await engine.handle(Inbound("c1", "hi", language="en"))
+        assert (
+            (await engine.handle(Inbound("c1", "language"))).event_names()[0].startswith("command_")
+        )
+        for odd in ("²", "0²", "9" * 5000, "0"):
+            reply = await engine.handle(Inbound("c1", odd))
+            assert reply.event_names() == [], f"{odd!r} picks nothing; the question is asked again"
+        chosen = await engine.handle(Inbound("c1", "٢"))
+        assert chosen.event_names() == ["language_changed"]
+        session = await engine.store.get(engine.contact_key("c1"))
+        assert session["lang"] == "fr"
+    finally:
+        await engine.aclose()

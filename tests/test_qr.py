@@ -175,6 +175,8 @@ async def test_ttl_sets_how_long_the_image_lives(stores, media, clock):
         ({"text": CODE, "ttl": "0"}, "ttl must be"),
         ({"text": CODE, "ttl": "-60"}, "ttl must be"),
         ({"text": CODE, "ttl": str(31 * 24 * 3600)}, "ttl must be"),
+        ({"text": CODE, "ttl": "6²"}, "ttl must be"),
+        ({"text": CODE, "ttl": "9" * 5000}, "ttl must be"),
         ({"text": "x" * 3000}, "too long"),
     ],
 )
@@ -303,6 +305,9 @@ def test_a_missing_altered_or_expired_token_is_refused(served):
         "expired": served.media.sign(media_id, int(time.time()) - 1),
         "not a token": "MBEIBR7DA1",
         "no MAC": f"{media_id}.{expires}",
+        "non-ASCII MAC": f"{media_id}.{expires}.é{mac[1:]}",
+        "superscript expiry": f"{media_id}.{expires[:-1]}².{mac}",
+        "huge expiry": f"{media_id}.{'9' * 5000}.{mac}",
     }
     for why, bad in refused.items():
         response = httpx.get(f"{served.url}/media/{bad}.png")

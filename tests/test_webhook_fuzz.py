@@ -236,12 +236,24 @@ def simulator_requests(rng: random.Random) -> Iterator[Request]:
 
 TWILIO_ODD = ["", "nan", "1e999", "-90.5", "11", "١", "99999999999999999999", "whatsapp:"]
 SURROGATES = {code: None for code in range(0xD800, 0xE000)}
+# Characters str.isdigit() accepts that are no ASCII digit: int() refuses some (², ①) and
+# reads others (١, １). Twilio writes its numbers in ASCII digits only.
+UNICODE_DIGITS = "²³¹⁰①١۴߂०１𝟙"
+NUMERIC_FIELDS = ["NumMedia", "Latitude", "Longitude"]
+
+
+def unicode_number(rng: random.Random) -> str:
+    """A few digits, at least one of them not ASCII (`0²`, `١`, `1①5`...)."""
+    digits = [rng.choice("0123456789" + UNICODE_DIGITS) for _ in range(rng.randrange(3))]
+    digits.insert(rng.randrange(len(digits) + 1), rng.choice(UNICODE_DIGITS))
+    return "".join(digits)
 
 
 def twilio_params(rng: random.Random, i: int) -> list[tuple[str, str]]:
     if rng.random() < 0.15:
         status = rng.choice(["sent", "delivered", "read", "failed", "undelivered"])
-        return [("MessageSid", f"SM{i:032d}"), ("MessageStatus", status), ("ErrorCode", "63016")]
+        code = unicode_number(rng) if rng.random() < 0.3 else "63016"
+        return [("MessageSid", f"SM{i:032d}"), ("MessageStatus", status), ("ErrorCode", code)]
     params = {
         "MessageSid": f"SM{i:032d}",
         "AccountSid": "AC" + "0" * 32,
@@ -255,6 +267,8 @@ def twilio_params(rng: random.Random, i: int) -> list[tuple[str, str]]:
         odd = rng.choice(TWILIO_ODD) if rng.random() < 0.4 else weird_text(rng)
         # Twilio cannot sign a lone surrogate: those are sent as raw bytes by mutate_bytes.
         params[rng.choice(keys)] = odd.translate(SURROGATES)
+    if rng.random() < 0.15:
+        params[rng.choice(NUMERIC_FIELDS)] = unicode_number(rng)
     return list(params.items())
 
 

@@ -34,6 +34,10 @@ BANNER = (
 SERVE_LOG_LEVEL = "INFO"
 # What uvicorn listens on when told to take every address, and what to open instead.
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+# Connections at once, beyond which uvicorn answers 503 at once: each may buffer up to
+# ~80 KiB (headers, unread body) outside the app's body budget, so this bounds that too.
+MAX_CONNECTIONS = 1000
+KEEP_ALIVE_SECONDS = 5  # uvicorn's default, kept: an idle connection is let go quickly
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +65,15 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(_preflight(app))
     configure_logging(settings.log_level or SERVE_LOG_LEVEL)
     say(serving_line(args.host, args.port, simulator_on(settings, manager, args.insecure_dev)))
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     return 0
 
 

@@ -221,7 +221,7 @@ def _path_parts(name: str) -> list[str | int]:
     """`cases[0].when` as the path ("cases", 0, "when"), to locate it in the file."""
     parts: list[str | int] = []
     for part in name.replace("[", ".").replace("]", "").split("."):
-        parts.append(int(part) if part.isdigit() else part)
+        parts.append(int(part) if part.isascii() and part.isdigit() else part)
     return parts
 
 

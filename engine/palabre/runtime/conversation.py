@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from palabre.flow.answers import ascii_digits
 from palabre.i18n import messages as texts
 from palabre.i18n.language import detect
 from palabre.runtime.answer import read_answer
@@ -95,8 +96,10 @@ async def _language_chosen(turn: Turn) -> None:
     locales = turn.flow.settings.locales
     text = turn.inbound.text.strip()
     chosen = turn.inbound.reply_id or parse_language(text)
-    if text.isdigit() and 1 <= int(text) <= len(locales):
-        chosen = locales[int(text) - 1]
+    number = ascii_digits(text)  # "١" picks the first language as "1" does
+    index = int(number) if len(number) <= 3 and number.isascii() and number.isdigit() else 0
+    if 1 <= index <= len(locales):
+        chosen = locales[index - 1]
     if chosen in locales:
         _switch_language(turn, chosen)
     else:

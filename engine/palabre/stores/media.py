@@ -81,9 +81,9 @@ class MediaStore:
         media_id, _, rest = token.partition(".")
         expires, _, mac = rest.partition(".")
         payload = f"{media_id}.{expires}"
-        if not (media_id and expires.isdigit() and mac):
+        if not (media_id and expires.isascii() and expires.isdigit() and mac.isascii()):
             return None
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        if len(expires) > 12 or not hmac.compare_digest(mac, self._mac(payload)):
             return None
         return media_id if int(expires) >= self._clock() else None
 

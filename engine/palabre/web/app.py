@@ -29,6 +29,7 @@ from palabre.logs import exception_summary
 from palabre.plugins import make_plugin_manager
 from palabre.stores.base import SessionStore
 from palabre.transports import Host, Transport
+from palabre.web.body import BodyBudget
 from palabre.web.errors import store_failed
 
 log = logging.getLogger("palabre.web")
@@ -42,8 +43,12 @@ def create_app(
     insecure_dev: bool = False,
     store: SessionStore | None = None,
     http: httpx.AsyncClient | None = None,
+    body_budget: BodyBudget | None = None,
 ) -> Starlette:
-    """The web app serving the flows at `flow_paths` through every registered transport."""
+    """The web app serving the flows at `flow_paths` through every registered transport.
+
+    `body_budget` bounds the request bodies held at once, across every endpoint (a new
+    default one, never shared with another app, unless given)."""
     manager = plugins or make_plugin_manager()
     transports: list[Transport] = [t for batch in manager.hook.register_transports() for t in batch]
     paths = list(flow_paths)
@@ -55,7 +60,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
         engine = build_engine(paths, settings, plugins=manager, store=store, http=client)
-        host = Host(engine, settings, client, insecure_dev)
+        host = Host(engine, settings, client, insecure_dev, {t.name: t for t in transports})
         app.state.host = host
         jobs: list[asyncio.Task[None]] = []
         try:
@@ -86,9 +91,9 @@ def create_app(
         Route("/media/{token}", media),
     ]
     routes += [route for transport in transports for route in transport.routes()]
-    return Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_failed}
-    )
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_failed})
+    app.state.body_budget = body_budget or BodyBudget()
+    return app
 
 
 async def keep_running(

@@ -2,12 +2,20 @@
 
 Every webhook and the simulator read their body here, so that no request, signed or not,
 makes the server hold more than its endpoint's cap in memory, and no body makes the JSON
-parser fail with anything but a `BodyError`:
+parser fail with anything but a `BodyError`. Many bodies at once are bounded too: each
+app has one `BodyBudget` (create_app makes it) of body bytes held at once, reserved chunk
+by chunk while reading and released when the read ends, however it ends; and a body must
+arrive whole within the budget's deadline. Those two refusals are not the body's fault,
+so they are not BodyErrors the endpoint interprets: they are Starlette HTTPExceptions,
+which pass through the endpoint and are answered by the app with their headers:
 
     BodyError (ValueError)   the body cannot be used: `reason` is safe to answer (it never
     │                        quotes the body), `status_code` is the HTTP status to answer
     ├── BodyTooLarge         413: longer than the endpoint's cap, declared or counted
     └── MalformedBody        400: not strict UTF-8 JSON within the bounds below
+    HTTPException (starlette)
+    ├── ServerBusy           503 + Retry-After: the budget is spent by other bodies
+    └── BodyTooSlow          408: the body did not arrive whole before the deadline
 
 `parse_json` refuses, before or while parsing and never by recursing:
 - nesting deeper than `max_depth` (a linear scan of the brackets outside strings, so
@@ -20,15 +28,27 @@ parser fail with anything but a `BodyError`:
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import re
 from collections.abc import Iterator
 from itertools import accumulate
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 
+log = logging.getLogger("palabre.web")
+
+# About twenty Meta bodies at their 3 MiB cap at once: far more than providers send at
+# once, far less than a small VM's memory, so slow strangers cannot exhaust it.
+MAX_HELD_BYTES = 64 * 1024 * 1024
+# Twilio and Meta send a body in one go, in milliseconds; a body still coming after this
+# many seconds is a slow (or malicious) client holding memory and a connection.
+BODY_DEADLINE = 10.0
+RETRY_AFTER_SECONDS = 5  # providers retry a 503; a busy spell passes in seconds
 MAX_DEPTH = 64  # webhook bodies nest about 10 deep; 64 leaves room for new fields
 MAX_DIGITS = 64  # no id, code or count a webhook carries is longer
 
@@ -61,22 +81,94 @@ class MalformedBody(BodyError):
     """The body is not JSON Palabre can use (400)."""
 
 
+class ServerBusy(HTTPException):
+    """Other bodies hold the whole budget: 503, retry later (the connection is closed)."""
+
+    def __init__(self) -> None:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Connection": "close"}
+        super().__init__(503, "busy receiving other requests; retry later", headers)
+
+
+class BodyTooSlow(HTTPException):
+    """The body did not arrive whole before the deadline: 408 (the connection is closed)."""
+
+    def __init__(self, deadline: float) -> None:
+        detail = f"the body did not arrive within {deadline:g} s"
+        super().__init__(408, detail, {"Connection": "close"})
+
+
+class BodyBudget:
+    """The body bytes one app holds in memory at once, and how long one body may take.
+
+    Every endpoint of the app shares it, so that many bodies, each under its endpoint's
+    cap, cannot add up to more than `max_held` bytes. Reserving never waits: a request
+    that cannot reserve is refused at once (providers retry), so a flood of slow bodies
+    cannot queue up either. No lock: the app runs on one event loop and reserving does
+    not await.
+    """
+
+    def __init__(self, max_held: int = MAX_HELD_BYTES, deadline: float = BODY_DEADLINE) -> None:
+        self.max_held = max_held
+        self.deadline = deadline
+        self.held = 0
+
+    def reserve(self, size: int) -> bool:
+        """Count `size` more bytes as held; False (nothing counted) when they do not fit."""
+        if self.held + size > self.max_held:
+            return False
+        self.held += size
+        return True
+
+    def release(self, size: int) -> None:
+        """Count `size` bytes reserved earlier as freed."""
+        self.held -= size
+
+
+def budget_of(request: Request) -> BodyBudget:
+    """The budget of the app serving `request` (`app.state.body_budget`, set by create_app);
+    an app built otherwise (a test's bare Starlette) gets its own on first use."""
+    state = getattr(request.scope.get("app"), "state", None)
+    budget = getattr(state, "body_budget", None)
+    if not isinstance(budget, BodyBudget):
+        budget = BodyBudget()
+        if state is not None:
+            state.body_budget = budget
+    return budget
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, at most `limit` bytes: refused on a larger Content-Length before
-    reading, and as soon as the bytes received pass `limit` otherwise (chunked bodies)."""
+    reading, and as soon as the bytes received pass `limit` otherwise (chunked bodies).
+    Held within the app's BodyBudget while it comes in: ServerBusy when the next chunk
+    does not fit, BodyTooSlow when the whole body is not in before the deadline."""
     if _declares_more(request.headers.get("content-length", ""), limit):
         raise BodyTooLarge(f"the body is larger than {limit} bytes")
+    budget = budget_of(request)
     chunks: list[bytes] = []
-    received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise BodyTooLarge(f"the body is larger than {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(budget.deadline):
+            await _receive(request, limit, budget, chunks)
+        return b"".join(chunks)
     except ClientDisconnect:
         raise BodyError("the client went away before sending the whole body") from None
-    return b"".join(chunks)
+    except TimeoutError:
+        log.warning("request body refused: too slow", extra={"path": request.url.path})
+        raise BodyTooSlow(budget.deadline) from None
+    finally:
+        budget.release(sum(map(len, chunks)))
+
+
+async def _receive(request: Request, limit: int, budget: BodyBudget, chunks: list[bytes]) -> None:
+    """Append the body's chunks to `chunks`, each reserved in `budget` first."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise BodyTooLarge(f"the body is larger than {limit} bytes")
+        if not budget.reserve(len(chunk)):
+            log.warning("request body refused: budget spent", extra={"path": request.url.path})
+            raise ServerBusy()
+        chunks.append(chunk)
 
 
 def _declares_more(declared: str, limit: int) -> bool:

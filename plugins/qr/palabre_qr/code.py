@@ -38,12 +38,16 @@ def _ttl(value: Any, context: ActionContext) -> int:
     if value is None or str(value).strip() == "":
         return DEFAULT_TTL
     given = str(value).strip()
-    if not given.isdigit() or not 0 < int(given) <= MAX_TTL:
+    digits = given.lstrip("0") or "0"
+    # ASCII digits only (isdigit() accepts `²`, which int() refuses), and lengths before
+    # int(): it refuses thousands of digits.
+    whole = given.isascii() and given.isdigit() and len(digits) <= len(str(MAX_TTL))
+    if not whole or not 0 < int(digits) <= MAX_TTL:
         raise ActionError(
             f"{context.flow_id}.{context.step_id}: qr.code's ttl must be a whole number of "
             f"seconds from 1 to {MAX_TTL} (got {given[:20]!r})"
         )
-    return int(given)
+    return int(digits)
 
 
 ACTION = Action(

@@ -81,20 +81,31 @@ def to_inbound(params: Params) -> Inbound:
         reply_id=payload or None,
         media=media_of(params),
         location=location_of(params),
+        transport="twilio",
     )
 
 
 def media_of(params: Params) -> tuple[Media, ...]:
     """The attachments: `NumMedia`, then `MediaUrlN` and `MediaContentTypeN` for each."""
-    count = params.get("NumMedia", "0").strip() or "0"
-    if not count.isdigit() or int(count) > MAX_MEDIA:
+    count = media_count(params.get("NumMedia", "0").strip() or "0")
+    if count is None:
         raise MalformedRequest(f"NumMedia must be a number from 0 to {MAX_MEDIA}")
     found = []
-    for i in range(int(count)):
+    for i in range(count):
         url = field(params, f"MediaUrl{i}")
         kind = params.get(f"MediaContentType{i}", "").strip() or "application/octet-stream"
         found.append(Media(content_type=kind, url=url))
     return tuple(found)
+
+
+def media_count(text: str) -> int | None:
+    """`NumMedia` as a number from 0 to MAX_MEDIA, or None. ASCII digits only: isdigit()
+    also accepts `²` and `١`, which int() refuses or reads, and no webhook sends them."""
+    digits = text.lstrip("0") or "0"
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(MAX_MEDIA)):
+        return None  # lengths first: int() of thousands of digits would raise
+    count = int(digits)
+    return count if count <= MAX_MEDIA else None
 
 
 def location_of(params: Params) -> tuple[float, float] | None:
