@@ -15,9 +15,13 @@ from pathlib import Path
 import pytest
 
 from palabre.config import Settings
+from palabre.errors import ConfigError
 from palabre.hookspecs import hookimpl
 from palabre.plugins import make_plugin_manager
 from palabre.serve import startup_problems
+from palabre_dhis2.config import Dhis2Config
+from palabre_dhis2.register import BUDGET_SECONDS as BUDGET
+from palabre_twilio.config import TwilioConfig
 
 ROOT = Path(__file__).parent.parent
 UIC = str(ROOT / "flows" / "uic.yaml")
@@ -94,6 +98,38 @@ ONE_BAD_SETTING = [
     ("TWILIO_AUTH_TOKEN", "your_auth_token", "TWILIO_AUTH_TOKEN looks like a placeholder"),
     ("TWILIO_AUTH_TOKEN", "abc123", "TWILIO_AUTH_TOKEN is too short: it needs at least 32"),
     ("TWILIO_ACCOUNT_SID", "AC123", "TWILIO_ACCOUNT_SID must be an Account SID starting with"),
+    # Numbers must be finite and in range: nan and inf pass float(), 400 nines overflow to inf.
+    ("DHIS2_TIMEOUT", "nan", "DHIS2_TIMEOUT='nan' is not a number of seconds"),
+    ("DHIS2_TIMEOUT", "inf", "DHIS2_TIMEOUT='inf' is not a number of seconds"),
+    ("DHIS2_TIMEOUT", "9" * 400, "DHIS2_TIMEOUT='99999"),
+    (
+        "DHIS2_TIMEOUT",
+        "1e-9",
+        f"DHIS2_TIMEOUT must be more than 0.1 and at most {BUDGET:g} seconds",
+    ),
+    ("DHIS2_TIMEOUT", "0.1", "DHIS2_TIMEOUT must be more than 0.1"),
+    ("DHIS2_TIMEOUT", "100000", f"at most {BUDGET:g} seconds (a registration's whole budget)"),
+    ("DHIS2_RETRY_DELAYS", "nan", "DHIS2_RETRY_DELAYS='nan' should be at most 5 pauses of 0 to 5"),
+    ("DHIS2_RETRY_DELAYS", "inf", "DHIS2_RETRY_DELAYS='inf' should be at most 5 pauses"),
+    ("DHIS2_RETRY_DELAYS", "1e9", "DHIS2_RETRY_DELAYS='1e9' should be at most 5 pauses"),
+    ("DHIS2_RETRY_DELAYS", "5.5", "DHIS2_RETRY_DELAYS='5.5' should be at most 5 pauses"),
+    ("DHIS2_RETRY_DELAYS", ",", "DHIS2_RETRY_DELAYS=',' should be at most 5 pauses"),
+    ("DHIS2_RETRY_DELAYS", "0.3,,1", "DHIS2_RETRY_DELAYS='0.3,,1' should be"),
+    ("DHIS2_RETRY_DELAYS", "0,0,0,0,0,0", "DHIS2_RETRY_DELAYS='0,0,0,0,0,0' should be at most 5"),
+    ("REDIS_URL", "redis://localhost:6379/0?socket_timeout=nan", "socket_timeout must be a finite"),
+    ("REDIS_URL", "redis://localhost:6379/" + "9" * 40, "REDIS_URL's database must be a number"),
+    ("DATABASE_URL", "postgresql://[::1/palabre", "DATABASE_URL is not a URL"),
+    # Huge integers: int() refuses past 4,300 digits.
+    ("PALABRE_SESSION_TTL", "9" * 5000, "PALABRE_SESSION_TTL=9999"),
+    # Values that passed, then failed at every use.
+    ("TWILIO_SMS_FROM", "hello", "TWILIO_SMS_FROM must be the sender's phone number"),
+    ("TWILIO_SMS_FROM", "whatsapp:+14155238886", "TWILIO_SMS_FROM must be the sender's phone"),
+    ("TWILIO_SMS_FROM", "MG" + "0a" * 16, "TWILIO_SMS_FROM is a Messaging Service SID (MG...)"),
+    ("TWILIO_WHATSAPP_FROM", "whatsapp:abc", "TWILIO_WHATSAPP_FROM must be the sender's phone"),
+    ("TWILIO_WHATSAPP_FROM", "+9990", "TWILIO_WHATSAPP_FROM must be the sender's phone number"),
+    ("PALABRE_PUBLIC_URL", "https://bot example.org", "has a space or a control character"),
+    ("PALABRE_PUBLIC_URL", "https://bot.example.org/\x07", "has a space or a control character"),
+    ("PALABRE_PUBLIC_URL", "https://ops@bot.example.org", "must not carry a user name or password"),
 ]
 
 
@@ -102,8 +138,71 @@ def test_a_malformed_setting_is_one_clear_line_and_exit_status_2(tmp_path, name,
     lines = refused(tmp_path, base_env(**{name: value}))
     assert len(lines) == 1, lines
     assert expected in lines[0]
-    if name.endswith(("_SECRET", "_TOKEN")):
-        assert value not in lines[0], "a secret is never repeated"
+    assert len(lines[0]) < 300, "a long value is cut short, so the line stays readable"
+    if name.endswith(("_SECRET", "_TOKEN", "_FROM")):
+        assert value not in lines[0], "a secret or a phone number is never repeated"
+
+
+def test_a_url_with_a_password_is_refused_without_repeating_it(tmp_path):
+    env = base_env(PALABRE_PUBLIC_URL="https://ops:hunter2-pass@bot.example.org")
+    env["DHIS2_URL"] = "https://admin:district-pass@dhis2.example.org:notaport"
+    lines = refused(tmp_path, env)
+    assert len(lines) == 2, lines
+    assert "PALABRE_PUBLIC_URL must not carry a user name or password" in lines[0]
+    assert "DHIS2_URL='https://***@dhis2.example.org:notaport' is not an absolute" in lines[1]
+    assert "-pass" not in "\n".join(lines) and "ops" not in "\n".join(lines)
+
+
+def test_a_setting_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path):
+    # Bytes that are not UTF-8 reach Python as lone surrogates; encoding them fails later.
+    undecodable = os.fsdecode(b"\xff\xfe") + "a1" * 20
+    env = base_env(PALABRE_SECRET=undecodable, PALABRE_DISABLE_PLUGINS="twilio,meta_cloud")
+    lines = refused(tmp_path, env)
+    assert lines == [
+        "palabre: PALABRE_SECRET is not valid UTF-8 text: write it again in a UTF-8 "
+        "environment or .env"
+    ]
+
+
+# -- the data folder must be one Palabre can create and write ---------------------------
+
+
+def _proc_path(tmp_path: Path) -> str:
+    return "/proc/palabre-nope"  # no one, not even root, can create a folder in /proc
+
+
+def _a_file(tmp_path: Path) -> str:
+    file = tmp_path / "a-file"
+    file.write_text("not a folder")
+    return str(file)
+
+
+def _under_a_file(tmp_path: Path) -> str:
+    return str(Path(_a_file(tmp_path)) / "data")
+
+
+@pytest.mark.parametrize(
+    ("make_path", "expected"),
+    [
+        (_proc_path, "cannot be created or written (No such file or directory)"),
+        (_a_file, "is not a folder Palabre can use"),
+        (_under_a_file, "is not a folder Palabre can use"),
+    ],
+)
+def test_a_data_dir_palabre_cannot_write_is_one_line(tmp_path, make_path, expected):
+    path = make_path(tmp_path)
+    lines = refused(tmp_path, base_env(PALABRE_DATA_DIR=path))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"palabre: PALABRE_DATA_DIR={path!r} ")
+    assert expected in lines[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_data_dir_is_one_line(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    lines = refused(tmp_path, base_env(PALABRE_DATA_DIR=str(folder / "data")))
+    assert len(lines) == 1 and "cannot be created or written (Permission denied)" in lines[0]
 
 
 def test_meta_credentials_get_checks_of_their_own(tmp_path):
@@ -122,6 +221,22 @@ def test_meta_credentials_get_checks_of_their_own(tmp_path):
     assert any("META_GRAPH_VERSION='21' is not a Graph API version" in line for line in lines)
     assert len(lines) == 4, lines
     assert "+243810000001" not in "\n".join(lines)
+
+
+def test_meta_ids_in_other_scripts_digits_are_refused(tmp_path):
+    # isdecimal() and \d take Arabic-Indic digits, which the Graph API's URLs do not.
+    env = base_env(
+        PALABRE_DISABLE_PLUGINS="",
+        META_APP_SECRET="5e" * 16,
+        META_VERIFY_TOKEN="verify-" + "7c" * 8,
+        META_ACCESS_TOKEN="EAA" + "x1" * 40,
+        META_PHONE_NUMBER_ID="\u0661\u0660\u0666\u0665\u0664\u0660",
+        META_GRAPH_VERSION="v\u0662\u0661.\u0660",
+    )
+    lines = refused(tmp_path, env)
+    assert len(lines) == 2, lines
+    assert "META_PHONE_NUMBER_ID must be the numeric Phone number ID" in lines[0]
+    assert "is not a Graph API version such as v21.0" in lines[1]
 
 
 def test_every_problem_is_listed_at_once(tmp_path):
@@ -203,6 +318,42 @@ def test_reading_a_malformed_environment_never_raises():
     )
     assert settings.session_ttl == 72 * 3600
     assert len(settings.problems()) == 3  # the TTL, the level, and PALABRE_SECRET unset
+
+
+def test_the_readers_never_produce_a_huge_or_non_finite_number():
+    huge_ttl = Settings.from_env({"PALABRE_SESSION_TTL": "9" * 5000}, env_file=None)
+    assert huge_ttl.session_ttl == 72 * 3600
+    for timeout in ("nan", "inf", "-inf", "1e400"):
+        settings = Settings(options={"DHIS2_TIMEOUT": timeout})
+        with pytest.raises(ConfigError, match="is not a number of seconds"):
+            Dhis2Config.from_settings(settings)
+    with pytest.raises(ConfigError, match="finite"):
+        Dhis2Config(timeout=float("nan"))
+    with pytest.raises(ConfigError, match="finite"):
+        Dhis2Config(retry_delays=(0.3, float("inf")))
+
+
+def test_good_values_are_read_in_canonical_form_and_start(tmp_path):
+    env = base_env(
+        PALABRE_DATA_DIR=str(tmp_path / "new" / "data"),
+        PALABRE_PUBLIC_URL=" https://bot.example.org/ ",
+        PALABRE_SESSION_TTL="٣٦٠٠",  # 3600 in Arabic-Indic digits
+        DHIS2_TIMEOUT=f"{BUDGET:g}",
+        DHIS2_RETRY_DELAYS="0, 5, 0.25",
+        TWILIO_SMS_FROM="+1 500 555 0006",
+        TWILIO_WHATSAPP_FROM="+14155238886",
+        REDIS_URL="redis://localhost:6379/15?socket_timeout=2.5",
+    )
+    settings = Settings.from_env(env, env_file=None)
+    manager = make_plugin_manager(disabled=settings.disabled_plugins)
+    assert startup_problems(settings, manager, [UIC]) == []
+    assert settings.public_url == "https://bot.example.org/"
+    assert settings.session_ttl == 3600
+    dhis2 = Dhis2Config.from_settings(settings)
+    assert (dhis2.timeout, dhis2.retry_delays) == (BUDGET, (0.0, 5.0, 0.25))
+    twilio = TwilioConfig.from_settings(settings)
+    assert (twilio.sms_from, twilio.whatsapp_from) == ("+15005550006", "whatsapp:+14155238886")
+    assert not (tmp_path / "new").exists(), "checking the data folder leaves nothing behind"
 
 
 class Strict:

@@ -18,15 +18,20 @@ from starlette.config import Config, environ
 from palabre.addresses import is_region
 from palabre.config_checks import (
     OPTION_CHECKS,
+    data_dir_problem,
     keyed_secret_problem,
     missing_secret,
     redis_url_problem,
+    session_ttl,
+    unreadable_text_problem,
 )
 from palabre.errors import ConfigError
 from palabre.stores.base import DEFAULT_TTL_SECONDS
 
 SECRET = "PALABRE_SECRET"
+DATA_DIR = "PALABRE_DATA_DIR"
 DISABLE_PLUGINS = "PALABRE_DISABLE_PLUGINS"
+METRICS_TOKEN = "PALABRE_METRICS_TOKEN"
 IGNORED = {
     "PALABRE_DEV": "PALABRE_DEV is ignored: set PALABRE_SECRET, or start `palabre serve "
     "--insecure-dev` to try Palabre without secrets (never in production)",
@@ -68,9 +73,9 @@ class Settings:
         return cls(
             redis_url=config("REDIS_URL", default=None) or None,
             database_url=config("DATABASE_URL", default=None) or None,
-            data_dir=Path(options.get("PALABRE_DATA_DIR") or ".palabre"),
+            data_dir=Path(options.get(DATA_DIR) or ".palabre"),
             locales_dir=Path(locales) if locales else None,
-            session_ttl=_seconds(options.get("PALABRE_SESSION_TTL"), DEFAULT_TTL_SECONDS),
+            session_ttl=session_ttl(options.get("PALABRE_SESSION_TTL")),
             dev=dev,
             log_level=options.get("PALABRE_LOG_LEVEL") or None,
             public_url=options.get("PALABRE_PUBLIC_URL") or None,
@@ -87,12 +92,31 @@ class Settings:
         each must be set (unless in dev mode) and at least 32 characters. The constructor
         checks nothing, so tests may build Settings with short throwaway secrets.
         """
-        found = [self._keyed_secret_problem(name) for name in sorted({SECRET, *keyed_secrets})]
-        found.append(redis_url_problem(self.redis_url) if self.redis_url else None)
+        unreadable = self._unreadable()
+        found: list[str | None] = [unreadable[name] for name in sorted(unreadable)]
+        names = sorted({SECRET, *keyed_secrets} - set(unreadable))
+        found += [self._keyed_secret_problem(name) for name in names]
+        redis_url = self.redis_url if "REDIS_URL" not in unreadable else None
+        found.append(redis_url_problem(redis_url) if redis_url else None)
         for name, check in OPTION_CHECKS.items():
             raw = self.options.get(name)
-            found.append(check(name, raw) if raw else None)
+            found.append(check(name, raw) if raw and name not in unreadable else None)
+        found.append(self._data_dir_problem() if DATA_DIR not in unreadable else None)
         return [line for line in found if line]
+
+    def _unreadable(self) -> dict[str, str]:
+        """The settings whose text cannot be sent anywhere (not UTF-8), by name."""
+        urls = {"REDIS_URL": self.redis_url or "", "DATABASE_URL": self.database_url or ""}
+        values = {**self.options, **self.secrets, **urls}
+        found = {name: unreadable_text_problem(name, value) for name, value in values.items()}
+        return {name: line for name, line in found.items() if line}
+
+    def _data_dir_problem(self) -> str | None:
+        """The data folder, when set or when an embedded store (no Redis, no DATABASE_URL)
+        will write there."""
+        if not self.options.get(DATA_DIR) and self.redis_url and self.database_url:
+            return None
+        return data_dir_problem(DATA_DIR, str(self.data_dir))
 
     def notices(self) -> list[str]:
         """Settings that are set but no longer read, each with what to do instead."""
@@ -130,15 +154,14 @@ class Settings:
     def has_secret(self, name: str) -> bool:
         return bool(self.secrets.get(name))
 
+    @property
+    def metrics_token(self) -> str | None:
+        """The bearer token that opens /metrics beyond loopback (PALABRE_METRICS_TOKEN)."""
+        return self.secrets.get(METRICS_TOKEN) or None
+
     def option(self, name: str, default: str | None = None) -> str | None:
         """A non-secret setting such as TWILIO_ACCOUNT_SID or META_GRAPH_VERSION."""
         return self.options.get(name) or default
-
-
-def _seconds(raw: str | None, default: int) -> int:
-    """A positive whole number of seconds, else `default` (problems() names a bad one)."""
-    text = (raw or "").strip()
-    return int(text) if text.isdecimal() and int(text) > 0 else default
 
 
 def _region(raw: str | None) -> str | None:
@@ -159,10 +182,15 @@ SECRET_SUFFIXES = ("_SECRET", "_TOKEN", "_PASSWORD")
 
 
 def _options(config: Config, env: Mapping[str, str] | None) -> dict[str, str]:
-    """The settings of Palabre and its plugins: names starting with a known prefix."""
+    """The settings of Palabre and its plugins: names starting with a known prefix.
+
+    Spaces around a value are dropped, as `.env` already does: a URL or a sender number
+    with a trailing space would otherwise fail at every use. Secrets keep theirs, and
+    `credential_problem` names them.
+    """
     names = set(env if env is not None else environ) | set(getattr(config, "file_values", {}))
     wanted = [n for n in names if n.startswith(PREFIXES) and not n.endswith(SECRET_SUFFIXES)]
-    return {name: config(name, default="") for name in wanted}
+    return {name: config(name, default="").strip() for name in wanted}
 
 
 def _secrets(config: Config, env: Mapping[str, str] | None) -> dict[str, str]:

@@ -41,7 +41,7 @@ def database_url_problem(raw: str | None) -> str | None:
         return None
     try:
         url = make_url(raw.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a bad port, e.g. postgresql://[::1/db
         return "DATABASE_URL is not a URL: give postgresql://user:password@host:5432/dbname"
     if url.drivername not in ASYNC_DRIVERS:
         return (

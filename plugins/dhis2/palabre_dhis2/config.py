@@ -5,8 +5,10 @@ DHIS2_TOKEN         a personal access token, sent as `Authorization: ApiToken <t
 DHIS2_USERNAME      with DHIS2_PASSWORD: HTTP Basic, when there is no token
 DHIS2_PASSWORD
 DHIS2_VERSION       the server's version, 2.38 to 2.42 (default 2.41): picks query names
-DHIS2_TIMEOUT       seconds per request (default 2.5)
-DHIS2_RETRY_DELAYS  pauses before each retry of a timeout or 5xx (default 0.3)
+DHIS2_TIMEOUT       seconds per request (default 2.5), more than 0.1 and at most the
+                    registration's budget (8 s, `register.BUDGET_SECONDS`)
+DHIS2_RETRY_DELAYS  pauses before each retry of a timeout or 5xx (default 0.3): at most 5,
+                    each 0 to 5 s, separated by commas
 
 The defaults keep a registration inside a webhook's time budget (Twilio waits 15 s): at
 worst two tries to find and two to create, about 11 s, after which it is queued instead.
@@ -18,6 +20,7 @@ stops the server instead of failing every registration later.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +28,15 @@ from typing import Any
 import httpx
 
 from palabre.config import Settings
-from palabre.config_checks import credential_problem, http_url_problem
+from palabre.config_checks import credential_problem, finite_number, http_url_problem, shown
 from palabre.errors import ConfigError
 from palabre_dhis2.params import DEFAULT_VERSION, Version, parse_version
 
 DEFAULT_TIMEOUT = 2.5
 DEFAULT_RETRY_DELAYS = (0.3,)
+MIN_TIMEOUT = 0.1  # no HTTPS request to a real server completes sooner
+MAX_DELAY = 5.0
+MAX_RETRIES = 5
 NO_CREDENTIALS = "no credentials: set DHIS2_TOKEN, or DHIS2_USERNAME and DHIS2_PASSWORD"
 TOKEN_HOW = "create a personal access token in DHIS-2 (Profile > Personal access tokens)"
 
@@ -47,6 +53,13 @@ class Dhis2Config:
     timeout: float = DEFAULT_TIMEOUT
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
 
+    def __post_init__(self) -> None:
+        # However a config is built, asyncio's deadlines and sleeps need finite numbers.
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError("the DHIS-2 timeout must be a finite number of seconds above 0")
+        if not all(math.isfinite(delay) and delay >= 0 for delay in self.retry_delays):
+            raise ConfigError("the DHIS-2 retry delays must be finite numbers of seconds, >= 0")
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Dhis2Config:
         """Read the DHIS2_* options and secrets; ConfigError names a malformed one."""
@@ -56,7 +69,7 @@ class Dhis2Config:
             password=settings.secrets.get("DHIS2_PASSWORD", ""),
             token=settings.secrets.get("DHIS2_TOKEN", ""),
             version=parse_version(settings.option("DHIS2_VERSION")),
-            timeout=_number(settings, "DHIS2_TIMEOUT", DEFAULT_TIMEOUT),
+            timeout=_timeout(settings.option("DHIS2_TIMEOUT")),
             retry_delays=_delays(settings.option("DHIS2_RETRY_DELAYS")),
         )
 
@@ -91,7 +104,7 @@ def problems(settings: Settings) -> list[str]:
     readers: list[Callable[[], Any]] = [
         lambda: _url(settings.option("DHIS2_URL")),
         lambda: parse_version(settings.option("DHIS2_VERSION")),
-        lambda: _number(settings, "DHIS2_TIMEOUT", DEFAULT_TIMEOUT),
+        lambda: _timeout(settings.option("DHIS2_TIMEOUT")),
         lambda: _delays(settings.option("DHIS2_RETRY_DELAYS")),
     ]
     found: list[str | None] = []
@@ -132,28 +145,33 @@ def _url(raw: str | None) -> str:
     return url
 
 
-def _number(settings: Settings, name: str, default: float) -> float:
-    raw = settings.option(name)
+def _timeout(raw: str | None) -> float:
+    """DHIS2_TIMEOUT: finite seconds, above MIN_TIMEOUT and within the action's budget."""
+    from palabre_dhis2.register import BUDGET_SECONDS  # register imports this module
+
     if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw}")
+        return DEFAULT_TIMEOUT
+    value = finite_number(raw)
+    if value is None:
+        raise ConfigError(f"DHIS2_TIMEOUT={shown(raw)} is not a number of seconds, such as 2.5")
+    if not MIN_TIMEOUT < value <= BUDGET_SECONDS:
+        raise ConfigError(
+            f"DHIS2_TIMEOUT must be more than {MIN_TIMEOUT:g} and at most {BUDGET_SECONDS:g} "
+            f"seconds (a registration's whole budget), got {shown(raw.strip())}"
+        )
     return value
 
 
 def _delays(raw: str | None) -> tuple[float, ...]:
+    """DHIS2_RETRY_DELAYS: up to MAX_RETRIES finite pauses of 0 to MAX_DELAY seconds."""
     if not raw:
         return DEFAULT_RETRY_DELAYS
-    try:
-        delays = tuple(float(part) for part in raw.split(",") if part.strip())
-    except ValueError:
+    parts = raw.split(",")
+    delays = [finite_number(part) for part in parts[: MAX_RETRIES + 1]]
+    usable = [delay for delay in delays if delay is not None and 0 <= delay <= MAX_DELAY]
+    if len(parts) > MAX_RETRIES or len(usable) < len(parts):
         raise ConfigError(
-            f"DHIS2_RETRY_DELAYS={raw!r} should be seconds separated by commas, e.g. 0.2,0.5,1"
-        ) from None
-    if any(delay < 0 for delay in delays) or len(delays) > 5:
-        raise ConfigError("DHIS2_RETRY_DELAYS takes at most 5 non-negative pauses")
-    return delays
+            f"DHIS2_RETRY_DELAYS={shown(raw)} should be at most {MAX_RETRIES} pauses of 0 to "
+            f"{MAX_DELAY:g} seconds, separated by commas, e.g. 0.2,0.5,1"
+        )
+    return tuple(usable)

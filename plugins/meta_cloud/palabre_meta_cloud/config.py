@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from palabre.config import Settings
-from palabre.config_checks import credential_problem, http_url_problem
+from palabre.config_checks import credential_problem, http_url_problem, shown
 from palabre.errors import ConfigError
 
 DEFAULT_API_BASE = "https://graph.facebook.com"
@@ -32,7 +32,10 @@ MINIMUM_LENGTH = {
     "META_VERIFY_TOKEN": 8,  # chosen by you: make it random, e.g. secrets.token_hex(16)
     "META_ACCESS_TOKEN": 1,
 }
-GRAPH_VERSION = re.compile(r"v\d+\.\d+")
+# ASCII digits only: \d and str.isdecimal() also take Arabic-Indic digits, which the Graph
+# API's URLs do not.
+GRAPH_VERSION = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}")
+PHONE_NUMBER_ID = re.compile(r"[0-9]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def problems(settings: Settings) -> list[str]:
 
 def _phone_number_id_problem(settings: Settings) -> str | None:
     value = settings.option("META_PHONE_NUMBER_ID")
-    if not value or value.isdecimal():
+    if not value or PHONE_NUMBER_ID.fullmatch(value):
         return None
     return (
         "META_PHONE_NUMBER_ID must be the numeric Phone number ID shown in WhatsApp > "
@@ -135,7 +138,7 @@ def _graph_version_problem(settings: Settings) -> str | None:
     if not value or GRAPH_VERSION.fullmatch(value):
         return None
     example = DEFAULT_GRAPH_VERSION
-    return f"META_GRAPH_VERSION={value!r} is not a Graph API version such as {example}"
+    return f"META_GRAPH_VERSION={shown(value)} is not a Graph API version such as {example}"
 
 
 def _secret(settings: Settings, name: str) -> bytes | None:

@@ -2,7 +2,8 @@
 
 TWILIO_AUTH_TOKEN      secret: checks webhook signatures, authenticates REST calls
 TWILIO_ACCOUNT_SID     the account (AC...), for the REST API
-TWILIO_SMS_FROM        the sender number for SMS (+E.164)
+TWILIO_SMS_FROM        the sender number for SMS (+E.164); a Messaging Service SID (MG...)
+                       is refused, since rest.py sends `From`, never `MessagingServiceSid`
 TWILIO_WHATSAPP_FROM   the WhatsApp sender (whatsapp:+E.164; the prefix is added if missing)
 TWILIO_API_BASE        the REST API root, https://api.twilio.com unless set
 
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 from types import ModuleType
 
+from palabre.addresses import TEL, WHATSAPP, InvalidAddress, parse_address
 from palabre.config import Settings
 from palabre.config_checks import credential_problem, http_url_problem
 from palabre.errors import ConfigError
@@ -29,6 +31,10 @@ ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 # Auth Tokens are 32 characters; only the length is enforced, not an alphabet.
 TOKEN_LENGTH = 32
 WHERE_TOKEN = "copy the Auth Token from the Twilio console (Account > API keys & tokens)"
+# Twilio's pattern for a Messaging Service SID: ^MG[0-9a-fA-F]{32}$.
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+# Each sender setting, and the address scheme it must name.
+SENDERS = {"TWILIO_SMS_FROM": TEL, "TWILIO_WHATSAPP_FROM": WHATSAPP}
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,11 @@ class TwilioConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioConfig:
         token = settings.secret(TOKEN).decode() if settings.has_secret(TOKEN) else None
-        whatsapp_from = settings.option("TWILIO_WHATSAPP_FROM")
-        if whatsapp_from and not whatsapp_from.startswith("whatsapp:"):
-            whatsapp_from = f"whatsapp:{whatsapp_from}"
         return cls(
             token=token,
             account_sid=settings.option("TWILIO_ACCOUNT_SID"),
-            sms_from=settings.option("TWILIO_SMS_FROM"),
-            whatsapp_from=whatsapp_from,
+            sms_from=_sender(settings, "TWILIO_SMS_FROM"),
+            whatsapp_from=_sender(settings, "TWILIO_WHATSAPP_FROM"),
             api_base=(settings.option("TWILIO_API_BASE") or DEFAULT_API_BASE).rstrip("/"),
             public_url=settings.public_url.rstrip("/") if settings.public_url else None,
         )
@@ -83,7 +86,52 @@ def problems(settings: Settings) -> list[str]:
         sid_problem(config.account_sid),
         http_url_problem("TWILIO_API_BASE", api_base) if api_base else None,
     ]
+    found += [sender_problem(settings, name) for name in SENDERS]
     return [line for line in found if line]
+
+
+def sender_problem(settings: Settings, name: str) -> str | None:
+    """A sender must be a valid phone number, sent in E.164 as Twilio's `From` takes it.
+
+    The line never repeats the value: it may be a person's own number.
+    """
+    raw = settings.option(name)
+    if not raw:
+        return None
+    if MESSAGING_SERVICE_SID.fullmatch(raw.strip()):
+        return (
+            f"{name} is a Messaging Service SID (MG...), which Palabre cannot send with: set "
+            "the sender's phone number, such as +14155238886"
+        )
+    try:
+        _parse_sender(name, raw, settings.default_region)
+    except InvalidAddress as exc:
+        example = "whatsapp:+14155238886" if SENDERS[name] == WHATSAPP else "+14155238886"
+        return f"{name} must be the sender's phone number, such as {example}: {exc.reason}"
+    return None
+
+
+def _parse_sender(name: str, raw: str, region: str | None) -> str:
+    """The sender as Twilio writes it (`+E164`, `whatsapp:+E164`); InvalidAddress if none.
+
+    A national number is read in PALABRE_DEFAULT_REGION, as people's numbers are."""
+    scheme = SENDERS[name]
+    text = raw.strip()
+    if scheme == WHATSAPP and not text.startswith(f"{WHATSAPP}:"):
+        text = f"{WHATSAPP}:{text}"
+    address = parse_address(text, region)
+    if address.scheme != scheme or address.phone is None:
+        raise InvalidAddress(f"it is a {address.scheme}: address, not a number for {scheme}")
+    return str(address) if scheme == WHATSAPP else address.phone
+
+
+def _sender(settings: Settings, name: str) -> str | None:
+    """The sender in canonical form; a malformed one as written (problems() refuses it)."""
+    raw = settings.option(name)
+    try:
+        return _parse_sender(name, raw, settings.default_region) if raw else None
+    except InvalidAddress:
+        return raw
 
 
 def missing_token() -> str:
