@@ -138,3 +138,34 @@ async def test_the_entrances_are_pure_and_need_no_store(tmp_path):
         assert await engine.store.get(engine.contact_key(ADDRESS)) is None, "nothing stored"
     finally:
         await engine.aclose()
+
+
+def test_palabre_start_queues_the_first_message_in_the_outbox(tmp_path):
+    import subprocess
+    import sys
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "ticket.yaml").write_text(textwrap.dedent(TICKET))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PALABRE_SECRET": SECRET["PALABRE_SECRET"],
+        "PALABRE_DATA_DIR": str(tmp_path / "data"),
+        "PALABRE_DEFAULT_REGION": "CD",
+    }
+    command = [sys.executable, "-m", "palabre.cli", "start", "ticket", "--to", "0812345678"]
+    command += ["--param", "number=A9", "--param", "desk=4", "--transport", "twilio"]
+    command += ["--flows", str(flows), "--id", "ticket-A9"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("queued ") and "0812345678" not in first.stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "palabre.cli", "messages"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert listing.returncode == 0, listing.stderr
+    (uid,) = [line.split()[1] for line in first.stdout.splitlines()]
+    assert uid in listing.stdout and "queued" in listing.stdout

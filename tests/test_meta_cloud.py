@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
@@ -48,9 +49,9 @@ from palabre.transports import Host
 from palabre.web.app import create_app
 from palabre_meta_cloud import MetaCloudTransport
 from palabre_meta_cloud.inbound import read_message
-from palabre_meta_cloud.outbox import RETRY_DELAYS
 from palabre_meta_cloud.payload import read_notification
 from palabre_meta_cloud.signature import sign
+from palabre_meta_cloud.transport import RETRY_DELAYS
 from palabre_qr.png import qr_png
 
 UIC = Path(__file__).parent.parent / "flows" / "uic.yaml"
@@ -178,6 +179,7 @@ def settings_for(tmp_path: Path, graph_url: str, **drop: bool) -> Settings:
         "META_VERIFY_TOKEN": VERIFY_TOKEN,
     }
     options = {"META_PHONE_NUMBER_ID": PHONE_ID, "META_API_BASE": graph_url}
+    options["PALABRE_OUTBOX_BACKOFF"] = "0.05"  # the outbox retries a throttled reply soon
     for name in drop:
         secrets.pop(name, None)
     return Settings(data_dir=tmp_path / "data", secrets=secrets, options=options)
@@ -405,13 +407,68 @@ def test_statuses_update_the_message_log_and_never_send_anything(meta, graph, tm
     assert logged(tmp_path, "wamid.OLD").error_code == "131026"
 
 
+@pytest.mark.parametrize("code", ["13104²", "١٣١٠٤٧", "9" * 5000, "131047"])
+def test_a_failed_status_with_any_error_code_is_recorded_never_a_500(meta, graph, tmp_path, code):
+    update = status("wamid.OUT9", "failed") | {"errors": [{"code": code, "title": "x"}]}
+    assert post(meta, notification(change(statuses=[update]))).status_code == 200
+    assert logged(tmp_path, "wamid.OUT9").error_code == code
+
+
 # -- what each message type does ---------------------------------------------------------
+
+
+def executed_lines(work: Callable[[], object]) -> int:
+    """How many lines of Python `work` runs (sys.settrace): its cost, whatever the machine."""
+    count = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        count += event == "line"
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        work()
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+def many_updates(count: int) -> bytes:
+    """`count` distinct statuses in one change (a duplicate check by list was quadratic)."""
+    updates = [status(f"wamid.S{i}", "delivered") for i in range(count)]
+    return json.dumps(notification(change(statuses=updates))).encode()
+
+
+def many_changes(count: int) -> bytes:
+    """`count` changes of one message each (a duplicate set rebuilt per change was quadratic)."""
+    return json.dumps(
+        notification(*[change([text(ALICE, f"wamid.M{i}", "x")]) for i in range(count)])
+    ).encode()
+
+
+@pytest.mark.parametrize("body_of", [many_updates, many_changes])
+def test_reading_a_body_costs_in_proportion_to_its_size(body_of):
+    small, large = body_of(1000), body_of(2000)
+    cost = [
+        executed_lines(lambda body=body: read_notification(body, PHONE_ID))
+        for body in (small, large)
+    ]
+    assert cost[1] < 2.2 * cost[0], f"twice the items cost {cost[1] / cost[0]:.1f} times as much"
+    read = read_notification(large, PHONE_ID)
+    assert len(read.statuses) + len(read.inbounds) == 2000, "all kept: none is a duplicate"
 
 
 def test_message_types_become_inbounds_as_documented():
     image = {"id": "1479537139650973", "mime_type": "image/jpeg", "sha256": "x", "caption": ""}
     assert read_message(message(ALICE, "w1", "image", image=image)) == Inbound(
-        ALICE_AT, "", "whatsapp", "w1", media=(Media("image/jpeg", media_id="1479537139650973"),)
+        ALICE_AT,
+        "",
+        "whatsapp",
+        "w1",
+        media=(Media("image/jpeg", media_id="1479537139650973"),),
+        transport="meta_cloud",
     )
     document = {"id": "D1", "mime_type": "application/pdf", "filename": "a.pdf", "caption": "CIU"}
     read = read_message(message(ALICE, "w2", "document", document=document))

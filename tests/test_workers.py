@@ -74,7 +74,9 @@ def test_one_delivery_received_by_two_workers_is_processed_once(workers):
         )
     assert all(a.status_code == 200 for a in answers)
     replies = [a.text for a in answers if "<Message" in a.text]
-    assert len(replies) == 1, "exactly one worker answers the duplicate deliveries"
+    # The turn ran once; a redelivery is answered with that turn's replies again, from the
+    # outbox of the worker that ran it (each worker here has a database of its own).
+    assert len(replies) >= 1 and len(set(replies)) == 1, "one turn's replies, never two"
 
 
 def test_a_conversation_alternating_between_workers_keeps_its_state(workers):
@@ -171,7 +173,8 @@ def test_a_dribbling_dhis2_cannot_let_a_resent_message_run_the_same_turn_twice(r
             wait_for_queue(redis_url, key, 2)  # the resend waits behind it
             replies = [first.result(), resent.result()]
     assert "MBEIBR7DA1" in replies[0] and "finalisé sous peu" in replies[0], replies[0]
-    assert "<Message" not in replies[1], "the resend is a duplicate, not a second turn"
+    # A duplicate, not a second turn: the resend is answered with the first turn's replies.
+    assert replies[1] == replies[0], "the resend is a duplicate, not a second turn"
     assert "already" not in replies[1]
     assert asyncio.run(queued_in(tmp_path)) == 1, "the slow registration was queued for retry"
 

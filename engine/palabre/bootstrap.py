@@ -25,6 +25,7 @@ from palabre.flow.source import read_source
 from palabre.flow.suggest import closest
 from palabre.i18n.catalogs import Catalogs
 from palabre.i18n.templates import Templates
+from palabre.metrics import Metrics
 from palabre.plugins import collect_actions, collect_filters, make_plugin_manager
 from palabre.runtime.engine import Engine
 from palabre.runtime.speech import Speech
@@ -122,11 +123,12 @@ def build_engine(
     stores: Stores | None = None,
     clock: Callable[[], float] = time.time,
     http: httpx.AsyncClient | None = None,
+    metrics: Metrics | None = None,
 ) -> Engine:
     """An engine for the flows at `paths`; raises FlowError when any flow has an error.
 
     The session `store` and the durable `stores` come from the plugins' `make_session_store`
-    and `make_stores` hooks unless given.
+    and `make_stores` hooks unless given; `metrics` (the web app's) times each turn.
     """
     files = flow_files(paths)
     toolkit = Toolkit.create(locales_for(files, settings), plugins)
@@ -153,4 +155,5 @@ def build_engine(
         clock=clock,
         http=http,
         publish=publisher(manager),
+        metrics=metrics,
     )

@@ -14,6 +14,8 @@ from palabre.actions.registry import ACTION as REMEMBER
 from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
+from palabre.outbox import limits, policy
+from palabre.outbox.worker import run_worker
 from palabre.stores.base import SessionStore
 from palabre.stores.bundle import Stores, open_stores
 from palabre.stores.factory import open_store
@@ -39,7 +41,13 @@ async def purge_media(host: Host) -> None:
 
 @hookimpl(trylast=True)
 def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
-    return [purge_media]
+    return [purge_media, run_worker]
+
+
+@hookimpl(trylast=True)
+def check_settings(settings: Settings) -> list[str]:
+    """The outbox's settings: rates, pacing, attempts, backoff, lease."""
+    return limits.problems(settings) + policy.problems(settings)
 
 
 @hookimpl(trylast=True)

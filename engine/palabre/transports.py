@@ -5,12 +5,14 @@ app mounts each transport's routes, calls `startup(host)` in its lifespan (where
 transport checks its configuration and may refuse to start), and `shutdown()` at the end.
 
 Data flows one way: webhook → `host.receive(inbound)` → engine → outbound messages,
-which the transport returns inline (TwiML) or sends with `send`.
+which become outbox rows (palabre.outbox); the outbox worker finds each row's transport
+with `host.transport_for(channel)` and calls its `send`, unless the transport answered
+them inline (TwiML).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import httpx
@@ -26,13 +28,34 @@ from palabre.stores.bundle import Stores
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a provider said about one outbound message."""
+    """What a provider said about one outbound message.
+
+    Without a provider id the send failed, and the flags say what the outbox does:
+    `throttled` (we send too fast: later, no attempt used up), `unconfirmed` (the request
+    may have gone out but no answer came: never resent blindly), `retryable` (a transient
+    failure: retried with backoff), none (permanent). `detail` is a short reason with no
+    personal data.
+    """
 
     provider_id: str | None
     status: str  # queued, sent, failed
     error_code: str | None = None
     retryable: bool = False
     detail: str = ""
+    throttled: bool = False
+    unconfirmed: bool = False
+
+
+def request_failed(exc: httpx.HTTPError, provider: str) -> Delivery:
+    """The Delivery of a request that got no answer: retryable when it never left (no
+    connection), unconfirmed when it may have reached the provider (a read timeout or a
+    connection dropped after the request was written)."""
+    never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+    name = type(exc).__name__
+    if isinstance(exc, never_sent):
+        return Delivery(None, "failed", retryable=True, detail=f"{provider} unreachable: {name}")
+    detail = f"no answer from {provider} after the request was sent: {name}"
+    return Delivery(None, "failed", error_code="no_answer", unconfirmed=True, detail=detail)
 
 
 @runtime_checkable
@@ -57,12 +80,25 @@ class Transport(Protocol):
 @dataclass
 class Host:
     """What the web app lends its transports: the engine, its durable stores (the message
-    log and opt-outs are `stores.messages`), the settings and one HTTP client."""
+    log and opt-outs are `stores.messages`, the outbox `stores.outbox`), the settings, one
+    HTTP client, and the transports by name (for the outbox worker)."""
 
     engine: Engine
     settings: Settings
     http: httpx.AsyncClient
     insecure_dev: bool = False
+    transports: dict[str, Transport] = field(default_factory=dict)
+
+    def transport_for(self, channel: str) -> Transport:
+        """The transport named `channel` ("twilio", "meta_cloud"...); ConfigError if none."""
+        try:
+            return self.transports[channel]
+        except KeyError:
+            raise ConfigError(f"no transport named {channel!r} is loaded") from None
+
+    def channels(self) -> list[str]:
+        """The names of the transports this process can send through."""
+        return list(self.transports)
 
     @property
     def stores(self) -> Stores:

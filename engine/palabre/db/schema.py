@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -25,6 +26,7 @@ metadata = MetaData(
         "ix": "ix_%(table_name)s_%(column_0_name)s",
         "pk": "pk_%(table_name)s",
         "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
     }
 )
 
@@ -111,4 +113,42 @@ contact_addresses = Table(
     Column("value", Text, nullable=False),
     Column("created_at", Double, nullable=False),
     Index("ix_contact_addresses_contact_id", "contact_id"),
+)
+
+# The outbox: every outbound message is a row before it leaves, and stays as its log.
+# `id` gives the global order (a contact's messages leave in `id` order); `uid` is the
+# message's own id; `payload` (JSON: text, language, options, image) and `address` are what
+# the transport needs to send. `send_started_at` is set, and committed, just before the
+# transport is called: a lapsed claim with it set may have gone out (see palabre.outbox).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("contact_key", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("expires_at", Double),
+    Column("last_error", Text),
+    Column("error_code", Text),
+    Column("provider_id", Text),
+    Column("inbound_key", Text),
+    Column("claimed_by", Text),
+    Column("claimed_until", Double),
+    Column("send_started_at", Double),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("uid", name="uq_outbox_uid"),
+    UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
+    Index("ix_outbox_status_priority", "status", "priority", "id"),
+    Index("ix_outbox_contact_key", "contact_key", "id"),
+    Index("ix_outbox_provider_id", "provider_id"),
+    Index("ix_outbox_inbound_key", "inbound_key"),
 )

@@ -30,6 +30,7 @@ from palabre.stores.base import SessionStore
 from palabre.stores.lease import Lease
 
 if TYPE_CHECKING:
+    from palabre.metrics import Metrics
     from palabre.stores.bundle import Stores
 
 __all__ = ["EXPIRY_NOTICE_SECONDS", "Engine", "EventContext"]
@@ -65,10 +66,12 @@ class Engine(World):
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         publish: Publish | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(flows, speech, actions, settings, stores=stores, http=http, clock=clock)
         self.store = store
         self.publish = publish
+        self.metrics = metrics  # observes each turn's duration (None: not measured)
 
     async def aclose(self) -> None:
         """Close the session store and the durable stores."""
@@ -84,11 +87,12 @@ class Engine(World):
         """Process one inbound message. Raises StoreError when the store fails."""
         key = self.contact_key(inbound.contact)
         async with self.store.locked(key) as lease:
+            began = time.perf_counter()
             seen, session = await self.store.load(key, inbound.message_id)
             if seen:
                 return _duplicate(key)
             outcome = await entrances.resume(self, session, inbound)
-            await self._commit(key, outcome, lease, inbound.message_id)
+            await self._commit(key, outcome, lease, inbound.message_id, began)
         await self._publish(outcome, key, inbound.transport, inbound.message_id)
         return Reply(outcome.messages, outcome.events)
 
@@ -98,14 +102,15 @@ class Engine(World):
         """Begin `flow_id` for a contact who did not write; returns the messages to send."""
         key = self.contact_key(contact.address)
         async with self.store.locked(key) as lease:
+            began = time.perf_counter()
             session = await self.store.get(key)
             outcome = await entrances.start(self, contact, flow_id, params, session)
-            await self._commit(key, outcome, lease, None)
+            await self._commit(key, outcome, lease, None, began)
         await self._publish(outcome, key, contact.transport, None)
         return Reply(outcome.messages, outcome.events)
 
     async def _commit(
-        self, key: str, outcome: Outcome, lease: Lease, message_id: str | None
+        self, key: str, outcome: Outcome, lease: Lease, message_id: str | None, began: float
     ) -> None:
         await self.store.commit(
             key,
@@ -115,6 +120,8 @@ class Engine(World):
             ttl_seconds=self.session_ttl(outcome.session),
         )
         log.info("turn done", extra={"contact": key, "events": outcome.event_names()})
+        if self.metrics is not None:
+            self.metrics.turn(time.perf_counter() - began)
 
     async def _publish(
         self, outcome: Outcome, key: str, transport: str, message_id: str | None

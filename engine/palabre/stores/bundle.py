@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from palabre.config import Settings
 from palabre.db.database import Database
+from palabre.outbox.store import Outbox
 from palabre.stores.contacts import ContactStore
 from palabre.stores.media import MediaStore
 from palabre.stores.messagelog import MessageLog
@@ -22,7 +23,7 @@ from palabre.stores.tasks import TaskQueue
 
 @dataclass
 class Stores:
-    """The registry, media, message log (with opt-outs), tasks and contacts."""
+    """The registry, media, message log (with opt-outs), tasks, contacts and the outbox."""
 
     database: Database
     registry: Registry
@@ -30,6 +31,7 @@ class Stores:
     messages: MessageLog
     tasks: TaskQueue
     contacts: ContactStore
+    outbox: Outbox
 
     @classmethod
     def on(
@@ -43,6 +45,7 @@ class Stores:
             MessageLog(database, clock),
             TaskQueue(database, clock),
             ContactStore(database, clock),
+            Outbox(database, clock),
         )
 
     async def open(self) -> str | None:

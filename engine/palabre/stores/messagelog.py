@@ -4,6 +4,10 @@ It never stores a message body or a phone number: contacts are keyed hashes. Sta
 callbacks may arrive out of order (a `sent` after its `delivered`), so a status only
 moves forward; `failed` and `undelivered` are final. Each change is one statement, so
 two workers applying callbacks at once cannot move a status back.
+
+It is kept beside the outbox (palabre.outbox), one row per provider message id; a status
+callback moves the outbox row of that provider id forward too, in the same transaction.
+The `sent` records of concurrent sends share one transaction (a group commit).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from sqlalchemy import Select, case, func, select, update
 from palabre.db.database import Database
 from palabre.db.inserts import insert_for, insert_new
 from palabre.db.schema import messages, opt_outs
+from palabre.outbox.batches import group_commit
+from palabre.outbox.statuses import forward
 
 RANK = {
     "accepted": 0,
@@ -50,14 +56,15 @@ class MessageLog:
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
         self._db = database
         self._clock = clock
+        self._commits = group_commit(database)
 
     async def sent(
         self, provider_id: str, channel: str, contact_key: str, status: str = "sent"
     ) -> None:
         """Record a message the provider accepted (a known provider id is left as it is)."""
         row = _row(provider_id, channel, contact_key, status, None, self._clock())
-        async with self._db.write() as conn:
-            await conn.execute(insert_new(self._db.dialect, messages, **row))
+        statement = insert_new(self._db.dialect, messages, **row)
+        await self._commits.run(lambda conn: conn.execute(statement))
 
     async def status(
         self,
@@ -71,7 +78,7 @@ class MessageLog:
         """Apply a status callback; a message the log never saw is added."""
         now = self._clock()
         row = _row(provider_id, channel, contact_key, status, error_code, now)
-        forward = (
+        onward = (
             update(messages)
             .where(
                 messages.c.provider_id == provider_id,
@@ -84,10 +91,13 @@ class MessageLog:
                 updated_at=now,
             )
         )
+        in_outbox = forward(status, error_code, now, provider_id=provider_id, uid=None)
         async with self._db.write() as conn:
             added = await conn.execute(insert_new(self._db.dialect, messages, **row))
             if added.first() is None:
-                await conn.execute(forward)
+                await conn.execute(onward)
+            if in_outbox is not None:
+                await conn.execute(in_outbox)
             found = (await conn.execute(_select(provider_id))).first()
         assert found is not None
         return LoggedMessage(*found)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pluggy
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -26,11 +27,13 @@ from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.errors import StoreError
 from palabre.logs import exception_summary
+from palabre.metrics import Metrics
 from palabre.plugins import make_plugin_manager
 from palabre.stores.base import SessionStore
 from palabre.transports import Host, Transport
 from palabre.web.body import BodyBudget
 from palabre.web.errors import store_failed
+from palabre.web.metrics import WebhookMetrics, metrics, webhook_segments
 
 log = logging.getLogger("palabre.web")
 
@@ -48,10 +51,12 @@ def create_app(
     """The web app serving the flows at `flow_paths` through every registered transport.
 
     `body_budget` bounds the request bodies held at once, across every endpoint (a new
-    default one, never shared with another app, unless given)."""
+    default one, never shared with another app, unless given). The app's metrics
+    (`app.state.metrics`, served at /metrics) are its own, never shared either."""
     manager = plugins or make_plugin_manager()
     transports: list[Transport] = [t for batch in manager.hook.register_transports() for t in batch]
     paths = list(flow_paths)
+    counted = Metrics()
 
     if insecure_dev:  # `palabre serve` prints the banner once; the lifespan may run twice
         settings.dev = True
@@ -59,7 +64,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = http or httpx.AsyncClient(timeout=httpx.Timeout(10.0))
-        engine = build_engine(paths, settings, plugins=manager, store=store, http=client)
+        engine = build_engine(
+            paths, settings, plugins=manager, store=store, http=client, metrics=counted
+        )
         host = Host(engine, settings, client, insecure_dev, {t.name: t for t in transports})
         app.state.host = host
         jobs: list[asyncio.Task[None]] = []
@@ -89,10 +96,19 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/media/{token}", media),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
-    routes += [route for transport in transports for route in transport.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_failed})
+    owned = [(transport.name, route) for transport in transports for route in transport.routes()]
+    routes += [route for _, route in owned]
+    webhooks = Middleware(WebhookMetrics, metrics=counted, transports=webhook_segments(owned))
+    app = Starlette(
+        routes=routes,
+        middleware=[webhooks],
+        lifespan=lifespan,
+        exception_handlers={StoreError: store_failed},
+    )
     app.state.body_budget = body_budget or BodyBudget()
+    app.state.metrics = counted
     return app
 
 

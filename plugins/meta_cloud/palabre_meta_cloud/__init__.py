@@ -8,7 +8,8 @@ not used.
 
 Modules: transport (the Transport), webhook (GET/POST /meta), signature, payload and
 inbound (reading notifications), compose (request bodies), graph (posting, answers),
-error_codes (what each Graph error code means), outbox (ordered replies), config.
+error_codes (what each Graph error code means), config. Replies leave through
+the outbox (palabre.outbox).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Meta answers many failures with a JSON `error` object whose `code` says more than the HTTP
 status, so sending is judged by the code. The same codes arrive later in `failed` status
-webhooks (`statuses[].errors[].code`), 131047 and 131026 most often.
+webhooks (`statuses[].errors[].code`), 131047 and 131026 most often. Rate limits
+(130429 throughput, 131056 pair rate, 80007 account, 4 app) are `throttled`: the outbox
+tries again later without using up an attempt.
 """
 
 from __future__ import annotations
@@ -17,15 +19,22 @@ class Handling:
     retryable: bool
     detail: str
     alert_operator: bool = False
+    throttled: bool = False  # we send too fast: later, and no attempt is used up
 
 
 CODES: dict[int, Handling] = {
-    4: Handling(True, "the app hit its Graph API call limit: retry later"),
-    80007: Handling(True, "the WhatsApp Business Account hit its rate limit: retry later"),
-    130429: Handling(True, "throughput limit of the phone number reached: retry later"),
+    4: Handling(True, "the app hit its Graph API call limit: retry later", throttled=True),
+    80007: Handling(
+        True, "the WhatsApp Business Account hit its rate limit: retry later", throttled=True
+    ),
+    130429: Handling(
+        True, "throughput limit of the phone number reached: retry later", throttled=True
+    ),
     131048: Handling(True, "spam rate limit: the number sends too much, retry later"),
     131056: Handling(
-        True, "pair rate limit: too many messages to this contact in a short time, retry later"
+        True,
+        "pair rate limit: too many messages to this contact in a short time, retry later",
+        throttled=True,
     ),
     131047: Handling(
         False,

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from palabre.transports import Delivery
+from palabre.transports import Delivery, request_failed
 from palabre_meta_cloud.config import MetaConfig
 from palabre_meta_cloud.error_codes import handling_for
 
@@ -35,8 +35,8 @@ async def post_message(
     try:
         response = await http.post(config.messages_url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        log.warning("Graph API unreachable: %s", type(exc).__name__)
-        return Delivery(None, "failed", retryable=True, detail="Graph API unreachable")
+        log.warning("Graph API gave no answer: %s", type(exc).__name__)
+        return request_failed(exc, "the Graph API")
     return read_answer(response)
 
 
@@ -52,8 +52,10 @@ async def upload_media(
     try:
         response = await http.post(config.media_url, data=fields, files=files, headers=headers)
     except httpx.HTTPError as exc:
-        log.warning("Graph API unreachable: %s", type(exc).__name__)
-        return Delivery(None, "failed", retryable=True, detail="Graph API unreachable")
+        # An upload that got no answer sent nothing to the contact: uploading again is safe.
+        log.warning("Graph API gave no answer: %s", type(exc).__name__)
+        failed = request_failed(exc, "the Graph API")
+        return Delivery(None, "failed", retryable=True, detail=failed.detail)
     return read_answer(response, _media_id, "uploaded")
 
 
@@ -68,9 +70,10 @@ def read_answer(
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        retry = response.status_code >= 500 or response.status_code == 429
+        throttled = response.status_code == 429
+        retry = response.status_code >= 500 or throttled
         detail = f"Graph API answered HTTP {response.status_code} without JSON"
-        return Delivery(None, "failed", retryable=retry, detail=detail)
+        return Delivery(None, "failed", retryable=retry, detail=detail, throttled=throttled)
     if isinstance(answer.get("error"), dict):
         return _failure(answer["error"])
     found = (identify or _wamid)(answer)
@@ -93,6 +96,7 @@ def _failure(error: dict[str, Any]) -> Delivery:
         error_code=str(code) if code is not None else None,
         retryable=handling.retryable,
         detail=handling.detail,
+        throttled=handling.throttled,
     )
 
 

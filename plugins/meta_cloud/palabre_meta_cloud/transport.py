@@ -1,21 +1,24 @@
 """MetaCloudTransport: WhatsApp through Meta's Cloud API, as a palabre Transport.
 
 Routes: `GET /meta` (webhook verification) and `POST /meta` (notifications), see webhook.
-Sending: `send` for the engine's messages (text, reply buttons or a list), `send_image`
-and `send_template` for notifications. Every wamid Meta accepts goes to the message log,
-where status webhooks move it forward (sent, delivered, read, failed).
+Sending: `send` for the engine's messages (text, reply buttons or a list), called by the
+outbox worker (palabre.outbox), which retries and paces; `send_image` and `send_template`
+for notifications. Every wamid Meta accepts goes to the message log, where status webhooks
+move it (and its outbox row) forward (sent, delivered, read, failed).
 
 An engine message with an image (a media store id) is sent in up to three requests: the
 bytes are uploaded to `/{phone-number-id}/media`, the image is sent by Meta's media id
 (its caption is the text when the text fits and there are no options), then the text and
-options follow as usual when they did not fit in the caption.
+options follow as usual when they did not fit in the caption. Only that follow-up is
+retried here (`retry_delays`): the outbox retrying the whole would send the image twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -28,11 +31,11 @@ from palabre_meta_cloud.compose import MAX_CAPTION, image_body, message_body, te
 from palabre_meta_cloud.config import MetaConfig, missing_settings, read_config, refusal
 from palabre_meta_cloud.graph import post_message, upload_media
 from palabre_meta_cloud.inbound import CHANNEL
-from palabre_meta_cloud.outbox import RETRY_DELAYS, Outbox, with_retries
 from palabre_meta_cloud.webhook import Webhook
 
 # An address WhatsApp cannot reach (not a number or a WhatsApp user id): no request is made.
 UNREACHABLE = Delivery(None, "failed", error_code="invalid_address", retryable=False)
+RETRY_DELAYS = (2.0, 8.0)  # seconds before the 2nd and 3rd tries of an image's follow-up
 
 log = logging.getLogger("palabre.meta_cloud")
 
@@ -44,7 +47,7 @@ class MetaCloudTransport:
 
     def __init__(self, *, path: str = "/meta", retry_delays: Sequence[float] = RETRY_DELAYS):
         self.path = path
-        self.outbox = Outbox(self.send, retry_delays)
+        self.retry_delays = tuple(retry_delays)
         self._webhook = Webhook(self)
         self._host: Host | None = None
         self._config: MetaConfig | None = None
@@ -114,9 +117,11 @@ class MetaCloudTransport:
             return image
         rest = await with_retries(
             lambda: self._post(message.contact, message_body(without_image)),
-            self.outbox.retry_delays,
+            self.retry_delays,
         )
-        return image if rest.provider_id else replace(rest, retryable=False)
+        if rest.provider_id:
+            return image
+        return replace(rest, retryable=False, throttled=False)  # never resend the image
 
     async def send_image(
         self,
@@ -145,6 +150,10 @@ class MetaCloudTransport:
             return UNREACHABLE
         return await self._post(contact, body)
 
+    def sender_for(self, address: str) -> str | None:
+        """The phone number id that sends (for the outbox's per-sender rate limit)."""
+        return self.config.phone_number_id
+
     async def shutdown(self) -> None:
         self._host = None
 
@@ -160,6 +169,21 @@ class MetaCloudTransport:
             fields |= {"code": delivery.error_code, "retryable": delivery.retryable}
             log.warning("message not sent: %s", delivery.detail, extra=fields)
         return delivery
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[Delivery]], delays: Sequence[float]
+) -> Delivery:
+    """Try, and try again after each delay while the failure is retryable or throttled."""
+    delivery = await attempt()
+    for delay in delays:
+        if delivery.provider_id or delivery.unconfirmed:
+            break
+        if not (delivery.retryable or delivery.throttled):
+            break
+        await asyncio.sleep(delay)
+        delivery = await attempt()
+    return delivery
 
 
 def _caption(message: Outbound) -> str | None:

@@ -9,9 +9,14 @@ A POST is answered in this order:
    Nothing of it is processed, and no exception from it can become a 500;
 3. statuses go to the message log (they never trigger a reply);
 4. messages go to the engine one after the other, in the order of the body;
-5. 200 as soon as every session is committed; replies are sent afterwards, in a
-   background task, so slow sends never make Meta retry. If the store fails, the answer
-   is 503 so that Meta retries; replies of the turns already committed are still sent.
+5. each turn's replies become outbox rows (palabre.outbox) as soon as it is committed,
+   and the 200 follows; the outbox worker sends them, so slow sends never make Meta
+   retry and a crash after the 200 loses nothing. If the store fails, the answer is 503
+   so that Meta retries; replies of the turns already committed are still sent.
+
+A body of up to 3 MB may hold tens of thousands of messages or statuses. It never holds
+the event loop: it is parsed in a worker thread (linear in its size), and the event loop
+gets a turn between each status written, so health probes and other contacts go on.
 
 Why 400 and not a logged 200 for a signed body that cannot be used: Meta only sends
 bounded, valid UTF-8 JSON, so such a body is either forged with a leaked secret or one
@@ -23,19 +28,19 @@ would drop them for good.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from palabre.errors import StoreError
+from palabre.outbox.replies import enqueue_replies
 from palabre.web.body import BodyError, read_body
 from palabre.web.errors import store_failed
 from palabre_meta_cloud.error_codes import handling_for
 from palabre_meta_cloud.inbound import CHANNEL
-from palabre_meta_cloud.outbox import Place
 from palabre_meta_cloud.payload import Notification, PayloadError, StatusUpdate, read_notification
 from palabre_meta_cloud.signature import signature_matches, token_matches
 
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("palabre.meta_cloud")
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's webhook payloads are at most 3 MB
+MAX_CODE_DIGITS = 9  # Meta's error codes have at most 6 digits
 
 
 class Webhook:
@@ -77,7 +83,8 @@ class Webhook:
             log.warning("webhook refused: missing or wrong X-Hub-Signature-256")
             return PlainTextResponse("signature refused", status_code=403)
         try:
-            notification = read_notification(body, self.transport.config.phone_number_id)
+            phone_number_id = self.transport.config.phone_number_id
+            notification = await asyncio.to_thread(read_notification, body, phone_number_id)
         except PayloadError as exc:
             log.warning("webhook refused: %s", exc)
             return PlainTextResponse(f"malformed notification: {exc}", status_code=400)
@@ -99,18 +106,17 @@ class Webhook:
         return signature_matches(secret, body, header)
 
     async def _converse(self, request: Request, notification: Notification) -> Response:
-        host, outbox = self.transport.host, self.transport.outbox
-        places: list[Place] = []
+        host = self.transport.host
         try:
             for inbound in notification.inbounds:
                 reply = await host.receive(inbound)
-                if reply.messages:  # reserve now: places must follow commit order
-                    places.append(outbox.reserve(inbound.contact, reply.messages))
+                key = host.contact_key(inbound.contact)
+                await enqueue_replies(
+                    host.stores.outbox, inbound, reply.messages, key, channel=self.transport.name
+                )
         except StoreError as exc:
-            response = await store_failed(request, exc)
-            response.background = BackgroundTask(outbox.deliver, places)
-            return response
-        return PlainTextResponse("ok", background=BackgroundTask(outbox.deliver, places))
+            return await store_failed(request, exc)
+        return PlainTextResponse("ok")
 
     async def _record_statuses(self, updates: list[StatusUpdate]) -> None:
         host = self.transport.host
@@ -120,10 +126,18 @@ class Webhook:
                 update.wamid, update.status, update.error_code, channel=CHANNEL, contact_key=key
             )
             if update.status == "failed":
-                code = update.error_code
-                handling = handling_for(int(code) if code and code.isdigit() else None)
+                handling = handling_for(error_number(update.error_code))
                 log.warning(
                     "message failed: %s",
                     handling.detail,
-                    extra={"wamid": update.wamid, "code": code, "contact": key},
+                    extra={"wamid": update.wamid, "code": update.error_code, "contact": key},
                 )
+            await asyncio.sleep(0)  # a turn for everyone else, even if the store never waits
+
+
+def error_number(code: str | None) -> int | None:
+    """Meta's error code as a number; None when it is not one (ASCII digits, not `²` or
+    `١`, which str.isdigit() accepts, and not thousands of them, which int() refuses)."""
+    if not code or not (code.isascii() and code.isdigit()) or len(code) > MAX_CODE_DIGITS:
+        return None
+    return int(code)

@@ -4,7 +4,9 @@ A message has a `Body`, a `MediaUrl` (a public URL Twilio fetches the image from
 
 Twilio answers 201 with the message's `sid` and `status`, or an error JSON with `code`,
 `message`, `more_info` and `status`. The error message can quote the phone number, so
-a Delivery keeps only the code and the documentation link.
+a Delivery keeps only the code and the documentation link. HTTP 429 and error 20429
+(too many requests) are `throttled`: the outbox tries later without using up an attempt;
+5xx are retryable; a request that got no answer after it was written is `unconfirmed`.
 
 `To` is the contact's canonical address in Twilio's form (`twilio_to`): `whatsapp:+E164`
 or `+E164`. An address Twilio cannot reach (a WhatsApp user id with no number, text that
@@ -18,10 +20,11 @@ from typing import Any
 import httpx
 
 from palabre.addresses import WHATSAPP, Address, InvalidAddress, read_address
-from palabre.transports import Delivery
+from palabre.transports import Delivery, request_failed
 from palabre_twilio.config import TwilioConfig
 
 INVALID_ADDRESS = "invalid_address"
+TOO_MANY_REQUESTS = "20429"
 
 
 def twilio_to(address: Address) -> str:
@@ -58,8 +61,7 @@ async def post_message(
     try:
         response = await http.post(config.messages_url(), data=form, auth=auth)
     except httpx.HTTPError as exc:
-        detail = f"Twilio unreachable: {type(exc).__name__}"
-        return Delivery(None, "failed", retryable=True, detail=detail)
+        return request_failed(exc, "Twilio")
     return delivery_of(response)
 
 
@@ -71,13 +73,15 @@ def delivery_of(response: httpx.Response) -> Delivery:
     if response.is_success and isinstance(sid, str) and sid:
         return Delivery(sid, str(data.get("status") or "queued"))
     code = data.get("code")
+    error_code = str(code) if code is not None else None
     more = data.get("more_info") or ""
     return Delivery(
         None,
         "failed",
-        error_code=str(code) if code is not None else None,
+        error_code=error_code,
         retryable=retryable,
         detail=f"HTTP {response.status_code} from Twilio {more}".strip(),
+        throttled=response.status_code == 429 or error_code == TOO_MANY_REQUESTS,
     )
 
 

@@ -1,7 +1,8 @@
 """Status callbacks: Twilio telling what became of a message we sent.
 
 Statuses are queued, sent, delivered, read, undelivered and failed (and a few more);
-the message log keeps them moving forward only. Error 21610 means the contact replied
+the message log keeps them moving forward only, and moves the outbox row of that
+MessageSid forward too (`MessageLog.status`). Error 21610 means the contact replied
 STOP: the contact is marked opted out, and nothing more is sent to them.
 """
 
@@ -40,7 +41,7 @@ def read_status(params: Params) -> StatusUpdate:
     if not STATUS.fullmatch(status):
         raise MalformedRequest("MessageStatus is not a status")
     error = params.get("ErrorCode", "").strip() or None
-    if error is not None and not error.isdigit():
+    if error is not None and not (error.isascii() and error.isdigit()):  # not `²` nor `١`
         raise MalformedRequest("ErrorCode is not a number")
     return StatusUpdate(sid, status, error, recipient_of(params.get("To", "")))
 

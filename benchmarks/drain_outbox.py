@@ -1,0 +1,192 @@
+"""Drain 10,000 queued messages to a fake Graph API capped at N messages per second.
+
+    python benchmarks/drain_outbox.py --rate 200 [--count 10000] [--postgres URL]
+
+The fake provider runs in its own process on loopback and answers like Meta: a wamid, or
+error 130429 (HTTP 400) for any request beyond N in a moving one-second window. The
+outbox worker (one, in this process) sends through the real Meta transport with
+PALABRE_RATE_META=N/second. Reported per database: throughput as a fraction of N (the
+goal is at least 95 %), the most requests the provider received in any one-second
+window (it must be at most N), and how many it refused. It runs on the embedded SQLite
+file, and on PostgreSQL when `--postgres` names an empty database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from bisect import bisect_left
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT))
+PHONE_ID = "106540352242922"
+CONTACTS = 2000  # 10,000 messages: five per contact, each contact's in order
+
+
+def provider(port: int, rate: int) -> None:
+    """The fake Graph API (run in a subprocess): counts, refuses beyond the rate."""
+    import uvicorn
+    from limits import parse
+    from limits.aio.storage import MemoryStorage
+    from limits.aio.strategies import MovingWindowRateLimiter
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    limiter, item = MovingWindowRateLimiter(MemoryStorage()), parse(f"{rate}/second")
+    arrivals: list[float] = []
+    refused = [0]
+
+    async def messages(request: Request) -> JSONResponse:
+        body = await request.json()
+        arrivals.append(time.time())
+        if not await limiter.hit(item, PHONE_ID):
+            refused[0] += 1
+            error = {
+                "message": "(#130429) Rate limit hit",
+                "type": "OAuthException",
+                "code": 130429,
+            }
+            return JSONResponse({"error": error}, status_code=400)
+        who = body["to"]
+        wamid = f"wamid.{len(arrivals)}"
+        answer = {"messaging_product": "whatsapp", "contacts": [{"input": who, "wa_id": who}]}
+        return JSONResponse(answer | {"messages": [{"id": wamid}]})
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse({"arrivals": arrivals, "refused": refused[0]})
+
+    routes = [
+        Route("/{version}/{phone}/messages", messages, methods=["POST"]),
+        Route("/stats", stats),
+    ]
+    uvicorn.run(Starlette(routes=routes), port=port, log_level="error")
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most arrivals in any one-second window [t, t + 1)."""
+    times = sorted(times)
+    return max((bisect_left(times, t + 1) - i for i, t in enumerate(times)), default=0)
+
+
+async def drain(database_url: str, provider_url: str, rate: int, count: int) -> float:
+    """Queue `count` messages, start the worker, return when all are sent: seconds taken."""
+    from palabre.bootstrap import build_engine
+    from palabre.config import Settings
+    from palabre.db import migrate
+    from palabre.db.database import Database
+    from palabre.outbox.rows import Queued
+    from palabre.outbox.worker import Worker
+    from palabre.runtime.messages import Outbound
+    from palabre.stores.bundle import Stores
+    from palabre.transports import Host
+    from palabre_meta_cloud import MetaCloudTransport
+
+    database = Database(database_url)
+    await migrate.upgrade(database)
+    stores = Stores.on(database, b"benchmark-secret-" + b"0" * 32)
+    items = [
+        Queued(
+            Outbound(
+                f"whatsapp:+2438{n % CONTACTS:08d}", f"message {n}", "fr", transport="meta_cloud"
+            ),
+            f"contact-{n % CONTACTS}",
+            "broadcast",
+            f"bench-{n}",
+        )
+        for n in range(count)
+    ]
+    for start in range(0, count, 1000):
+        await stores.outbox.enqueue(items[start : start + 1000])
+    settings = Settings(
+        secrets={
+            "PALABRE_SECRET": "b" * 16 + "e" * 16,
+            "META_ACCESS_TOKEN": "EAAbenchmark",
+            "META_APP_SECRET": "benchmark-app-secret",
+            "META_VERIFY_TOKEN": "benchmark-verify",
+        },
+        options={
+            "META_PHONE_NUMBER_ID": PHONE_ID,
+            "META_API_BASE": provider_url,
+            "PALABRE_RATE_META": f"{rate}/second",
+        },
+    )
+    engine = build_engine([ROOT / "flows" / "uic.yaml"], settings, stores=stores)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=10) as http:
+        meta = MetaCloudTransport()
+        host = Host(engine, settings, http, transports={meta.name: meta})
+        await meta.startup(host)
+        began = time.time()
+        await Worker(host, stores.outbox, poll=0.05).drain()
+        taken = time.time() - began
+        depth = await stores.outbox.depth()
+    await engine.aclose()
+    assert depth == {"sent": count}, depth
+    return taken
+
+
+def run(label: str, database_url: str, rate: int, count: int) -> None:
+    """One benchmark on one database; prints its figures."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    fake = subprocess.Popen(
+        [sys.executable, __file__, "--provider", str(port), "--rate", str(rate)]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/stats", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        taken = asyncio.run(drain(database_url, url, rate, count))
+        stats = httpx.get(f"{url}/stats", timeout=30).json()
+    finally:
+        fake.terminate()
+        fake.wait()
+    # The first N leave at once; each later second adds N: the best a sender can do.
+    ideal = max(count / rate - 1, 1 / rate)
+    print(
+        f"{label}: {count} messages in {taken:.1f} s; {count / taken:.1f} msg/s; "
+        f"{100 * ideal / taken:.1f} % of the best possible at N={rate}; "
+        f"busiest one-second window {busiest_second(stats['arrivals'])} (N={rate}); "
+        f"refused by the provider {stats['refused']}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=200, help="N: the provider's cap per second")
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--postgres", help="an empty PostgreSQL database URL, to run there too")
+    parser.add_argument("--provider", type=int, help=argparse.SUPPRESS)  # the fake's port
+    args = parser.parse_args()
+    if args.provider:
+        provider(args.provider, args.rate)
+        return
+    print("command:", " ".join([Path(sys.executable).name, *sys.argv]), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        run("sqlite", f"sqlite+aiosqlite:///{folder}/palabre.db", args.rate, args.count)
+    if args.postgres:
+        run(
+            "postgresql",
+            args.postgres.replace("postgresql://", "postgresql+psycopg://"),
+            args.rate,
+            args.count,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""The one send path: every outbound message is a row of the outbox before it leaves.
+
+    rows.py      what goes in (`Queued`), what a row shows (`Row`), the message as JSON
+    statuses.py  the statuses and the forward-only rule (status callbacks)
+    store.py     `Outbox`: enqueue, replies_to, delivered_inline, status, failed, depth
+    claims.py    the worker's transactions: claim (SKIP LOCKED), start, record, reap
+    policy.py    retries, backoff, throttling, unconfirmed sends; the outbox settings
+    limits.py    per-sender throughput and per-recipient pacing (`limits`, moving window)
+    worker.py    the loop that sends: in `palabre serve`, or alone in `palabre worker`
+    replies.py   a turn's replies as rows (`enqueue_replies`)
+    commands.py  `palabre worker` and `palabre messages`
+
+Nothing is imported here, so that the stores can use the statuses without the worker.
+"""

@@ -1,0 +1,65 @@
+"""Group commit: the writes several sends ask for at about the same time share one
+transaction, so the database commits once for all of them, not once per message. Each
+caller still waits until its own write is committed.
+
+One `GroupCommit` per database and process (`group_commit`) also queues this process's
+outbox writes one after the other: on SQLite, writers that overlap would otherwise wait
+for the file's lock in SQLite's busy handler, which sleeps up to 100 ms at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from palabre.db.database import Database
+
+Work = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+class GroupCommit:
+    """Runs the writes given to `run` in as few transactions as they arrive in."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._waiting: list[tuple[Work, asyncio.Future[Any]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def run(self, work: Work) -> Any:
+        """Run `work(conn)` in a transaction shared with the writes asked meanwhile; returns
+        its result once committed (the store's error when the transaction failed)."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((work, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self.database.write() as conn:
+                    results = [await work(conn) for work, _ in batch]
+            except Exception as exc:  # every write of the batch failed with it
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), result in zip(batch, results, strict=True):
+                if not done.done():
+                    done.set_result(result)
+
+
+_SHARED: weakref.WeakKeyDictionary[Database, GroupCommit] = weakref.WeakKeyDictionary()
+
+
+def group_commit(database: Database) -> GroupCommit:
+    """This process's group commit on `database`, shared by the outbox and the log."""
+    found = _SHARED.get(database)
+    if found is None:
+        found = _SHARED[database] = GroupCommit(database)
+    return found

@@ -1,0 +1,96 @@
+"""What goes into the outbox (`Queued`), what a row looks like (`Row`), and the message a
+row holds: an `Outbound` saved as JSON (text, language, options, image) and rebuilt.
+
+A row's uid is the message's `Outbound.id`; its `channel` column is the name of the
+transport that sends it (`Outbound.transport`: "twilio", "meta_cloud"...), or
+`Queued.channel` when the message does not name one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from palabre.runtime.messages import Option, Outbound
+
+PRIORITY = {"reply": 0, "start": 5, "agent": 5, "broadcast": 9}
+KINDS = tuple(PRIORITY)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One message to put in the outbox, as the conversation service hands it over."""
+
+    message: Outbound  # id, channel, contact (address), text, language, options, image
+    contact_key: str
+    kind: str  # "reply" | "start" | "agent" | "broadcast"
+    idempotency_key: str  # replies: f"{inbound_key}:{n}"; starts: the caller's, or the uid
+    inbound_key: str | None = None
+    inline: bool = False  # the transport answers inline (TwiML, simulator): never claimed
+    expires_at: float | None = None
+    channel: str = ""  # the transport's name, when the message does not carry one
+
+    @property
+    def uid(self) -> str:
+        """The message's id (32 hex), or a new one."""
+        return self.message.id or uuid.uuid4().hex
+
+    @property
+    def transport(self) -> str:
+        """The name of the transport that sends it ("twilio", "meta_cloud"...)."""
+        name = self.message.transport or self.channel
+        if not name:
+            raise ValueError("a queued message needs a transport to send it")
+        return name
+
+
+@dataclass(frozen=True)
+class Row:
+    """One outbox row as `palabre messages` and the worker see it (never a body)."""
+
+    id: int
+    uid: str
+    channel: str
+    contact_key: str
+    kind: str
+    status: str
+    attempts: int
+    error_code: str | None
+    last_error: str | None
+    provider_id: str | None
+    created_at: float
+    updated_at: float
+
+
+ROW_COLUMNS = tuple(f.name for f in fields(Row))
+
+
+def payload_of(message: Outbound) -> str:
+    """The JSON a row keeps of a message: what the transport needs to send it again."""
+    return json.dumps(
+        {
+            "text": message.text,
+            "language": message.language,
+            "options": [[option.id, option.title] for option in message.options],
+            "image": message.image,
+            "channel": message.channel,
+        },
+        ensure_ascii=False,
+    )
+
+
+def outbound_of(uid: str, transport: str, address: str, payload: str) -> Outbound:
+    """The message a row holds, rebuilt for its transport."""
+    data: dict[str, Any] = json.loads(payload)
+    return Outbound(
+        contact=address,
+        text=data.get("text", ""),
+        language=data.get("language", ""),
+        options=tuple(Option(str(i), str(t)) for i, t in data.get("options", [])),
+        image=data.get("image"),
+        channel=data.get("channel", ""),
+        transport=transport,
+        id=uid,
+    )

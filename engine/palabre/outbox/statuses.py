@@ -1,0 +1,69 @@
+"""The statuses of an outbox row, and the one rule that moves them: forward only.
+
+    queued ─▶ sending ─▶ sent ─▶ delivered ─▶ read
+      ▲  │       │  └──▶ unconfirmed ─▶ (a provider status confirms it: sent, delivered...)
+      └──┼───────┘ retry, throttled, lapsed claim before the send started
+         └──▶ expired            sending ─▶ failed (permanent, or out of attempts)
+    inline ─▶ sent               (replies the transport answered inline: TwiML)
+
+`failed`, `undelivered` and `expired` are final. `unconfirmed` (the request may have gone
+out, no answer came back) is final for the worker, which never resends it blindly, but a
+later provider status may still confirm it forward. Provider callbacks only ever apply
+`sent`, `delivered`, `read`, `failed` and `undelivered`: a provider's own `queued` must
+never make a row look unsent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Update, case, func, update
+
+from palabre.db.schema import outbox
+
+QUEUED, INLINE, SENDING, SENT = "queued", "inline", "sending", "sent"
+UNCONFIRMED, EXPIRED, FAILED = "unconfirmed", "expired", "failed"
+PENDING = (QUEUED, SENDING)  # unfinished for the worker: they hold a contact's later rows
+FINAL = ("failed", "undelivered", "expired")
+NEEDS_ATTENTION = ("failed", "undelivered", "unconfirmed", "expired")
+RANK = {
+    QUEUED: 0,
+    INLINE: 0,
+    SENDING: 1,
+    UNCONFIRMED: 2,
+    SENT: 3,
+    "delivered": 4,
+    "read": 5,
+    "failed": 6,
+    "undelivered": 6,
+    EXPIRED: 6,
+}
+FROM_PROVIDER = frozenset({SENT, "delivered", "read", "failed", "undelivered"})
+ALL = tuple(RANK)
+_CURRENT = case(RANK, value=outbox.c.status, else_=0)
+
+
+def further(current: str, candidate: str | None) -> str:
+    """The further of two statuses (a final one is never left)."""
+    if candidate is None or current in FINAL:
+        return current
+    return candidate if RANK.get(candidate, 0) > RANK.get(current, 0) else current
+
+
+def forward(
+    status: str, error_code: str | None, now: float, *, provider_id: str | None, uid: str | None
+) -> Update | None:
+    """The UPDATE that applies a provider's status to its row, forward only; None when the
+    status is not one a provider may set (or no row is named)."""
+    if status not in FROM_PROVIDER or not (provider_id or uid):
+        return None
+    which: Any = outbox.c.uid == uid if uid else outbox.c.provider_id == provider_id
+    return (
+        update(outbox)
+        .where(which, outbox.c.status.not_in(FINAL), RANK[status] > _CURRENT)
+        .values(
+            status=status,
+            error_code=func.coalesce(error_code, outbox.c.error_code),
+            updated_at=now,
+        )
+    )

@@ -1,0 +1,144 @@
+"""`Outbox`: every outbound message is a row before it leaves, and the row is its log.
+
+The conversation service (and, until it lands, the transports' webhooks) call `enqueue`;
+the worker (`palabre.outbox.worker`) claims due rows and calls `Transport.send`; status
+callbacks move rows forward only (`palabre.outbox.statuses`).
+
+The message log (`messages`, `palabre.stores.messagelog`) is kept beside it, not folded
+in: a row may leave as several provider messages (SMS parts, an image then its text),
+each with its own provider id that status callbacks name, and opt-outs live there. The
+two are tied in one place: `MessageLog.status` moves the outbox row whose `provider_id`
+it names forward in the same transaction, and the worker, recording a send, takes the
+further of its own status and what the log already heard (a callback may come first).
+
+Rows hold the address and the message (needed to send, and to answer a redelivered
+inbound message with its replies again); listings and logs show uids, channels,
+statuses, error codes and contact keys, never a body or an address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from sqlalchemy import func, or_, select, update
+
+from palabre.db.database import Database
+from palabre.db.inserts import insert_new
+from palabre.db.schema import outbox
+from palabre.outbox.rows import PRIORITY, ROW_COLUMNS, Queued, Row, outbound_of, payload_of
+from palabre.outbox.statuses import INLINE, NEEDS_ATTENTION, QUEUED, SENT, forward
+from palabre.runtime.messages import Outbound
+
+
+class Outbox:
+    """The durable outbox on the database; `wake()` nudges this process's worker."""
+
+    def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
+        self.database = database
+        self.clock = clock
+        self.wakeup = asyncio.Event()
+
+    async def enqueue(self, items: list[Queued]) -> list[str]:
+        """Add rows, in order, in one transaction; returns their uids. An idempotency key
+        already queued keeps its row, and its uid is returned."""
+        now = self.clock()
+        uids = []
+        async with self.database.write() as conn:
+            for item in items:
+                uid = item.uid
+                values = _values(item, uid, now)
+                added = await conn.execute(insert_new(self.database.dialect, outbox, **values))
+                if added.first() is None:  # the key was queued before: keep that row
+                    query = select(outbox.c.uid).where(
+                        or_(outbox.c.idempotency_key == item.idempotency_key, outbox.c.uid == uid)
+                    )
+                    uid = (await conn.execute(query.limit(1))).scalar_one()
+                uids.append(uid)
+        return uids
+
+    async def replies_to(self, inbound_key: str) -> list[Outbound]:
+        """The replies once given to an inbound message, in order (for a redelivery)."""
+        query = (
+            select(outbox.c.uid, outbox.c.channel, outbox.c.address, outbox.c.payload)
+            .where(outbox.c.inbound_key == inbound_key, outbox.c.kind == "reply")
+            .order_by(outbox.c.id)
+        )
+        async with self.database.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [outbound_of(*row) for row in rows]
+
+    async def delivered_inline(self, uids: list[str]) -> None:
+        """The transport answered with these rows inline (TwiML): they are sent."""
+        if not uids:
+            return
+        statement = (
+            update(outbox)
+            .where(outbox.c.uid.in_(uids), outbox.c.status == INLINE)
+            .values(status=SENT, updated_at=self.clock())
+        )
+        async with self.database.write() as conn:
+            await conn.execute(statement)
+
+    async def status(
+        self, provider_id: str | None, uid: str | None, status: str, error_code: str | None
+    ) -> None:
+        """Apply a provider's status to its row (by uid, else provider id): forward only."""
+        statement = forward(status, error_code, self.clock(), provider_id=provider_id, uid=uid)
+        if statement is not None:
+            async with self.database.write() as conn:
+                await conn.execute(statement)
+
+    async def failed(self, limit: int = 50) -> list[Row]:
+        """The rows that need a person's eye, newest first: failed, undelivered,
+        unconfirmed (may or may not have arrived) and expired."""
+        return await self.rows(limit, NEEDS_ATTENTION)
+
+    async def rows(self, limit: int = 50, statuses: tuple[str, ...] | None = None) -> list[Row]:
+        """The newest rows (of `statuses`, when given), for `palabre messages`."""
+        query = select(*(outbox.c[name] for name in ROW_COLUMNS))
+        if statuses is not None:
+            query = query.where(outbox.c.status.in_(statuses))
+        query = query.order_by(outbox.c.id.desc()).limit(limit)
+        async with self.database.read() as conn:
+            return [Row(*row) for row in (await conn.execute(query)).all()]
+
+    async def get(self, uid: str) -> Row | None:
+        """One row by its uid."""
+        query = select(*(outbox.c[name] for name in ROW_COLUMNS)).where(outbox.c.uid == uid)
+        async with self.database.read() as conn:
+            found = (await conn.execute(query)).first()
+        return Row(*found) if found else None
+
+    async def depth(self) -> dict[str, int]:
+        """How many rows are in each status (for metrics)."""
+        query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        async with self.database.read() as conn:
+            return {status: int(n) for status, n in (await conn.execute(query)).all()}
+
+    def wake(self) -> None:
+        """Tell this process's worker that rows were queued: it claims them now rather
+        than at its next poll (workers of other processes find them by polling)."""
+        self.wakeup.set()
+
+
+def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
+    message = item.message
+    return {
+        "uid": uid,
+        "idempotency_key": item.idempotency_key,
+        "contact_key": item.contact_key,
+        "channel": item.transport,
+        "address": message.contact,
+        "kind": item.kind,
+        "priority": PRIORITY[item.kind],
+        "payload": payload_of(message),
+        "status": INLINE if item.inline else QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "expires_at": item.expires_at,
+        "inbound_key": item.inbound_key,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -1,0 +1,210 @@
+"""The outbox worker: claims due rows and sends them through their transport.
+
+One loop per process (`palabre serve` runs it in-process, `palabre worker` alone), with
+up to `concurrency` sends in flight, never two of one contact (see claims). For each
+claimed row: commit that the send starts, take one send from the sender's and the
+recipient's budgets (waiting in-process for a short while, else giving the row back,
+attempts unchanged), call `host.transport_for(channel).send(...)`, and record the outcome
+(see policy). The loop wakes on `Outbox.wake()` (rows this process queued), when a send
+ends (its contact's next row is due), and otherwise every `poll` seconds (rows of other
+processes, retries coming due, lapsed claims).
+
+Cancelled, it stops claiming, gives back the rows whose send had not started, lets the
+sends in flight finish for a few seconds, and leaves what remains to the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from palabre.outbox.claims import Claimed, Claims
+from palabre.outbox.limits import RateLimits
+from palabre.outbox.policy import Outcome, RetryPolicy, outcome_of
+from palabre.outbox.statuses import QUEUED, SENDING
+from palabre.outbox.store import Outbox
+from palabre.transports import Delivery, Host, Transport
+
+log = logging.getLogger("palabre.outbox")
+
+POLL_SECONDS = 0.5
+REAP_EVERY = 1.0  # seconds between looks for lapsed claims
+MAX_LIMITER_WAIT = 1.5  # longer than this, a throttled row goes back to the queue
+STOP_GRACE = 5.0  # seconds a stopping worker lets its sends in flight finish
+
+
+@dataclass
+class Flight:
+    """One claimed row in this worker, and whether its transport was called."""
+
+    row: Claimed
+    calling: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Worker:
+    """Drains the outbox through the host's transports."""
+
+    def __init__(
+        self,
+        host: Host,
+        box: Outbox,
+        *,
+        policy: RetryPolicy | None = None,
+        limits: RateLimits | None = None,
+        concurrency: int = 32,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        self.host, self.box = host, box
+        self.policy = policy or RetryPolicy.from_settings(host.settings)
+        self.limits = limits or RateLimits(host.settings)
+        self.concurrency, self.poll = concurrency, poll
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.claims = Claims(box, self.id, self.policy.lease)
+        self.metrics = host.engine.metrics  # the web app's, under `palabre serve`
+        self._flights: dict[str, Flight] = {}
+        self._next_reap = 0.0
+
+    async def run(self) -> None:
+        """Send until cancelled."""
+        try:
+            while True:
+                await self._reap_if_due()
+                claimed = await self._claim()
+                if len(claimed) == 0 or len(self._flights) >= self.concurrency:
+                    await self._idle()
+        finally:
+            await asyncio.shield(self._stop())
+
+    async def drain(self) -> None:
+        """Send until no row is queued or being sent, retries included (for tests and
+        benchmarks: it waits for rows other workers hold, and for backoffs)."""
+        while True:
+            await self._reap_if_due()
+            claimed = await self._claim()
+            if claimed:
+                continue
+            if not self._flights:
+                depth = await self.box.depth()
+                if not depth.get(QUEUED) and not depth.get(SENDING):
+                    return
+            await self._idle()
+
+    async def _claim(self) -> list[Claimed]:
+        free = self.concurrency - len(self._flights)
+        channels = self.host.channels()
+        if free <= 0 or not channels or (self._flights and free < self.concurrency // 4):
+            return []  # claim in batches: a quarter of the slots at least, or when idle
+        self.box.wakeup.clear()
+        rows = await self.claims.claim(free, channels)
+        for row in rows:
+            flight = Flight(row)
+            self._flights[row.uid] = flight
+            flight.task = asyncio.create_task(self._deliver(flight))
+        return rows
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.box.wakeup.wait(), self.poll)
+
+    async def _reap_if_due(self) -> None:
+        now = self.box.clock()
+        if now >= self._next_reap:
+            self._next_reap = now + REAP_EVERY
+            reaped = await self.claims.reap()
+            if reaped:
+                log.warning("lapsed claims re-examined", extra={"rows": reaped})
+
+    async def _deliver(self, flight: Flight) -> None:
+        row = flight.row
+        try:
+            transport = self.host.transport_for(row.channel)
+            if not await self.claims.start(row):
+                return  # the lease lapsed before we began: another worker decides
+            if not await self._budget(transport, row):
+                return
+            flight.calling = True
+            delivery = await self._send(transport, row)
+            outcome = outcome_of(delivery, row.attempts, self.policy, self.box.clock())
+            await self.claims.record(row, outcome)
+            _log(row, outcome.status, delivery)
+            self._count(row, outcome, delivery)
+        except Exception as exc:  # the store failed: the lease decides later
+            log.error("outbox send not recorded: %s", type(exc).__name__, extra={"uid": row.uid})
+        finally:
+            self._flights.pop(row.uid, None)
+            self.box.wakeup.set()  # this contact's next row may be due now
+
+    async def _budget(self, transport: Transport, row: Claimed) -> bool:
+        """Take one send from the budgets; give the row back if the wait is long."""
+        sender = _sender(transport, row.address)
+        while True:
+            wait = await self.limits.wait(row.channel, sender, row.address, row.contact_key)
+            if wait <= 0:
+                return True
+            if wait > MAX_LIMITER_WAIT:
+                await self.claims.release([row], until=self.box.clock() + wait)
+                return False
+            await asyncio.sleep(wait)
+
+    async def _send(self, transport: Transport, row: Claimed) -> Delivery:
+        try:
+            return await transport.send(row.outbound())
+        except Exception as exc:  # a transport bug: the request may have gone out
+            detail = f"the transport raised {type(exc).__name__}"
+            return Delivery(
+                None, "failed", error_code="transport_error", unconfirmed=True, detail=detail
+            )
+
+    def _count(self, row: Claimed, outcome: Outcome, delivery: Delivery) -> None:
+        if self.metrics is None:
+            return
+        if row.attempts:  # an earlier attempt failed retryably (throttling uses up none)
+            self.metrics.retried(row.channel)
+        self.metrics.sent(row.channel, _send_outcome(outcome, delivery))
+
+    async def _stop(self) -> None:
+        waiting = [f for f in self._flights.values() if not f.calling and f.task]
+        for flight in waiting:
+            assert flight.task is not None
+            flight.task.cancel()
+        await self.claims.release([f.row for f in waiting])
+        calling = [f.task for f in self._flights.values() if f.calling and f.task]
+        if calling:
+            await asyncio.wait(calling, timeout=STOP_GRACE)
+
+
+def _sender(transport: Transport, address: str) -> str:
+    """Who sends to `address` on this transport (its number), when the transport says."""
+    sender_for = getattr(transport, "sender_for", None)
+    return str(sender_for(address) or "") if callable(sender_for) else ""
+
+
+def _send_outcome(outcome: Outcome, delivery: Delivery) -> str:
+    """The metrics' outcome of one send: sent, failed, unconfirmed, throttled or retried."""
+    if outcome.status != QUEUED:
+        return outcome.status
+    return "throttled" if delivery.throttled else "retried"
+
+
+def _log(row: Claimed, status: str, delivery: Delivery) -> None:
+    fields = {
+        "uid": row.uid,
+        "channel": row.channel,
+        "contact": row.contact_key,
+        "status": status,
+        "provider_id": delivery.provider_id,
+        "error_code": delivery.error_code,
+    }
+    level = logging.INFO if delivery.provider_id or delivery.throttled else logging.WARNING
+    log.log(level, "outbox message %s", status, extra=fields)
+
+
+async def run_worker(host: Host) -> None:
+    """The `register_workers` job: the outbox worker of this process."""
+    await Worker(host, host.stores.outbox).run()
