@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from palabre.contacts import contact_hasher, contact_key
@@ -53,11 +53,7 @@ class HeldTurn:
 
     def wait_for_queue(self, length: int, timeout: float = 20.0) -> None:
         """Return once `length` turns (this one included) are queued for the contact."""
-        deadline = time.monotonic() + timeout
-        while (queued := self._run(self._store.waiting(self.contact))) != length:
-            if queued > length or time.monotonic() > deadline:
-                raise AssertionError(f"{queued} turns queued, expected {length}")
-            time.sleep(0.005)
+        _poll(lambda: self._run(self._store.waiting(self.contact)), length, timeout)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
@@ -73,8 +69,13 @@ def wait_for_queue(redis_url: str, contact: str, length: int, timeout: float = 2
         finally:
             await store.aclose()
 
+    _poll(lambda: asyncio.run(queued()), length, timeout)
+
+
+def _poll(queued: Callable[[], int], length: int, timeout: float) -> None:
+    """Wait until the store shows `length` queued turns: an observed state, not a guess."""
     deadline = time.monotonic() + timeout
-    while (count := asyncio.run(queued())) != length:
-        if time.monotonic() > deadline:
+    while (count := queued()) != length:
+        if count > length or time.monotonic() > deadline:
             raise AssertionError(f"{count} turns queued, expected {length}")
-        time.sleep(0.01)
+        time.sleep(0.005)
