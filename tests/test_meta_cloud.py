@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -680,7 +681,7 @@ class FailingFor(SQLiteSessionStore):
         await super().commit(contact, session, **options)
 
 
-def test_a_store_failure_answers_503_and_committed_turns_still_get_their_replies(
+def test_a_store_failure_answers_503_and_meta_s_retry_sends_every_reply_exactly_once(
     live_server, graph, tmp_path
 ):
     store = FailingFor(tmp_path / "sessions.db")
@@ -693,9 +694,22 @@ def test_a_store_failure_answers_503_and_committed_turns_still_get_their_replies
         response = post(client, payload)
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
-        wait_until(lambda: len(graph.requests) == 2)
-        settle()
-        assert len(graph.texts(ALICE)) == 2 and graph.texts(BOB) == []
+        wait_until(lambda: outbox_statuses(tmp_path) == {"sent": 2, "held": 2})
+        assert len(graph.texts(ALICE)) == 2, "the committed turn's replies are sent"
+        assert graph.texts(BOB) == [], "the turn that failed to commit sent nothing"
+
+        store.failing = ""  # the store is back, and Meta retries the whole body
+        assert post(client, payload).status_code == 200
+        wait_until(lambda: outbox_statuses(tmp_path) == {"sent": 4})
+    assert len(graph.texts(ALICE)) == 2, "Alice's message was processed once"
+    assert len(graph.texts(BOB)) == 2, "Bob's turn ran again and its replies left once"
+
+
+def outbox_statuses(tmp_path: Path) -> dict[str, int]:
+    """How many outbox rows are in each status (`sent`: the provider accepted them)."""
+    with sqlite3.connect(tmp_path / "data" / "palabre.db") as database:
+        found = database.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        return {status: count for status, count in found}
 
 
 # -- sending -------------------------------------------------------------------------

@@ -94,10 +94,12 @@ def test_each_session_is_its_own_conversation(server):
     assert "1/5" in say(server, second, text="Bonjour")[-1]["text"], "a new tab starts afresh"
 
 
-def test_a_message_sent_twice_is_answered_once(server):
+def test_a_message_sent_twice_is_processed_once_and_answered_alike(server):
     session, message_id = str(uuid.uuid4()), str(uuid.uuid4())
-    assert say(server, session, text="Bonjour", id=message_id)
-    assert say(server, session, text="Bonjour", id=message_id) == []
+    first = say(server, session, text="Bonjour", id=message_id)
+    assert "1/5" in first[-1]["text"]
+    assert say(server, session, text="Bonjour", id=message_id) == first, "the same replies"
+    assert "2/5" in say(server, session, text="Mbengue")[-1]["text"], "the turn ran once"
 
 
 @pytest.mark.parametrize(

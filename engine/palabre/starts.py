@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 
 from palabre.addresses import WHATSAPP_USER, Address, parse_address
 from palabre.config import Settings
 from palabre.errors import ConfigError
-from palabre.outbox.rows import Queued
 from palabre.runtime.engine import Engine
 from palabre.runtime.entrances import Contact
 
@@ -66,20 +64,12 @@ def run_start(args: argparse.Namespace) -> int:
 async def start_and_queue(
     engine: Engine, contact: Contact, flow_id: str, params: dict[str, str], key: str | None
 ) -> list[str]:
-    """Run the flow's first turn for `contact` and queue its messages; returns their uids.
-
-    The same `key` (an idempotency key) never queues the same messages twice.
-    """
+    """Run the flow's first turn for `contact`; its messages are queued as it commits.
+    Returns their uids. The same `key` (an idempotency key) never starts it twice."""
     if engine.stores is None:
         raise ConfigError("starting a flow needs the durable stores (the outbox)")
-    reply = await engine.start(contact, flow_id, params)
-    base = key or uuid.uuid4().hex
-    contact_key = engine.contact_key(contact.address)
-    items = [
-        Queued(message, contact_key, "start", f"start:{base}:{n}")
-        for n, message in enumerate(reply.messages)
-    ]
-    return await engine.stores.outbox.enqueue(items)
+    reply = await engine.start(contact, flow_id, params, key=key)
+    return reply.uids
 
 
 def default_transport(address: Address, settings: Settings) -> str:

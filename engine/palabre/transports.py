@@ -5,9 +5,9 @@ app mounts each transport's routes, calls `startup(host)` in its lifespan (where
 transport checks its configuration and may refuse to start), and `shutdown()` at the end.
 
 Data flows one way: webhook → `host.receive(inbound)` → engine → outbound messages,
-which become outbox rows (palabre.outbox); the outbox worker finds each row's transport
-with `host.transport_for(channel)` and calls its `send`, unless the transport answered
-them inline (TwiML).
+which the engine queues as outbox rows (palabre.outbox) before it commits the turn; the
+outbox worker finds each row's transport with `host.transport_for(channel)` and calls
+its `send`, unless the transport answered them inline (TwiML).
 """
 
 from __future__ import annotations
@@ -115,9 +115,16 @@ class Host:
         query = f"?{request.url.query}" if request.url.query else ""
         return base.rstrip("/") + request.url.path + query
 
-    async def receive(self, inbound: Inbound) -> Reply:
-        """Run the engine on one inbound message (StoreError propagates: answer 503)."""
-        return await self.engine.handle(inbound)
+    async def receive(self, inbound: Inbound, *, inline: bool = False) -> Reply:
+        """Run the engine on one inbound message; its replies are outbox rows when this
+        returns (StoreError propagates: answer 503). A transport that answers `inline`
+        (TwiML) calls `answered_inline(reply)` once its answer is built."""
+        return await self.engine.handle(inbound, inline=inline)
+
+    async def answered_inline(self, reply: Reply) -> None:
+        """The transport's answer carries the reply's rows: they are sent."""
+        if reply.uids:
+            await self.stores.outbox.delivered_inline(reply.uids)
 
     def contact_key(self, contact: str) -> str:
         return self.engine.contact_key(contact)

@@ -2,12 +2,12 @@
 
     rows.py      what goes in (`Queued`), what a row shows (`Row`), the message as JSON
     statuses.py  the statuses and the forward-only rule (status callbacks)
-    store.py     `Outbox`: enqueue, replies_to, delivered_inline, status, failed, depth
+    store.py     `Outbox`: enqueue, release, replies_to, delivered_inline, status, depth
     claims.py    the worker's transactions: claim (SKIP LOCKED), start, record, reap
     policy.py    retries, backoff, throttling, unconfirmed sends; the outbox settings
     limits.py    per-sender throughput and per-recipient pacing (`limits`, moving window)
     worker.py    the loop that sends: in `palabre serve`, or alone in `palabre worker`
-    replies.py   a turn's replies as rows (`enqueue_replies`)
+    replies.py   a turn's messages as held rows, keyed by what they answer (the engine's)
     commands.py  `palabre worker` and `palabre messages`
 
 Nothing is imported here, so that the stores can use the statuses without the worker.

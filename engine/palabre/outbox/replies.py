@@ -1,8 +1,16 @@
-"""A turn's replies as outbox rows: one call for every transport's webhook.
+"""A turn's messages as outbox rows, queued by the conversation service before it commits.
 
-Each reply's idempotency key is `f"{inbound_key}:{n}"`, so a turn processed twice (a
-retried webhook) queues nothing twice, and `Outbox.replies_to(inbound_key)` finds them
-again for a redelivered inbound message.
+The engine (palabre.runtime.engine) queues a turn's messages, `held`, while it holds the
+contact's turn, commits the session and the processed message id, then releases them to
+the worker (`Outbox.release`). A crash or a failed commit in between loses nothing and
+sends nothing: the provider redelivers, the turn runs again, the rows' idempotency keys
+keep the first rows, and the commit releases them. Nothing is queued or sent twice.
+
+Keys name what a row answers (its `inbound_key`) and its place in the turn:
+- a reply: `f"{message_key(inbound id)}:{n}"`; `Outbox.replies_to` finds them again for
+  a redelivered inbound message, which gets the same replies, not an empty answer;
+- a started flow: `f"start:{contact key}:{caller's key}:{n}"`; the same caller's key for
+  the same contact never starts the flow twice.
 """
 
 from __future__ import annotations
@@ -15,47 +23,52 @@ from palabre.runtime.messages import Inbound, Outbound
 from palabre.stores.base import message_key
 
 
-def _key(inbound_key: str | None, n: int) -> str:
-    # Without an inbound id (the terminal), nothing can be redelivered: any unique key.
-    return f"{inbound_key}:{n}" if inbound_key else uuid.uuid4().hex
-
-
 def inbound_key_of(inbound: Inbound) -> str | None:
     """How the outbox names the inbound message a reply answers (None: it has no id)."""
     return message_key(inbound.message_id) if inbound.message_id else None
 
 
-async def enqueue_replies(
+def start_key_of(contact_key: str, key: str | None) -> str:
+    """How the outbox names one start of a flow for a contact (`key`: the caller's)."""
+    return f"start:{contact_key}:{key or uuid.uuid4().hex}"
+
+
+async def queue_replies(
+    outbox: Outbox, inbound: Inbound, messages: list[Outbound], contact_key: str, inline: bool
+) -> list[str]:
+    """Queue `messages`, the replies to `inbound`, as held rows; returns their uids in
+    order. `inline` rows are answered by the transport itself (TwiML, the simulator) and
+    never claimed by a worker.
+    """
+    return await _queue(outbox, messages, contact_key, "reply", inbound_key_of(inbound), inline)
+
+
+async def queue_start(
+    outbox: Outbox, messages: list[Outbound], contact_key: str, start_key: str
+) -> list[str]:
+    """Queue the first messages of a started flow, held; returns their uids in order."""
+    return await _queue(outbox, messages, contact_key, "start", start_key, inline=False)
+
+
+async def _queue(
     outbox: Outbox,
-    inbound: Inbound,
     messages: list[Outbound],
     contact_key: str,
-    inline: bool = False,
-    *,
-    channel: str = "",
+    kind: str,
+    answers: str | None,
+    inline: bool,
 ) -> list[str]:
-    """Queue `messages`, the replies to `inbound`, as rows; returns their uids in order.
-
-    `inline` rows are answered by the transport itself (TwiML) and never claimed by a
-    worker; others are sent by the worker, which this wakes. `channel` names the
-    transport when the messages do not (before `Outbound.channel`).
-    """
-    if not messages:
+    # Messages no transport sends (the terminal's, the test harness's) are not rows.
+    sendable = [message for message in messages if message.transport]
+    if not sendable:
         return []
-    inbound_key = inbound_key_of(inbound)
     items = [
-        Queued(
-            message,
-            contact_key,
-            "reply",
-            _key(inbound_key, n),
-            inbound_key,
-            inline,
-            channel=channel,
-        )
-        for n, message in enumerate(messages)
+        Queued(message, contact_key, kind, _key(answers, n), answers, inline, held=not inline)
+        for n, message in enumerate(sendable)
     ]
-    uids = await outbox.enqueue(items)
-    if not inline:
-        outbox.wake()
-    return uids
+    return await outbox.enqueue(items, replacing=answers)
+
+
+def _key(answers: str | None, n: int) -> str:
+    # Without an inbound id (the terminal), nothing can be redelivered: any unique key.
+    return f"{answers}:{n}" if answers else uuid.uuid4().hex

@@ -29,6 +29,7 @@ class Queued:
     idempotency_key: str  # replies: f"{inbound_key}:{n}"; starts: the caller's, or the uid
     inbound_key: str | None = None
     inline: bool = False  # the transport answers inline (TwiML, simulator): never claimed
+    held: bool = False  # not claimed before `Outbox.release` (its turn has not committed)
     expires_at: float | None = None
     channel: str = ""  # the transport's name, when the message does not carry one
 

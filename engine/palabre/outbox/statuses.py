@@ -1,10 +1,15 @@
 """The statuses of an outbox row, and the one rule that moves them: forward only.
 
-    queued ─▶ sending ─▶ sent ─▶ delivered ─▶ read
+    held ─▶ queued ─▶ sending ─▶ sent ─▶ delivered ─▶ read
       ▲  │       │  └──▶ unconfirmed ─▶ (a provider status confirms it: sent, delivered...)
       └──┼───────┘ retry, throttled, lapsed claim before the send started
          └──▶ expired            sending ─▶ failed (permanent, or out of attempts)
     inline ─▶ sent               (replies the transport answered inline: TwiML)
+
+A turn's rows are `held` until the turn that queued them commits its session; then they
+are released (`queued`), so a turn that fails to commit sends nothing until its message
+is redelivered and the turn runs again. No worker claims a held row, and held rows never
+hold back a contact's other rows.
 
 `failed`, `undelivered` and `expired` are final. `unconfirmed` (the request may have gone
 out, no answer came back) is final for the worker, which never resends it blindly, but a
@@ -21,12 +26,13 @@ from sqlalchemy import Update, case, func, update
 
 from palabre.db.schema import outbox
 
-QUEUED, INLINE, SENDING, SENT = "queued", "inline", "sending", "sent"
+HELD, QUEUED, INLINE, SENDING, SENT = "held", "queued", "inline", "sending", "sent"
 UNCONFIRMED, EXPIRED, FAILED = "unconfirmed", "expired", "failed"
 PENDING = (QUEUED, SENDING)  # unfinished for the worker: they hold a contact's later rows
 FINAL = ("failed", "undelivered", "expired")
 NEEDS_ATTENTION = ("failed", "undelivered", "unconfirmed", "expired")
 RANK = {
+    HELD: 0,
     QUEUED: 0,
     INLINE: 0,
     SENDING: 1,

@@ -1,6 +1,6 @@
 """`Outbox`: every outbound message is a row before it leaves, and the row is its log.
 
-The conversation service (and, until it lands, the transports' webhooks) call `enqueue`;
+The conversation service (palabre.runtime.engine) calls `enqueue` before it commits a turn;
 the worker (`palabre.outbox.worker`) claims due rows and calls `Transport.send`; status
 callbacks move rows forward only (`palabre.outbox.statuses`).
 
@@ -22,13 +22,13 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
 from palabre.db.schema import outbox
 from palabre.outbox.rows import PRIORITY, ROW_COLUMNS, Queued, Row, outbound_of, payload_of
-from palabre.outbox.statuses import INLINE, NEEDS_ATTENTION, QUEUED, SENT, forward
+from palabre.outbox.statuses import HELD, INLINE, NEEDS_ATTENTION, QUEUED, SENT, forward
 from palabre.runtime.messages import Outbound
 
 
@@ -40,12 +40,20 @@ class Outbox:
         self.clock = clock
         self.wakeup = asyncio.Event()
 
-    async def enqueue(self, items: list[Queued]) -> list[str]:
+    async def enqueue(self, items: list[Queued], *, replacing: str | None = None) -> list[str]:
         """Add rows, in order, in one transaction; returns their uids. An idempotency key
-        already queued keeps its row, and its uid is returned."""
+        already queued keeps its row, and its uid is returned.
+
+        `replacing` names a turn run again (its inbound key): the rows an earlier run of
+        it queued and never sent (held, inline) are replaced by these, so a session that
+        moved on meanwhile never gets replies written for the one before.
+        """
         now = self.clock()
         uids = []
         async with self.database.write() as conn:
+            if replacing is not None:
+                unsent = outbox.c.status.in_([HELD, INLINE])
+                await conn.execute(delete(outbox).where(outbox.c.inbound_key == replacing, unsent))
             for item in items:
                 uid = item.uid
                 values = _values(item, uid, now)
@@ -59,15 +67,39 @@ class Outbox:
         return uids
 
     async def replies_to(self, inbound_key: str) -> list[Outbound]:
-        """The replies once given to an inbound message, in order (for a redelivery)."""
+        """The messages once queued in answer to `inbound_key` (an inbound message, or a
+        start), in order: what a redelivery is given again."""
         query = (
             select(outbox.c.uid, outbox.c.channel, outbox.c.address, outbox.c.payload)
-            .where(outbox.c.inbound_key == inbound_key, outbox.c.kind == "reply")
+            .where(outbox.c.inbound_key == inbound_key)
             .order_by(outbox.c.id)
         )
         async with self.database.read() as conn:
             rows = (await conn.execute(query)).all()
         return [outbound_of(*row) for row in rows]
+
+    async def released(self, inbound_key: str) -> bool:
+        """Whether a turn that answers `inbound_key` committed and released its rows."""
+        query = select(outbox.c.uid).where(
+            outbox.c.inbound_key == inbound_key, outbox.c.status.not_in([HELD, INLINE])
+        )
+        async with self.database.read() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
+
+    async def release(self, uids: list[str]) -> None:
+        """The turn that queued these held rows committed: they may be sent now."""
+        if not uids:
+            return
+        now = self.clock()
+        statement = (
+            update(outbox)
+            .where(outbox.c.uid.in_(uids), outbox.c.status == HELD)
+            .values(status=QUEUED, next_attempt_at=now, updated_at=now)
+        )
+        async with self.database.write() as conn:
+            released = await conn.execute(statement)
+        if released.rowcount:
+            self.wake()
 
     async def delivered_inline(self, uids: list[str]) -> None:
         """The transport answered with these rows inline (TwiML): they are sent."""
@@ -134,7 +166,7 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
         "kind": item.kind,
         "priority": PRIORITY[item.kind],
         "payload": payload_of(message),
-        "status": INLINE if item.inline else QUEUED,
+        "status": INLINE if item.inline else HELD if item.held else QUEUED,
         "attempts": 0,
         "next_attempt_at": now,
         "expires_at": item.expires_at,

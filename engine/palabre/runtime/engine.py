@@ -1,11 +1,19 @@
 """The engine: applies what the entrances return, one contact at a time.
 
-`handle(inbound)` and `start(contact, flow_id, params)` are the conversation service: each
-waits for the contact's turn (a lease, in arrival order), loads the session, runs the pure
-entrance (palabre.runtime.entrances), commits the new session with the processed message
-id in one atomic write fenced by the lease, then publishes the events to plugins
-(`on_event`). The messages come back to the caller (a transport) to deliver. Contacts are
-known to the stores and the logs by their keyed hash only.
+`handle(inbound)` and `start(contact, flow_id, params)` are the conversation service.
+Each waits for the contact's turn (a lease, in arrival order), loads the session, runs
+the pure entrance (palabre.runtime.entrances), and then, in this order:
+1. queues the turn's messages as held outbox rows (palabre.outbox.replies), under keys
+   that name the inbound message (or the start), so running the turn again queues
+   nothing new;
+2. commits the new session with the processed message id, in one write fenced by the lease;
+3. releases the rows to the outbox worker;
+4. publishes the events to plugins (`on_event`).
+The session, the seen id and the messages thus take effect together: a crash or a failed
+commit before 3 sends nothing, and the redelivered message runs the turn again, finds
+its rows and releases them. A message already processed gets the replies it was first
+given (`message_duplicated`), and releases them if a crash came between 2 and 3.
+Contacts are known to the stores and the logs by their keyed hash only.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import httpx
 
 from palabre.actions import Action
 from palabre.config import Settings
+from palabre.errors import ConfigError
 from palabre.flow.model import Flow
+from palabre.outbox.replies import inbound_key_of, queue_replies, queue_start, start_key_of
 from palabre.runtime import entrances
 from palabre.runtime.entrances import Contact, Outcome
 from palabre.runtime.messages import Event, Inbound, Reply
@@ -83,31 +93,78 @@ class Engine(World):
         """Delete the contact's session (a new conversation starts with the next message)."""
         await self.store.commit(self.contact_key(contact), None)
 
-    async def handle(self, inbound: Inbound) -> Reply:
-        """Process one inbound message. Raises StoreError when the store fails."""
+    async def handle(self, inbound: Inbound, *, inline: bool = False) -> Reply:
+        """Process one inbound message; its replies are outbox rows before the session is
+        committed. `inline`: the transport answers them itself (TwiML, the simulator) and
+        marks them sent; otherwise the outbox worker sends them. Raises StoreError when a
+        store fails."""
         key = self.contact_key(inbound.contact)
         async with self.store.locked(key) as lease:
             began = time.perf_counter()
             seen, session = await self.store.load(key, inbound.message_id)
             if seen:
-                return _duplicate(key)
+                return await self._again(key, inbound_key_of(inbound), "message_duplicated")
             outcome = await entrances.resume(self, session, inbound)
+            uids = await self._queue_replies(outcome, inbound, key, inline)
             await self._commit(key, outcome, lease, inbound.message_id, began)
+            await self._release(uids)
         await self._publish(outcome, key, inbound.transport, inbound.message_id)
-        return Reply(outcome.messages, outcome.events)
+        return Reply(outcome.messages, outcome.events, uids)
 
     async def start(
-        self, contact: Contact, flow_id: str, params: Mapping[str, Any] | None = None
+        self,
+        contact: Contact,
+        flow_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
     ) -> Reply:
-        """Begin `flow_id` for a contact who did not write; returns the messages to send."""
-        key = self.contact_key(contact.address)
-        async with self.store.locked(key) as lease:
+        """Begin `flow_id` for a contact who did not write; its messages are outbox rows
+        (kind `start`) before the session is committed. The same `key` (an idempotency
+        key) for the same contact starts the flow once: later calls get the first rows
+        back, with the event `start_duplicated`."""
+        contact_key = self.contact_key(contact.address)
+        start_key = start_key_of(contact_key, key)
+        async with self.store.locked(contact_key) as lease:
             began = time.perf_counter()
-            session = await self.store.get(key)
+            if key is not None and await self._queued(start_key):
+                return await self._again(contact_key, start_key, "start_duplicated")
+            session = await self.store.get(contact_key)
             outcome = await entrances.start(self, contact, flow_id, params, session)
-            await self._commit(key, outcome, lease, None, began)
-        await self._publish(outcome, key, contact.transport, None)
-        return Reply(outcome.messages, outcome.events)
+            uids = await self._queue_start(outcome, contact_key, start_key)
+            await self._commit(contact_key, outcome, lease, None, began)
+            await self._release(uids)
+        await self._publish(outcome, contact_key, contact.transport, None)
+        return Reply(outcome.messages, outcome.events, uids)
+
+    async def _queue_replies(
+        self, outcome: Outcome, inbound: Inbound, key: str, inline: bool
+    ) -> list[str]:
+        if self.stores is None:  # the terminal and bare tests: nothing is sent
+            return []
+        return await queue_replies(self.stores.outbox, inbound, outcome.messages, key, inline)
+
+    async def _queue_start(self, outcome: Outcome, key: str, start_key: str) -> list[str]:
+        if self.stores is None:
+            raise ConfigError("starting a flow needs the durable stores (the outbox)")
+        return await queue_start(self.stores.outbox, outcome.messages, key, start_key)
+
+    async def _release(self, uids: list[str]) -> None:
+        if self.stores is not None:
+            await self.stores.outbox.release(uids)
+
+    async def _queued(self, answers: str) -> bool:
+        return self.stores is not None and await self.stores.outbox.released(answers)
+
+    async def _again(self, key: str, answers: str | None, event: str) -> Reply:
+        """What a message (or a start) already processed is given: its first rows."""
+        log.info("duplicate ignored", extra={"contact": key, "event": event})
+        if self.stores is None or answers is None:
+            return Reply(events=[Event(event)])
+        messages = await self.stores.outbox.replies_to(answers)
+        uids = [message.id for message in messages]
+        await self.stores.outbox.release(uids)  # a crash may have come before the release
+        return Reply(messages, [Event(event)], uids)
 
     async def _commit(
         self, key: str, outcome: Outcome, lease: Lease, message_id: str | None, began: float
@@ -133,8 +190,3 @@ class Engine(World):
         context = EventContext(key, flow, transport, message_id)
         for event in outcome.events:
             await self.publish(event, context)
-
-
-def _duplicate(key: str) -> Reply:
-    log.info("duplicate message ignored", extra={"contact": key})
-    return Reply(events=[Event("message_duplicated")])

@@ -72,6 +72,7 @@ class Reply:
 
     messages: list[Outbound] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    uids: list[str] = field(default_factory=list)  # the outbox rows the messages are
 
     def event_names(self) -> list[str]:
         return [event.name for event in self.events]

@@ -194,8 +194,9 @@ class WebSimulator:
             return JSONResponse({"error": exc.reason}, status_code=exc.status_code)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        reply = await self.host.receive(message.inbound())
+        reply = await self.host.receive(message.inbound(), inline=True)
         answer = await _reply_json(reply, self.host)
+        await self.host.answered_inline(reply)
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 

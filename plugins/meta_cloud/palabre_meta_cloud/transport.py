@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from palabre.addresses import InvalidAddress
@@ -48,7 +50,7 @@ class MetaCloudTransport:
     def __init__(self, *, path: str = "/meta", retry_delays: Sequence[float] = RETRY_DELAYS):
         self.path = path
         self.retry_delays = tuple(retry_delays)
-        self._webhook = Webhook(self)
+        self._webhook: Webhook | None = None
         self._host: Host | None = None
         self._config: MetaConfig | None = None
 
@@ -66,9 +68,21 @@ class MetaCloudTransport:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route(self.path, self._webhook.verify, methods=["GET"]),
-            Route(self.path, self._webhook.receive, methods=["POST"]),
+            Route(self.path, self._verify, methods=["GET"]),
+            Route(self.path, self._receive, methods=["POST"]),
         ]
+
+    async def _verify(self, request: Request) -> Response:
+        return await self.webhook.verify(request)
+
+    async def _receive(self, request: Request) -> Response:
+        return await self.webhook.receive(request)
+
+    @property
+    def webhook(self) -> Webhook:
+        if self._webhook is None:
+            raise RuntimeError("MetaCloudTransport used before startup(host)")
+        return self._webhook
 
     async def startup(self, host: Host) -> None:
         """Read the settings; refuse to start without them unless in insecure dev mode."""
@@ -83,15 +97,13 @@ class MetaCloudTransport:
                 "; ".join(_consequences(config)),
             )
         self._host, self._config = host, config
+        self._webhook = Webhook(config, host)
 
     async def send(self, message: Outbound) -> Delivery:
         """Send an engine message: its image first if any, then text, buttons or a list."""
-        try:
-            if message.image:
-                return await self._send_with_image(message, message.image)
-            return await self._post(message.contact, message_body(message))
-        except InvalidAddress:
-            return UNREACHABLE
+        if message.image:
+            return await self._send_with_image(message, message.image)
+        return await self._post(message.contact, lambda: message_body(message))
 
     async def _send_with_image(self, message: Outbound, media_id: str) -> Delivery:
         """Upload, send the image, then what its caption could not say.
@@ -111,12 +123,14 @@ class MetaCloudTransport:
         if uploaded.provider_id is None:
             return uploaded
         caption = _caption(message)
-        body = image_body(message.contact, media_id=uploaded.provider_id, caption=caption)
-        image = await self._post(message.contact, body)
+        image = await self._post(
+            message.contact,
+            lambda: image_body(message.contact, media_id=uploaded.provider_id, caption=caption),
+        )
         if image.provider_id is None or caption or not (message.text or message.options):
             return image
         rest = await with_retries(
-            lambda: self._post(message.contact, message_body(without_image)),
+            lambda: self._post(message.contact, lambda: message_body(without_image)),
             self.retry_delays,
         )
         if rest.provider_id:
@@ -131,10 +145,7 @@ class MetaCloudTransport:
         caption: str | None = None,
     ) -> Delivery:
         """Send an image by uploaded media id or by public link."""
-        try:
-            return await self._post(contact, image_body(contact, media_id, link, caption))
-        except InvalidAddress:
-            return UNREACHABLE
+        return await self._post(contact, lambda: image_body(contact, media_id, link, caption))
 
     async def send_template(
         self,
@@ -144,21 +155,22 @@ class MetaCloudTransport:
         components: list[dict[str, Any]] | None = None,
     ) -> Delivery:
         """Send an approved template (needed more than 24 hours after the last message)."""
-        try:
-            body = template_body(contact, name, language, components)
-        except InvalidAddress:
-            return UNREACHABLE
-        return await self._post(contact, body)
+        return await self._post(contact, lambda: template_body(contact, name, language, components))
 
     def sender_for(self, address: str) -> str | None:
         """The phone number id that sends (for the outbox's per-sender rate limit)."""
         return self.config.phone_number_id
 
     async def shutdown(self) -> None:
-        self._host = None
+        self._host = self._webhook = None
 
-    async def _post(self, contact: str, body: dict[str, Any]) -> Delivery:
+    async def _post(self, contact: str, compose: Callable[[], dict[str, Any]]) -> Delivery:
+        """Compose the request body and post it; no request for an unreachable address."""
         host = self.host
+        try:
+            body = compose()
+        except InvalidAddress:
+            return UNREACHABLE
         delivery = await post_message(host.http, self.config, body)
         key = host.contact_key(contact)
         fields = {"contact": key, "kind": body["type"], "wamid": delivery.provider_id}

@@ -9,10 +9,10 @@ A POST is answered in this order:
    Nothing of it is processed, and no exception from it can become a 500;
 3. statuses go to the message log (they never trigger a reply);
 4. messages go to the engine one after the other, in the order of the body;
-5. each turn's replies become outbox rows (palabre.outbox) as soon as it is committed,
-   and the 200 follows; the outbox worker sends them, so slow sends never make Meta
-   retry and a crash after the 200 loses nothing. If the store fails, the answer is 503
-   so that Meta retries; replies of the turns already committed are still sent.
+5. the engine queues each turn's replies as outbox rows before it commits the turn, and
+   the 200 follows; the outbox worker sends them, so slow sends never make Meta retry
+   and a crash, before or after the 200, loses nothing. If a store fails, the answer is
+   503 so that Meta retries; the turns already committed are not run again.
 
 A body of up to 3 MB may hold tens of thousands of messages or statuses. It never holds
 the event loop: it is parsed in a worker thread (linear in its size), and the event loop
@@ -30,22 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from palabre.errors import StoreError
-from palabre.outbox.replies import enqueue_replies
+from palabre.transports import Host
 from palabre.web.body import BodyError, read_body
 from palabre.web.errors import store_failed
+from palabre_meta_cloud.config import MetaConfig
 from palabre_meta_cloud.error_codes import handling_for
 from palabre_meta_cloud.inbound import CHANNEL
 from palabre_meta_cloud.payload import Notification, PayloadError, StatusUpdate, read_notification
 from palabre_meta_cloud.signature import signature_matches, token_matches
-
-if TYPE_CHECKING:
-    from palabre_meta_cloud.transport import MetaCloudTransport
 
 log = logging.getLogger("palabre.meta_cloud")
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's webhook payloads are at most 3 MB
@@ -53,15 +50,16 @@ MAX_CODE_DIGITS = 9  # Meta's error codes have at most 6 digits
 
 
 class Webhook:
-    """The HTTP endpoints of one MetaCloudTransport."""
+    """The HTTP endpoints of the Meta transport, for one configured phone number id."""
 
-    def __init__(self, transport: MetaCloudTransport) -> None:
-        self.transport = transport
+    def __init__(self, config: MetaConfig, host: Host) -> None:
+        self.config = config
+        self.host = host
 
     async def verify(self, request: Request) -> Response:
         """Echo `hub.challenge` when Meta subscribes with our verify token; else 403."""
         query = request.query_params
-        expected = self.transport.config.verify_token
+        expected = self.config.verify_token
         if (
             query.get("hub.mode") == "subscribe"
             and token_matches(expected, query.get("hub.verify_token"))
@@ -83,7 +81,7 @@ class Webhook:
             log.warning("webhook refused: missing or wrong X-Hub-Signature-256")
             return PlainTextResponse("signature refused", status_code=403)
         try:
-            phone_number_id = self.transport.config.phone_number_id
+            phone_number_id = self.config.phone_number_id
             notification = await asyncio.to_thread(read_notification, body, phone_number_id)
         except PayloadError as exc:
             log.warning("webhook refused: %s", exc)
@@ -100,26 +98,21 @@ class Webhook:
         return await self._converse(request, notification)
 
     def _signed(self, body: bytes, header: str | None) -> bool:
-        secret = self.transport.config.app_secret
+        secret = self.config.app_secret
         if secret is None:  # insecure dev only: startup refused otherwise, loudly
             return True
         return signature_matches(secret, body, header)
 
     async def _converse(self, request: Request, notification: Notification) -> Response:
-        host = self.transport.host
         try:
             for inbound in notification.inbounds:
-                reply = await host.receive(inbound)
-                key = host.contact_key(inbound.contact)
-                await enqueue_replies(
-                    host.stores.outbox, inbound, reply.messages, key, channel=self.transport.name
-                )
+                await self.host.receive(inbound)  # its replies are outbox rows
         except StoreError as exc:
             return await store_failed(request, exc)
         return PlainTextResponse("ok")
 
     async def _record_statuses(self, updates: list[StatusUpdate]) -> None:
-        host = self.transport.host
+        host = self.host
         for update in updates:
             key = host.contact_key(update.recipient) if update.recipient else ""
             await host.stores.messages.status(

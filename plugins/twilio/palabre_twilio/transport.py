@@ -8,15 +8,15 @@ Both check `X-Twilio-Signature` (403 when forged or missing), answer 400 to a bo
 Twilio could not have sent, and let StoreError through (the app answers 503, and Twilio
 retries). Logs carry the contact's keyed hash and the MessageSid, never a number or a body.
 
-Inline replies are outbox rows too (`inline`, marked sent once the TwiML is built), so a
-redelivered inbound message (a MessageSid already processed) is answered with the same
-replies again, from the outbox, rather than with an empty answer. Everything else (later
-parts, notifications) is sent by the outbox worker through `send`.
+Inline replies are outbox rows too: the engine queues them (`inline`) before it commits
+the turn, and they are marked sent once the TwiML is built. A redelivered inbound message
+(a MessageSid already processed) is answered with the same replies again, from the
+outbox, rather than with an empty answer. Everything else (later parts, notifications)
+is sent by the outbox worker through `send`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 
@@ -25,8 +25,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from palabre.errors import ConfigError
-from palabre.outbox.replies import enqueue_replies, inbound_key_of
-from palabre.runtime.messages import Inbound, Outbound, Reply
+from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
 from palabre_twilio.config import TwilioConfig, load_sdk
 from palabre_twilio.form import MalformedRequest, Params, read_form
@@ -37,7 +36,6 @@ from palabre_twilio.signature import HEADER, is_signed
 from palabre_twilio.status import OPTED_OUT, read_status, record_status
 
 log = logging.getLogger("palabre.twilio")
-REDELIVERY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds, 1.55 in all (Twilio waits 15)
 
 
 class TwilioTransport:
@@ -86,31 +84,15 @@ class TwilioTransport:
         key = host.contact_key(inbound.contact)
         ids = {"contact": key, "message_sid": inbound.message_id, "channel": inbound.channel}
         log.info("twilio message received", extra=ids)
-        reply = await host.receive(inbound)
-        messages, uids = await self._replies(host, inbound, reply, key)
+        reply = await host.receive(inbound, inline=True)  # a redelivery: the first replies
         replies: list[Part] = []
-        for message in messages:
+        for message in reply.messages:
             replies += parts(message, await self._media_url(message))
         images = sum(part.media_url is not None for part in replies)
         log.info("twilio reply", extra={**ids, "parts": len(replies), "images": images})
         answer = twiml(replies, config.status_callback())
-        await host.stores.outbox.delivered_inline(uids)
+        await host.answered_inline(reply)
         return Response(answer, media_type="application/xml")
-
-    async def _replies(
-        self, host: Host, inbound: Inbound, reply: Reply, key: str
-    ) -> tuple[list[Outbound], list[str]]:
-        """The messages to answer with, and the uids of the new inline rows they are.
-
-        A redelivered message (the engine says `message_duplicated`) gets the replies it
-        was first given again."""
-        inbound_key = inbound_key_of(inbound)
-        if "message_duplicated" in reply.event_names() and inbound_key:
-            return await _first_replies(host, inbound_key), []
-        uids = await enqueue_replies(
-            host.stores.outbox, inbound, reply.messages, key, inline=True, channel=self.name
-        )
-        return reply.messages, uids
 
     async def status_webhook(self, request: Request) -> Response:
         """A status callback: record it; send nothing."""
@@ -195,17 +177,6 @@ class TwilioTransport:
         if self._host is None or self._config is None:
             raise ConfigError("the Twilio transport is not started: serve it with create_app")
         return self._host, self._config
-
-
-async def _first_replies(host: Host, inbound_key: str) -> list[Outbound]:
-    """The replies the first delivery got. The first delivery's turn commits before its
-    replies become rows, so a redelivery racing it waits a moment for them."""
-    for pause in REDELIVERY_PAUSES:
-        found = await host.stores.outbox.replies_to(inbound_key)
-        if found:
-            return found
-        await asyncio.sleep(pause)
-    return await host.stores.outbox.replies_to(inbound_key)
 
 
 def _final(delivery: Delivery) -> Delivery:

@@ -1,0 +1,127 @@
+"""The conversation service queues a turn's messages before it commits, and releases them
+after: the session, the processed message id and the messages take effect together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.test_entrances import ADDRESS, engine_with
+
+from palabre.errors import StoreUnavailable
+from palabre.runtime.engine import Engine
+from palabre.runtime.entrances import Contact
+from palabre.runtime.messages import Inbound
+from palabre.stores.base import message_key
+
+pytestmark = pytest.mark.anyio
+
+
+def hello(message_id: str, text: str = "hello") -> Inbound:
+    return Inbound(ADDRESS, text, "whatsapp", message_id=message_id, transport="meta_cloud")
+
+
+async def statuses(engine: Engine) -> list[str]:
+    assert engine.stores is not None
+    return [row.status for row in reversed(await engine.stores.outbox.rows())]
+
+
+class FailingOnce:
+    """Makes one awaited method of an object raise StoreUnavailable, once."""
+
+    def __init__(self, owner: object, name: str) -> None:
+        self.owner, self.name = owner, name
+        self.real = getattr(owner, name)
+        setattr(owner, name, self)
+
+    async def __call__(self, *args: object, **kwargs: object) -> None:
+        setattr(self.owner, self.name, self.real)
+        raise StoreUnavailable("the store is down")
+
+
+async def test_a_turn_that_fails_to_commit_sends_nothing_until_it_runs_again(tmp_path: Path):
+    engine = engine_with(tmp_path)
+    try:
+        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+        FailingOnce(engine.store, "commit")
+        with pytest.raises(StoreUnavailable):
+            await engine.handle(hello("wamid.1", "yes"))
+        assert await statuses(engine) == ["queued", "held"], "the failed turn's reply waits"
+
+        again = await engine.handle(hello("wamid.1", "yes"))  # the provider redelivers
+        assert [m.text for m in again.messages] == ["Thank you, see you at desk 3."]
+        assert await statuses(engine) == ["queued", "queued"], "released once committed"
+        assert engine.stores is not None
+        row = await engine.stores.outbox.get(again.uids[0])
+        assert row is not None and row.kind == "reply"
+    finally:
+        await engine.aclose()
+
+
+async def test_a_turn_run_again_on_a_session_that_moved_on_replaces_its_unsent_replies(
+    tmp_path: Path,
+):
+    engine = engine_with(tmp_path)
+    try:
+        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+        FailingOnce(engine.store, "commit")
+        with pytest.raises(StoreUnavailable):
+            await engine.handle(hello("wamid.1", "yes"))  # "Thank you", held
+        await engine.start(contact, "ticket", {"desk": 7}, key="ticket-2")  # meanwhile
+        again = await engine.handle(hello("wamid.1", "yes"))
+        assert [m.text for m in again.messages] == ["Thank you, see you at desk 7."]
+        assert engine.stores is not None
+        (queued,) = await engine.stores.outbox.replies_to(message_key("wamid.1"))
+        assert queued.text == "Thank you, see you at desk 7.", "the row says what was answered"
+        assert await statuses(engine) == ["queued", "queued", "queued"], (
+            "two starts and one reply: the first run's held reply was replaced, not kept"
+        )
+    finally:
+        await engine.aclose()
+
+
+async def test_a_crash_between_commit_and_release_is_mended_by_the_redelivery(tmp_path: Path):
+    engine = engine_with(tmp_path)
+    try:
+        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+        assert engine.stores is not None
+        FailingOnce(engine.stores.outbox, "release")
+        with pytest.raises(StoreUnavailable):
+            await engine.handle(hello("wamid.1", "yes"))
+        assert await statuses(engine) == ["queued", "held"]
+
+        again = await engine.handle(hello("wamid.1", "yes"))
+        assert again.event_names() == ["message_duplicated"], "the turn is not run twice"
+        assert [m.text for m in again.messages] == ["Thank you, see you at desk 3."]
+        assert await statuses(engine) == ["queued", "queued"]
+    finally:
+        await engine.aclose()
+
+
+async def test_the_same_start_key_for_the_same_contact_starts_the_flow_once(tmp_path: Path):
+    engine = engine_with(tmp_path)
+    try:
+        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+        first = await engine.start(contact, "ticket", {"number": "A1"}, key="ticket-A1")
+        second = await engine.start(contact, "ticket", {"number": "A1"}, key="ticket-A1")
+        assert second.event_names() == ["start_duplicated"]
+        assert second.uids == first.uids and len(first.uids) == 1
+        other = Contact("whatsapp:+243810000022", transport="meta_cloud", channel="whatsapp")
+        third = await engine.start(other, "ticket", {"number": "A1"}, key="ticket-A1")
+        assert third.uids != first.uids, "a key is the caller's for one contact"
+        assert await statuses(engine) == ["queued", "queued"]
+    finally:
+        await engine.aclose()
+
+
+async def test_messages_no_transport_sends_are_not_queued(tmp_path: Path):
+    engine = engine_with(tmp_path)
+    try:
+        reply = await engine.handle(Inbound(ADDRESS, "hello", "cli", message_id="cli.1"))
+        assert reply.messages and reply.uids == []
+        assert await statuses(engine) == []
+    finally:
+        await engine.aclose()
