@@ -2,17 +2,21 @@
 
 What one worker records, the other knows: a returning UIC person is recognised, a QR code
 made on one is served by the other, and an opt-out recorded on one applies on the other.
+A contact's answers alternating between the workers are answered in order, on Twilio
+(inline TwiML) as on Meta (both workers' outbox workers sending).
 Before the database, each of these lived in a file of one worker's `PALABRE_DATA_DIR`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,8 +25,19 @@ import httpx
 import pytest
 from tests.conftest import uic_plugins
 from tests.serving import ROOT, start_serve
+from tests.test_meta_cloud import (
+    ACCESS_TOKEN,
+    PHONE_ID,
+    VERIFY_TOKEN,
+    FakeGraph,
+    change,
+    notification,
+    text,
+    wait_until,
+)
 from tests.test_qr import decode
 from tests.test_twilio import FakeTwilio
+from tests.turns import HeldTurn, key_of
 from twilio.request_validator import RequestValidator
 
 from palabre.config import Settings
@@ -30,12 +45,14 @@ from palabre.hookspecs import hookimpl
 from palabre.plugins import make_plugin_manager
 from palabre.runtime.messages import Outbound
 from palabre.web.app import create_app
+from palabre_meta_cloud.signature import sign
 from palabre_twilio.transport import TwilioTransport
 
 TOKEN = "fedcba9876543210" * 2  # a Twilio auth token is 32 hex characters
 ACCOUNT = "AC" + "0" * 32
 PUBLIC = "https://bot.example.org"
 SECRET = "shared-database-secret-" + "7" * 32
+META_SECRET = "0f1e2d3c4b5a6978" * 2  # a Meta app secret is 32 hex characters
 ANSWERS = ["Bonjour", "Mbengue", "Ibrahima", "1997", "DA", "1"]
 
 
@@ -166,3 +183,94 @@ def test_an_opt_out_recorded_on_one_worker_applies_on_the_others(
     assert [request["form"]["To"] for request in fake.requests] == [other], (
         "nothing reaches Twilio for the contact who opted out"
     )
+
+
+def test_twilio_answers_alternating_between_workers_are_answered_in_order(workers, redis_url):
+    """Answers alternate between the workers; each worker answers inline (TwiML)."""
+    phone = "+243810000041"
+    first = post_signed(workers[0], "/twilio", twilio_form("Bonjour", "SMorder0", phone))
+    assert "1/5" in first.text
+    with ThreadPoolExecutor(len(ANSWERS)) as pool:
+        with HeldTurn(redis_url, key_of(SECRET, f"whatsapp:{phone}")) as held:
+            futures = []
+            for queued, answer in enumerate(ANSWERS[1:], start=2):
+                form = twilio_form(answer, f"SMorder{queued}", phone)
+                futures.append(pool.submit(post_signed, workers[queued % 2], "/twilio", form))
+                held.wait_for_queue(queued)  # it reached its worker: the next one may go
+        replies = [future.result().text for future in futures]
+    assert [step in reply for step, reply in zip(STEPS, replies, strict=False)] == [True] * 4
+    assert "MBEIBR7DA1" in replies[-1], "each answer was applied in the order it arrived"
+
+
+def twilio_form(body: str, sid: str, phone: str) -> dict[str, str]:
+    return {
+        "MessageSid": sid.ljust(34, "0"),
+        "AccountSid": ACCOUNT,
+        "From": f"whatsapp:{phone}",
+        "To": "whatsapp:+14155238886",
+        "Body": body,
+        "NumMedia": "0",
+    }
+
+
+STEPS = ["2/5", "3/5", "4/5", "5/5"]
+
+
+@pytest.fixture
+def meta_workers(
+    redis_url: str, postgres_url: str, tmp_path: Path, live_server
+) -> Iterator[tuple[list[str], FakeGraph]]:
+    """Two workers receiving Meta webhooks, whose outbox workers send to one fake Graph API."""
+    upgrade(postgres_url)
+    graph = FakeGraph()
+    with live_server(graph.app) as api, ExitStack() as stack:
+        env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": postgres_url,
+            "META_APP_SECRET": META_SECRET,
+            "META_ACCESS_TOKEN": ACCESS_TOKEN,
+            "META_VERIFY_TOKEN": VERIFY_TOKEN,
+            "META_PHONE_NUMBER_ID": PHONE_ID,
+            "META_API_BASE": api.url,
+            "PALABRE_SECRET": SECRET,
+            "PALABRE_DISABLE_PLUGINS": "twilio",
+            "PALABRE_LOG_LEVEL": "WARNING",
+        }
+        urls = []
+        for name in ("one", "two"):
+            served = start_serve(tmp_path / name, env)
+            stack.callback(served.stop)
+            urls.append(served.url)
+        yield urls, graph
+
+
+def post_meta(worker: str, sender: str, wamid: str, body: str) -> None:
+    raw = json.dumps(notification(change([text(sender, wamid, body)]))).encode()
+    headers = {"X-Hub-Signature-256": sign(META_SECRET.encode(), raw)}
+    response = httpx.post(f"{worker}/meta", content=raw, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def test_meta_replies_arrive_in_order_when_answers_alternate_between_workers(
+    meta_workers, redis_url
+):
+    """Both workers' outbox workers send: the contact's replies still leave in order."""
+    (one, two), graph = meta_workers
+    wa_id = "243810000042"
+    post_meta(one, wa_id, "wamid.ORDER0", "Bonjour")
+    wait_until(lambda: len(graph.texts(wa_id)) == 2)
+    contact = key_of(SECRET, f"whatsapp:+{wa_id}")
+    with ThreadPoolExecutor(len(ANSWERS)) as pool:
+        with HeldTurn(redis_url, contact) as held:
+            posted = []
+            for queued, answer in enumerate(ANSWERS[1:], start=2):
+                worker = (one, two)[queued % 2]
+                sent = pool.submit(post_meta, worker, wa_id, f"wamid.ORDER{queued}", answer)
+                posted.append(sent)
+                held.wait_for_queue(queued)
+        for sent in posted:
+            sent.result()  # each webhook was answered 200
+    wait_until(lambda: any("MBEIBR7DA1" in text for text in graph.texts(wa_id)), timeout=30)
+    texts = graph.texts(wa_id)[2:]
+    assert [step in text for step, text in zip(STEPS, texts, strict=False)] == [True] * 4, texts
+    assert "MBEIBR7DA1" in texts[-1] and len(texts) == 5, "in order, each reply once"
