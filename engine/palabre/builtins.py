@@ -14,7 +14,7 @@ from palabre.actions.registry import ACTION as REMEMBER
 from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
-from palabre.outbox import limits, policy
+from palabre.outbox import limits, policy, retention
 from palabre.outbox.worker import run_worker
 from palabre.stores.base import SessionStore
 from palabre.stores.bundle import Stores, open_stores
@@ -41,13 +41,13 @@ async def purge_media(host: Host) -> None:
 
 @hookimpl(trylast=True)
 def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
-    return [purge_media, run_worker]
+    return [purge_media, retention.purge_outbox, run_worker]
 
 
 @hookimpl(trylast=True)
 def check_settings(settings: Settings) -> list[str]:
-    """The outbox's settings: rates, pacing, attempts, backoff, lease."""
-    return limits.problems(settings) + policy.problems(settings)
+    """The outbox's settings: rates, pacing, attempts, backoff, lease, retention."""
+    return limits.problems(settings) + policy.problems(settings) + retention.problems(settings)
 
 
 @hookimpl(trylast=True)

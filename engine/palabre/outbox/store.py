@@ -12,8 +12,9 @@ it names forward in the same transaction, and the worker, recording a send, take
 further of its own status and what the log already heard (a callback may come first).
 
 Rows hold the address and the message (needed to send, and to answer a redelivered
-inbound message with its replies again); listings and logs show uids, channels,
-statuses, error codes and contact keys, never a body or an address.
+inbound message with its replies again) until the retention blanks them
+(palabre.outbox.retention); listings and logs show uids, channels, statuses, error
+codes and contact keys, never a body or an address.
 """
 
 from __future__ import annotations
@@ -28,8 +29,18 @@ from palabre.db.database import Database
 from palabre.db.inserts import insert_new
 from palabre.db.schema import outbox
 from palabre.outbox.rows import PRIORITY, ROW_COLUMNS, Queued, Row, outbound_of, payload_of
-from palabre.outbox.statuses import HELD, INLINE, NEEDS_ATTENTION, QUEUED, SENT, forward
+from palabre.outbox.statuses import (
+    HELD,
+    INLINE,
+    NEEDS_ATTENTION,
+    PENDING,
+    QUEUED,
+    SENT,
+    forward,
+)
 from palabre.runtime.messages import Outbound
+
+PURGED = "{}"  # the payload of a row whose body the retention no longer allows
 
 
 class Outbox:
@@ -71,7 +82,7 @@ class Outbox:
         start), in order: what a redelivery is given again."""
         query = (
             select(outbox.c.uid, outbox.c.channel, outbox.c.address, outbox.c.payload)
-            .where(outbox.c.inbound_key == inbound_key)
+            .where(outbox.c.inbound_key == inbound_key, outbox.c.address != "")
             .order_by(outbox.c.id)
         )
         async with self.database.read() as conn:
@@ -142,6 +153,25 @@ class Outbox:
         async with self.database.read() as conn:
             found = (await conn.execute(query)).first()
         return Row(*found) if found else None
+
+    async def purge(self, bodies_before: float, rows_before: float) -> dict[str, int]:
+        """Blank the address and text of rows settled before `bodies_before`, delete those
+        settled before `rows_before`, and held rows queued before `bodies_before` (see
+        palabre.outbox.retention); returns how many rows each touched."""
+        settled = outbox.c.status.not_in([*PENDING, HELD])
+        async with self.database.write() as conn:
+            held = await conn.execute(
+                delete(outbox).where(outbox.c.status == HELD, outbox.c.created_at < bodies_before)
+            )
+            rows = await conn.execute(
+                delete(outbox).where(settled, outbox.c.updated_at < rows_before)
+            )
+            bodies = await conn.execute(
+                update(outbox)
+                .where(settled, outbox.c.updated_at < bodies_before, outbox.c.address != "")
+                .values(address="", payload=PURGED)
+            )
+        return {"held": held.rowcount, "rows": rows.rowcount, "bodies": bodies.rowcount}
 
     async def depth(self) -> dict[str, int]:
         """How many rows are in each status (for metrics)."""
