@@ -16,7 +16,7 @@ from typing import Any
 from palabre.actions import Action, ActionContext
 from palabre.errors import ActionError
 from palabre.stores.media import DEFAULT_TTL
-from palabre_qr.png import qr_png
+from palabre_qr.drawing import DRAWER
 
 CONTENT_TYPE = "image/png"
 MAX_TTL = 30 * 24 * 3600  # an image of someone's code should not outlive its use
@@ -29,7 +29,8 @@ async def qr_code(arguments: dict[str, Any], context: ActionContext) -> dict[str
     ttl = _ttl(arguments.get("ttl"), context)
     if context.stores is None:
         raise ActionError("qr.code needs the media store (the engine's stores.media)")
-    media_id = await context.stores.media.put(qr_png(text), CONTENT_TYPE, ttl)
+    png = await DRAWER.draw(text)  # off the event loop (palabre_qr.drawing)
+    media_id = await context.stores.media.put(png, CONTENT_TYPE, ttl)
     return {"image": media_id}
 
 

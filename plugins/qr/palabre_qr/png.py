@@ -22,7 +22,7 @@ BORDER = 4  # modules of quiet zone, the minimum ISO/IEC 18004 asks for
 
 def qr_png(text: str) -> bytes:
     """The PNG of a QR code holding `text`; ActionError when it cannot be drawn."""
-    qrcode = _load_qrcode()
+    qrcode = load_qrcode()
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=BOX_SIZE, border=BORDER
     )
@@ -38,7 +38,7 @@ def qr_png(text: str) -> bytes:
     return buffer.getvalue()
 
 
-def _load_qrcode() -> ModuleType:
+def load_qrcode() -> ModuleType:
     """The qrcode package, with its Pillow image factory; ActionError naming the extra."""
     try:
         import qrcode
