@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from palabre.render import as_plain_text
 from palabre.runtime.messages import Outbound
-from palabre_twilio.config import load_sdk
 from palabre_twilio.inbound import channel_of
 from palabre_twilio.sms import MAX_MESSAGE_CHARS, split_at_words, split_for_sms
 
@@ -48,16 +47,33 @@ def parts(message: Outbound, media_url: str | None = None) -> list[Part]:
 
 
 def twiml(replies: list[Part], action: str | None = None) -> str:
-    """A TwiML <Response> with one <Message> per part (none: Twilio sends nothing)."""
-    messaging = load_sdk("twilio.twiml.messaging_response")
-    response = messaging.MessagingResponse()
-    for part in replies:
-        if part.media_url is None:
-            response.message(part.body, action=action)
-            continue
-        message = messaging.Message(action=action)
-        if part.body:
-            message.body(part.body)
-        message.media(part.media_url)
-        response.append(message)
-    return str(response)
+    """A TwiML <Response> with one <Message> per part (none: Twilio sends nothing).
+
+    Written directly, as the twilio SDK's MessagingResponse writes it (a test compares
+    them on fuzzed bodies): the SDK builds an ElementTree per reply, some 20 times slower.
+    """
+    opening = f'<Message action="{_escape(action, True)}"' if action is not None else "<Message"
+    messages = [_message(opening, part) for part in replies]
+    if not messages:
+        return XML_DECLARATION + "<Response />"
+    return XML_DECLARATION + "<Response>" + "".join(messages) + "</Response>"
+
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def _message(opening: str, part: Part) -> str:
+    if part.media_url is None:
+        return f"{opening}>{_escape(part.body)}</Message>" if part.body else f"{opening} />"
+    body = f"<Body>{_escape(part.body)}</Body>" if part.body else ""
+    media = f"<Media>{_escape(part.media_url)}</Media>" if part.media_url else "<Media />"
+    return f"{opening}>{body}{media}</Message>"
+
+
+def _escape(text: str, attribute: bool = False) -> str:
+    """Escape as ElementTree does: &, <, > everywhere; quotes and newlines in attributes."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if attribute:
+        text = text.replace('"', "&quot;").replace("\n", "&#10;")
+        text = text.replace("\r", "&#13;").replace("\t", "&#09;")
+    return text

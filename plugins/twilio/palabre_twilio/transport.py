@@ -58,7 +58,6 @@ class TwilioTransport:
         """Read the settings and load the SDK; refuse to start without the auth token."""
         config = TwilioConfig.from_settings(host.settings)
         load_sdk("twilio.request_validator")
-        load_sdk("twilio.twiml.messaging_response")
         if config.token is None and host.insecure_dev:
             log.warning(
                 "INSECURE DEV MODE: TWILIO_AUTH_TOKEN is not set, so Twilio signatures are "
