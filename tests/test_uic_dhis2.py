@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.test_dhis2 import PROGRAM, client_for, fake, settings_for
+from tests.dhis2_fakes import PROGRAM, client_for, fake, settings_for
 
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
