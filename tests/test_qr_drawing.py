@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import signal
+import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 from tests.test_qr import CODE, decode
 
 from palabre.errors import ActionError
-from palabre_qr.drawing import Drawer, worker_pid
+from palabre_qr.drawing import Drawer
+from palabre_qr.frames import DRAWN, FAILED, HEADER, MAX_TEXT
 from palabre_qr.png import qr_png
+from palabre_qr.worker import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -40,17 +47,14 @@ async def test_the_event_loop_runs_other_turns_while_a_code_is_drawn(drawer: Dra
 
 async def test_the_drawing_happens_in_another_process(drawer: Drawer):
     await drawer.draw(CODE)
-    pool = drawer._executor()
-    elsewhere = await asyncio.get_running_loop().run_in_executor(pool, worker_pid)
-    assert elsewhere != os.getpid()
+    assert drawer.pid is not None and drawer.pid != os.getpid()
 
 
 async def test_the_latest_drawings_are_kept_and_the_oldest_forgotten(drawer: Drawer):
     first = await drawer.draw("A1")
     await drawer.draw("A2")
-    drawer.close()  # from here, a drawing that is not cached starts a new process
 
-    async def refuse(text: str) -> bytes:
+    def refuse(text: str) -> bytes:
         raise AssertionError(f"{text} should have come from the cache")
 
     drawer._in_worker = refuse  # type: ignore[method-assign]
@@ -62,19 +66,53 @@ async def test_the_latest_drawings_are_kept_and_the_oldest_forgotten(drawer: Dra
         await drawer.draw("A2")
 
 
-async def test_a_killed_drawing_process_fails_one_drawing_and_the_next_starts_a_new_one(
-    drawer: Drawer,
-):
+async def test_a_killed_worker_is_replaced_by_the_next_drawing(drawer: Drawer):
     await drawer.draw("B1")
-    pool = drawer._executor()
-    for process in list(pool._processes.values()):  # type: ignore[attr-defined]
-        process.kill()
-        process.join()
+    killed = drawer.pid
+    assert killed is not None and drawer._process is not None
+    os.kill(killed, signal.SIGKILL)
+    drawer._process.wait()
+    assert decode(await drawer.draw("B2")) == "B2"
+    assert drawer.pid not in (None, killed), "a new worker drew it"
+
+
+async def test_a_worker_dying_mid_request_fails_that_drawing_only(drawer: Drawer):
+    # A stand-in that reads the start of the request, then dies without answering.
+    drawer._process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.read(1)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     with pytest.raises(ActionError, match="the drawing process stopped"):
-        await drawer.draw("B2")
-    assert decode(await drawer.draw("B2")) == "B2", "a new process draws the next one"
+        await drawer.draw("C2")
+    assert decode(await drawer.draw("C2")) == "C2", "the next drawing starts a new worker"
 
 
 async def test_a_text_too_long_is_an_action_error_from_the_worker(drawer: Drawer):
     with pytest.raises(ActionError, match="too long for one QR code"):
         await drawer.draw("x" * 5000)
+    assert decode(await drawer.draw("D1")) == "D1", "the worker goes on"
+
+
+def frame(text: bytes, length: int | None = None) -> bytes:
+    return struct.pack(HEADER, 0, len(text) if length is None else length) + text
+
+
+def answers_to(requests: bytes) -> list[tuple[int, bytes]]:
+    output = io.BytesIO()
+    serve(io.BytesIO(requests), output)
+    data, found, size = output.getvalue(), [], struct.calcsize(HEADER)
+    while data:
+        status, length = struct.unpack(HEADER, data[:size])
+        found.append((status, data[size : size + length]))
+        data = data[size + length :]
+    return found
+
+
+def test_the_worker_answers_each_frame_and_stops_at_a_bad_one():
+    answers = answers_to(
+        frame(CODE.encode()) + frame(b"x" * 5000) + frame(b"", MAX_TEXT + 1) + frame(b"E1")
+    )
+    assert [status for status, _ in answers] == [DRAWN, FAILED], "nothing after the bad frame"
+    assert answers[0][1] == qr_png(CODE)
+    assert b"too long" in answers[1][1] and b"xxxx" not in answers[1][1]

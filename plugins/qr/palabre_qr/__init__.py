@@ -3,8 +3,8 @@
 `qrcode` and `pillow` are an extra (`pip install 'palabre[qr]'`); this module imports
 without them, and the action says what to install when it runs.
 
-Modules: png (drawing the code as PNG bytes), drawing (off the event loop, cached),
-code (the `qr.code` action).
+Modules: png (drawing the code as PNG bytes), drawing (in a worker process, cached),
+frames and worker (that process), code (the `qr.code` action).
 """
 
 from __future__ import annotations
