@@ -107,7 +107,8 @@ class Engine(World):
             outcome = await entrances.resume(self, session, inbound)
             uids = await self._queue_replies(outcome, inbound, key, inline)
             await self._commit(key, outcome, lease, inbound.message_id, began)
-            await self._release(uids)
+            if not inline:  # inline rows are never held: the transport answers them
+                await self._release(uids)
         await self._publish(outcome, key, inbound.transport, inbound.message_id)
         return Reply(outcome.messages, outcome.events, uids)
 
