@@ -12,13 +12,13 @@ import sqlite3
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.test_meta_cloud import graph_error
+from tests.meta_fakes import graph_error
 from tests.test_outbox import Graph, outbox_settings, queued, rig
-from tests.test_twilio import app_for as twilio_app
-from tests.test_twilio import post, webhook
-from tests.test_twilio import settings_for as twilio_settings
 from tests.test_web_app import UIC
 from tests.test_web_app import app_for as plain_app
+from tests.twilio_fakes import app_for as twilio_app
+from tests.twilio_fakes import post, webhook
+from tests.twilio_fakes import settings_for as twilio_settings
 
 from palabre.config import Settings
 from palabre.metrics import Metrics

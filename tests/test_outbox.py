@@ -1,6 +1,6 @@
 """The durable outbox: order, priority, retries, throttling, unconfirmed sends, crashes.
 
-The sends go through the real Meta transport to a fake Graph API (tests/test_meta_cloud's
+The sends go through the real Meta transport to a fake Graph API (tests/meta_fakes'
 `FakeGraph`, which answers with Meta's documented JSON), reached through
 `httpx.ASGITransport`; the crash test runs `palabre worker` in a real subprocess against
 a fake Graph API served on loopback. Tests that depend on the database run on SQLite and
@@ -33,8 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
-from tests.serving import ROOT
-from tests.test_meta_cloud import (
+from tests.meta_fakes import (
     ALICE,
     APP_SECRET,
     PHONE_ID,
@@ -47,11 +46,12 @@ from tests.test_meta_cloud import (
     settings_for,
     text,
 )
-from tests.test_twilio import app_for as twilio_app
-from tests.test_twilio import messages as twiml_messages
-from tests.test_twilio import post as twilio_post
-from tests.test_twilio import settings_for as twilio_settings
-from tests.test_twilio import webhook as twilio_webhook
+from tests.serving import ROOT
+from tests.twilio_fakes import app_for as twilio_app
+from tests.twilio_fakes import messages as twiml_messages
+from tests.twilio_fakes import post as twilio_post
+from tests.twilio_fakes import settings_for as twilio_settings
+from tests.twilio_fakes import webhook as twilio_webhook
 
 from palabre.bootstrap import build_engine
 from palabre.config import Settings

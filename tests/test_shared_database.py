@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from tests.conftest import uic_plugins
-from tests.serving import ROOT, start_serve
-from tests.test_meta_cloud import (
+from tests.meta_fakes import (
     ACCESS_TOKEN,
     PHONE_ID,
     VERIFY_TOKEN,
@@ -35,9 +34,10 @@ from tests.test_meta_cloud import (
     text,
     wait_until,
 )
+from tests.serving import ROOT, start_serve
 from tests.test_qr import decode
-from tests.test_twilio import FakeTwilio
 from tests.turns import HeldTurn, key_of
+from tests.twilio_fakes import FakeTwilio
 from twilio.request_validator import RequestValidator
 
 from palabre.config import Settings

@@ -1,6 +1,6 @@
 """A bounded fuzz test: thousands of correctly signed, mutated bodies for every webhook.
 
-Valid bodies, shaped like those of tests/test_meta_cloud.py and tests/test_twilio.py, are
+Valid bodies, shaped like those of tests/meta_fakes.py and tests/twilio_fakes.py, are
 mutated by a seeded `random.Random` (so every run sends the same bodies; a failure names
 its webhook and index) and posted to ONE real `palabre serve` on loopback: Meta's
 `POST /meta` signed with the app secret, Twilio's `POST /twilio` and `/twilio/status`

@@ -186,7 +186,7 @@ def test_many_slow_unsigned_bodies_keep_memory_bounded_and_are_all_refused(tmp_p
 STATUSES = 30_000
 # Each status kept is a database write: 30,000 of them take minutes on a small machine, so
 # the body repeats each of these many, and the test stays short. (That reading the body is
-# linear in its size is tested in tests/test_meta_cloud.py, without a clock.)
+# linear in its size is tested in tests/test_meta_cloud_payload.py, without a clock.)
 DISTINCT = 2_000
 
 
