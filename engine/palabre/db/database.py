@@ -1,9 +1,15 @@
 """One database, opened as an SQLAlchemy `AsyncEngine`: SQLite by default, PostgreSQL on demand.
 
-The embedded SQLite file runs in WAL mode, overwrites what it deletes (`secure_delete`),
-checks foreign keys and waits for a busy file rather than failing at once. Its writes
+The embedded SQLite file runs in WAL mode with synchronous=NORMAL, overwrites what it
+deletes (`secure_delete`), checks foreign keys and waits for a busy file rather than
+failing at once. Its writes
 take the file's write lock when they begin (`BEGIN IMMEDIATE`), so a read-then-write is
 never overtaken by another process. PostgreSQL is reached through psycopg 3.
+
+Store code that runs on every message writes its transaction as one plain function of a
+synchronous `Connection` and hands it to `run`: on SQLite the whole transaction then
+takes one trip to a worker thread (through aiosqlite, each statement took several), and
+on PostgreSQL it runs on the async connection through SQLAlchemy's `run_sync`.
 
 The schema is checked before the first use (see `palabre.db.migrate.prepare`): a database
 behind the code is refused with `palabre db upgrade` in the message. Every database
@@ -14,12 +20,12 @@ never shows the password.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -32,6 +38,8 @@ BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_SECONDS = 5
 # How each transaction begins on SQLite (an execution option of the connection).
 BEGIN = "palabre_begin"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Database:
@@ -42,6 +50,7 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self.where = shown(self.url)
         self.engine = _create_engine(self.url)
+        self._sync: Engine | None = None  # SQLite only: the engine `run` uses, in a thread
         self._ready = False
         self._readying = asyncio.Lock()
 
@@ -85,6 +94,44 @@ class Database:
         except SQLAlchemyError as exc:
             raise self.failure(exc) from exc
 
+    async def run(
+        self,
+        transaction: Callable[Concatenate[Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`transaction(connection, *args, **kwargs)` in one transaction that may write
+        (committed when it returns, rolled back when it raises); returns its result."""
+        await self.ready()
+
+        def bound(conn: Connection) -> T:
+            return transaction(conn, *args, **kwargs)
+
+        if not self.embedded:
+            async with self.connection() as conn:
+                return await conn.run_sync(bound)
+        return await asyncio.to_thread(self._in_thread, bound)
+
+    def _in_thread(self, transaction: Callable[[Connection], T]) -> T:
+        try:
+            with (
+                self._sync_engine().connect() as conn,
+                conn.execution_options(**{BEGIN: "BEGIN IMMEDIATE"}).begin(),
+            ):
+                return transaction(conn)
+        except SQLAlchemyError as exc:
+            raise self.failure(exc) from exc
+
+    def _sync_engine(self) -> Engine:
+        if self._sync is None:
+            url = self.url.set(drivername="sqlite")
+            # One thread at a time per connection, but any thread: `run` uses the pool's.
+            engine = create_engine(url, connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _on_sqlite_connect)
+            event.listen(engine, "begin", _on_sqlite_begin)
+            self._sync = engine
+        return self._sync
+
     async def ready(self) -> None:
         """Check the schema once (creating a new embedded database); StoreError if behind."""
         if self._ready:
@@ -127,6 +174,8 @@ class Database:
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._sync is not None:
+            await asyncio.to_thread(self._sync.dispose)
 
 
 def _create_engine(url: URL) -> AsyncEngine:
@@ -147,7 +196,10 @@ def _on_sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in (
         "journal_mode=WAL",
-        "synchronous=FULL",
+        # Each commit reaches the WAL before it returns, so a killed process loses nothing
+        # committed; only a power cut may undo the last commits (never corrupt the file),
+        # and saves one fsync per commit. PostgreSQL is for what must survive a machine.
+        "synchronous=NORMAL",
         "secure_delete=ON",  # deleted rows (completed registrations) leave no readable trace
         "foreign_keys=ON",
         f"busy_timeout={BUSY_TIMEOUT_MS}",

@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
@@ -59,70 +59,30 @@ class Outbox:
         it queued and never sent (held, inline) are replaced by these, so a session that
         moved on meanwhile never gets replies written for the one before.
         """
-        now = self.clock()
-        uids = []
-        async with self.database.write() as conn:
-            if replacing is not None:
-                unsent = outbox.c.status.in_([HELD, INLINE])
-                await conn.execute(delete(outbox).where(outbox.c.inbound_key == replacing, unsent))
-            for item in items:
-                uid = item.uid
-                values = _values(item, uid, now)
-                added = await conn.execute(insert_new(self.database.dialect, outbox, **values))
-                if added.first() is None:  # the key was queued before: keep that row
-                    query = select(outbox.c.uid).where(
-                        or_(outbox.c.idempotency_key == item.idempotency_key, outbox.c.uid == uid)
-                    )
-                    uid = (await conn.execute(query.limit(1))).scalar_one()
-                uids.append(uid)
-        return uids
+        dialect, now = self.database.dialect, self.clock()
+        return await self.database.run(_enqueue, dialect, items, now, replacing)
 
     async def replies_to(self, inbound_key: str) -> list[Outbound]:
         """The messages once queued in answer to `inbound_key` (an inbound message, or a
         start), in order: what a redelivery is given again."""
-        query = (
-            select(outbox.c.uid, outbox.c.channel, outbox.c.address, outbox.c.payload)
-            .where(outbox.c.inbound_key == inbound_key, outbox.c.address != "")
-            .order_by(outbox.c.id)
-        )
-        async with self.database.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [outbound_of(*row) for row in rows]
+        return await self.database.run(_replies_to, inbound_key)
 
     async def released(self, inbound_key: str) -> bool:
         """Whether a turn that answers `inbound_key` committed and released its rows."""
-        query = select(outbox.c.uid).where(
-            outbox.c.inbound_key == inbound_key, outbox.c.status.not_in([HELD, INLINE])
-        )
-        async with self.database.read() as conn:
-            return (await conn.execute(query.limit(1))).first() is not None
+        return await self.database.run(_released, inbound_key)
 
     async def release(self, uids: list[str]) -> None:
         """The turn that queued these held rows committed: they may be sent now."""
         if not uids:
             return
-        now = self.clock()
-        statement = (
-            update(outbox)
-            .where(outbox.c.uid.in_(uids), outbox.c.status == HELD)
-            .values(status=QUEUED, next_attempt_at=now, updated_at=now)
-        )
-        async with self.database.write() as conn:
-            released = await conn.execute(statement)
-        if released.rowcount:
+        released: int = await self.database.run(_release, uids, self.clock())
+        if released:
             self.wake()
 
     async def delivered_inline(self, uids: list[str]) -> None:
         """The transport answered with these rows inline (TwiML): they are sent."""
-        if not uids:
-            return
-        statement = (
-            update(outbox)
-            .where(outbox.c.uid.in_(uids), outbox.c.status == INLINE)
-            .values(status=SENT, updated_at=self.clock())
-        )
-        async with self.database.write() as conn:
-            await conn.execute(statement)
+        if uids:
+            await self.database.run(_delivered_inline, uids, self.clock())
 
     async def status(
         self, provider_id: str | None, uid: str | None, status: str, error_code: str | None
@@ -130,8 +90,7 @@ class Outbox:
         """Apply a provider's status to its row (by uid, else provider id): forward only."""
         statement = forward(status, error_code, self.clock(), provider_id=provider_id, uid=uid)
         if statement is not None:
-            async with self.database.write() as conn:
-                await conn.execute(statement)
+            await self.database.run(Connection.execute, statement)
 
     async def failed(self, limit: int = 50) -> list[Row]:
         """The rows that need a person's eye, newest first: failed, undelivered,
@@ -204,3 +163,56 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+# -- the transactions, each run in one trip (Database.run) -------------------------------
+
+
+def _enqueue(
+    conn: Connection, dialect: str, items: list[Queued], now: float, replacing: str | None
+) -> list[str]:
+    if replacing is not None:
+        unsent = outbox.c.status.in_([HELD, INLINE])
+        conn.execute(delete(outbox).where(outbox.c.inbound_key == replacing, unsent))
+    uids = []
+    for item in items:
+        uid = item.uid
+        added = conn.execute(insert_new(dialect, outbox, **_values(item, uid, now)))
+        if added.first() is None:  # the key was queued before: keep that row
+            taken = or_(outbox.c.idempotency_key == item.idempotency_key, outbox.c.uid == uid)
+            uid = conn.execute(select(outbox.c.uid).where(taken).limit(1)).scalar_one()
+        uids.append(uid)
+    return uids
+
+
+def _replies_to(conn: Connection, inbound_key: str) -> list[Outbound]:
+    query = (
+        select(outbox.c.uid, outbox.c.channel, outbox.c.address, outbox.c.payload)
+        .where(outbox.c.inbound_key == inbound_key, outbox.c.address != "")
+        .order_by(outbox.c.id)
+    )
+    return [outbound_of(*row) for row in conn.execute(query).all()]
+
+
+def _released(conn: Connection, inbound_key: str) -> bool:
+    done = outbox.c.status.not_in([HELD, INLINE])
+    query = select(outbox.c.uid).where(outbox.c.inbound_key == inbound_key, done).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def _release(conn: Connection, uids: list[str], now: float) -> int:
+    statement = (
+        update(outbox)
+        .where(outbox.c.uid.in_(uids), outbox.c.status == HELD)
+        .values(status=QUEUED, next_attempt_at=now, updated_at=now)
+    )
+    return conn.execute(statement).rowcount
+
+
+def _delivered_inline(conn: Connection, uids: list[str], now: float) -> None:
+    statement = (
+        update(outbox)
+        .where(outbox.c.uid.in_(uids), outbox.c.status == INLINE)
+        .values(status=SENT, updated_at=now)
+    )
+    conn.execute(statement)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from palabre.db.database import Database
 from palabre.db.schema import media
@@ -48,8 +48,8 @@ class MediaStore:
         """Store `data` for `ttl` seconds; returns its id."""
         media_id = secrets.token_urlsafe(16)
         row = {"id": media_id, "content_type": content_type, "data": data}
-        async with self._db.write() as conn:
-            await conn.execute(insert(media).values(**row, expires_at=self._clock() + ttl))
+        statement = insert(media).values(**row, expires_at=self._clock() + ttl)
+        await self._db.run(Connection.execute, statement)
         return media_id
 
     async def get(self, media_id: str) -> StoredMedia | None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
@@ -31,16 +32,7 @@ class Registry:
         same key again, as a retried turn does after a crash, still gets True.
         """
         row = {"namespace": namespace, "key": key, "created_at": self._clock(), "claim": claim}
-        async with self._db.write() as conn:
-            added = await conn.execute(insert_new(self._db.dialect, registry, **row))
-            if added.first() is not None:
-                return True
-            if claim is None:
-                return False
-            query = select(registry.c.claim).where(
-                registry.c.namespace == namespace, registry.c.key == key
-            )
-            return (await conn.execute(query)).scalar() == claim
+        return await self._db.run(_add, self._db.dialect, row)
 
     async def contains(self, namespace: str, key: str) -> bool:
         """True when `key` was registered in `namespace`."""
@@ -49,3 +41,15 @@ class Registry:
         )
         async with self._db.read() as conn:
             return (await conn.execute(query)).first() is not None
+
+
+def _add(conn: Connection, dialect: str, row: dict[str, Any]) -> bool:
+    """Registry.add's transaction (one trip: Database.run)."""
+    if conn.execute(insert_new(dialect, registry, **row)).first() is not None:
+        return True
+    if row["claim"] is None:
+        return False
+    query = select(registry.c.claim).where(
+        registry.c.namespace == row["namespace"], registry.c.key == row["key"]
+    )
+    return conn.execute(query).scalar() == row["claim"]

@@ -40,7 +40,7 @@ class SQLiteConnection:
             self.path, timeout=5.0, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # see palabre.db.database: WAL, no fsync
         # Deleted rows (finished sessions, completed registrations) leave no readable trace.
         conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(schema)
