@@ -190,12 +190,15 @@ def outbox_settings(
 
 @asynccontextmanager
 async def rig(
-    url: str, settings: Settings, http_transport: httpx.AsyncBaseTransport
+    url: str,
+    settings: Settings,
+    http_transport: httpx.AsyncBaseTransport,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Rig]:
     """Stores on `url` (migrated), and the Meta transport sending through `http_transport`."""
     database = Database(url)
     await migrate.upgrade(database)
-    stores = Stores.on(database, SECRET)
+    stores = Stores.on(database, SECRET, clock)
     engine = build_engine([UIC], settings, stores=stores)
     async with httpx.AsyncClient(transport=http_transport, base_url="http://graph.test") as http:
         meta = MetaCloudTransport()
@@ -471,6 +474,85 @@ async def test_a_sender_never_exceeds_its_rate_in_any_one_second_window(sqlite_u
     assert graph.refused == 0 and len(times) == count, "the provider never had to refuse"
     assert busiest <= rate
     assert times[-1] - began >= (count / rate) - 1, "60 at 20/s take at least two seconds"
+
+
+class StalledStore(MemoryStorage):
+    """A rate-limit store that never answers: whoever asks it waits on the limiter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        self.asked.set()
+        await asyncio.Event().wait()  # never set
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.anyio
+async def test_a_worker_that_dies_waiting_on_the_limiter_leaves_its_row_queued(
+    database_url, tmp_path
+):
+    graph = Graph()
+    settings = outbox_settings(tmp_path)
+    async with rig(database_url, settings, httpx.ASGITransport(app=graph.app)) as r:
+        [uid] = await r.stores.outbox.enqueue([queued(1, "patience")])
+        store = StalledStore()
+        worker = asyncio.create_task(r.worker(limits=RateLimits(settings, store)).run())
+        await asyncio.wait_for(store.asked.wait(), 30)
+        # The worker dies here, waiting; its lease lapses; a worker alive looks after it.
+        later = Outbox(r.stores.outbox.database, clock=lambda: time.time() + 61)
+        reaped = await Claims(later, "survivor", lease=60).reap()
+        row = await r.stores.outbox.get(uid)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert reaped == 1
+    assert (row.status, row.attempts) == ("queued", 0), "nothing was sent: queued again"
+    assert graph.arrivals == []
+
+
+@pytest.mark.anyio
+async def test_a_row_the_limiter_gives_back_keeps_its_attempts(sqlite_url, tmp_path):
+    clock, graph = Clock(), Graph()
+    settings = outbox_settings(tmp_path, PALABRE_PACE_PER_CONTACT="1/minute")
+    limits = RateLimits(settings, clock=clock)
+    async with rig(sqlite_url, settings, httpx.ASGITransport(app=graph.app), clock) as r:
+        [uid] = await r.stores.outbox.enqueue([queued(1, "again")])
+        await _set(r.stores.outbox.database, uid, attempts=1)  # one attempt failed before
+        assert limits.pace and await limits.limiter.hit(limits.pace, "contact-1")
+        draining = asyncio.create_task(r.worker(limits=limits).drain())
+        given_back = await _when(r.stores.outbox.database, uid, next_attempt_at=clock.now + 60)
+        clock.now += 60.001  # the recipient's minute has passed
+        await draining
+        row = await r.stores.outbox.get(uid)
+    assert (given_back["status"], given_back["attempts"]) == ("queued", 1)
+    assert given_back["send_started_at"] is None and graph.texts_to(1) == ["again"]
+    assert (row.status, row.attempts) == ("sent", 1), "waiting used up no attempt"
+
+
+async def _set(database: Database, uid: str, **values: Any) -> None:
+    from sqlalchemy import update
+
+    from palabre.db.schema import outbox
+
+    async with database.write() as conn:
+        await conn.execute(update(outbox).where(outbox.c.uid == uid).values(**values))
+
+
+async def _when(database: Database, uid: str, **wanted: Any) -> dict[str, Any]:
+    """The row `uid` once its columns hold `wanted` (a worker in another task writes it)."""
+    from sqlalchemy import select
+
+    from palabre.db.schema import outbox
+
+    for _ in range(1500):
+        async with database.read() as conn:
+            found = (await conn.execute(select(outbox).where(outbox.c.uid == uid))).one()
+        row = dict(found._mapping)
+        if all(row[name] == value for name, value in wanted.items()):
+            return row
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"row {uid} never had {wanted}")
 
 
 def test_malformed_outbox_settings_are_refused_at_start(tmp_path):

@@ -9,11 +9,11 @@ every worker, in `id` order; lower `priority` first (replies before bulk), then 
 Claiming sets `status='sending'`, `claimed_by` and `claimed_until` (the lease).
 
 Starting and recording a send are group commits (see batches): the sends of a moment
-share one transaction. `send_started_at` is committed just before the transport is
-called. A claim whose lease lapsed (its worker died) is re-examined by any worker
-(`reap`): without the marker the transport was never called, and the row is queued
-again; with it, the request may have gone out, and the row becomes `unconfirmed`, never
-resent blindly.
+share one transaction. `send_started_at` is committed once the send's turn came (see
+limits), just before the transport is called. A claim whose lease lapsed (its worker
+died) is re-examined by any worker (`reap`): without the marker the transport was never
+called, and the row is queued again; with it, the request may have gone out, and the row
+becomes `unconfirmed`, never resent blindly.
 """
 
 from __future__ import annotations
@@ -22,7 +22,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, case, exists, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from palabre.db.schema import messages, outbox
@@ -33,6 +44,8 @@ from palabre.outbox.statuses import (
     EXPIRED,
     FINAL,
     FROM_PROVIDER,
+    HELD,
+    HOLD_BLOCKS,
     PENDING,
     QUEUED,
     RANK,
@@ -44,6 +57,11 @@ from palabre.outbox.store import Outbox
 from palabre.runtime.messages import Outbound
 
 LAPSED = "the worker stopped while sending: the message may or may not have gone out"
+# Right after a broadcast is queued, PostgreSQL's statistics still say there are no queued
+# rows; the planner then reads every queued row through bitmap scans for each candidate
+# (seconds per claim, until autovacuum analyzes the table). Walking the status index in
+# (priority, id) order and stopping at `limit` is right at any size.
+WALK_THE_INDEX = "SET LOCAL enable_bitmapscan = off"
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,8 @@ class Claims:
 
         async def work(conn: AsyncConnection) -> list[Claimed]:
             await conn.execute(_expire(now))
+            if self.db.dialect == "postgresql":
+                await conn.exec_driver_sql(WALK_THE_INDEX)
             found = await conn.execute(self._eligible(now, limit, wanted))
             ids = [int(n) for n in found.scalars().all()]
             if not ids:
@@ -99,9 +119,10 @@ class Claims:
 
     def _eligible(self, now: float, limit: int, channels: list[str]) -> Select[Any]:
         other = outbox.alias("other")
+        committing = and_(other.c.status == HELD, other.c.created_at > now - HOLD_BLOCKS)
         unfinished_before = exists().where(
             other.c.contact_key == outbox.c.contact_key,
-            other.c.status.in_(PENDING),
+            or_(other.c.status.in_(PENDING), committing),
             other.c.id < outbox.c.id,
         )
         in_flight = exists().where(
@@ -125,16 +146,10 @@ class Claims:
 
     async def start(self, row: Claimed) -> bool:
         """Commit that the transport is about to be called; False when the claim was lost."""
-        now = self.box.clock()
-        statement = (
-            update(outbox)
-            .where(*self._mine(row), outbox.c.claimed_until > now)
-            .values(send_started_at=now, updated_at=now)
-            .returning(outbox.c.id)
-        )
+        values = {"b_uid": row.uid, "b_worker": self.worker_id, "b_now": self.box.clock()}
 
         async def work(conn: AsyncConnection) -> bool:
-            return (await conn.execute(statement)).first() is not None
+            return (await conn.execute(_START, values)).first() is not None
 
         return bool(await self.commits.run(work))
 
@@ -187,31 +202,13 @@ class Claims:
     async def _record_sent(
         self, conn: AsyncConnection, row: Claimed, outcome: Outcome, now: float
     ) -> None:
-        # `sent`, unless a callback by uid already moved the row further; then whatever
-        # the message log heard of this provider id before we got here, if further.
-        claimed = outbox.c.status.in_([SENDING, UNCONFIRMED])
-        base = case((claimed, SENT), else_=outbox.c.status)
-        heard = (
-            select(messages.c.status)
-            .where(messages.c.provider_id == outcome.provider_id)
-            .scalar_subquery()
-        )
-        heard_further = and_(
-            outbox.c.status.not_in(FINAL),
-            heard.in_(FROM_PROVIDER),
-            case(RANK, value=heard, else_=0) > case(RANK, value=base, else_=0),
-        )
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.uid == row.uid)
-            .values(
-                status=case((heard_further, heard), else_=base),
-                provider_id=outcome.provider_id,
-                attempts=outcome.attempts,
-                updated_at=now,
-                **_UNCLAIMED,
-            )
-        )
+        values = {
+            "b_uid": row.uid,
+            "b_provider_id": outcome.provider_id,
+            "b_attempts": outcome.attempts,
+            "b_now": now,
+        }
+        await conn.execute(_RECORD_SENT, values)
 
     async def reap(self) -> int:
         """Re-examine claims whose lease lapsed: queued again if the send never started,
@@ -246,6 +243,52 @@ class Claims:
 
 
 _UNCLAIMED = {"claimed_by": None, "claimed_until": None}
+
+
+def _start() -> Update:
+    # Built once: the two statements of every send are the worker's hottest path.
+    return (
+        update(outbox)
+        .where(
+            outbox.c.uid == bindparam("b_uid"),
+            outbox.c.status == SENDING,
+            outbox.c.claimed_by == bindparam("b_worker"),
+            outbox.c.claimed_until > bindparam("b_now"),
+        )
+        .values(send_started_at=bindparam("b_now"), updated_at=bindparam("b_now"))
+        .returning(outbox.c.id)
+    )
+
+
+def _record_sent() -> Update:
+    # `sent`, unless a callback by uid already moved the row further; then whatever
+    # the message log heard of this provider id before we got here, if further.
+    claimed = outbox.c.status.in_([SENDING, UNCONFIRMED])
+    base = case((claimed, SENT), else_=outbox.c.status)
+    heard = (
+        select(messages.c.status)
+        .where(messages.c.provider_id == bindparam("b_provider_id"))
+        .scalar_subquery()
+    )
+    heard_further = and_(
+        outbox.c.status.not_in(FINAL),
+        heard.in_(FROM_PROVIDER),
+        case(RANK, value=heard, else_=0) > case(RANK, value=base, else_=0),
+    )
+    return (
+        update(outbox)
+        .where(outbox.c.uid == bindparam("b_uid"))
+        .values(
+            status=case((heard_further, heard), else_=base),
+            provider_id=bindparam("b_provider_id"),
+            attempts=bindparam("b_attempts"),
+            updated_at=bindparam("b_now"),
+            **_UNCLAIMED,
+        )
+    )
+
+
+_START, _RECORD_SENT = _start(), _record_sent()
 
 
 def _expire(now: float) -> Update:

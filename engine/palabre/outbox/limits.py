@@ -1,4 +1,4 @@
-"""Per-sender throughput and per-recipient pacing, with the `limits` library's moving window.
+"""Per-sender throughput and per-recipient pacing.
 
     PALABRE_RATE_META         per WhatsApp number on Meta's Cloud API  (80/second: Meta's
                               default throughput; 130429 beyond it)
@@ -12,28 +12,40 @@
                               pair rate limit, 131056, answers the rest)
 
 A rate is written as `limits` reads it: `80/second`, `20/minute`, `10 per 6 seconds`.
-The window moves: no one-second window ever holds more than the rate, not just each
-calendar second. The counters live in memory when Palabre is embedded, and in Redis
-(REDIS_URL) when it is set, so that every worker of a deployment shares one budget.
 
-A send is counted a moment before its request reaches the provider, and that moment
-varies (a burst of sends queues behind itself). So each process also keeps its own sends
-to a sender within a window `GUARD` seconds longer (two sends counted exactly one window
-apart cannot arrive less than a window apart because the first one was slower), and
-spreads them: at most a tenth of the rate in any tenth of the window.
+A sender's sends are paced, not burst: each reserves the next slot of its sender's
+schedule (GCRA's virtual scheduling), slots `window / (amount * (1 - MARGIN))` apart, and
+leaves at its slot. The provider counts a request when it arrives, though, and the time
+from a slot to the arrival varies (a commit, the event loop, the network, the provider's
+own queue): pacing alone lets arrivals bunch above the rate. So a send also takes room in
+its sender's window (`admit`) right before its request: the window holds the sends that
+may still count at the provider, those unanswered and those answered less than a window
+ago, and never more than the rate. A request arrives after its room was taken and before
+its answer is read, so no window at the provider ever holds more than the rate, whatever
+the jitter. It costs each send its own duration: a sender sends at most
+`amount / (window + duration)`. MARGIN keeps the pace the rule and the window a backstop
+while sends take under about MARGIN of the window (20 ms at 80/second).
+
+The recipient's pace is the `limits` library's moving window. Everything lives in this
+process's memory when Palabre is embedded, and in Redis (REDIS_URL) when it is set, so
+that every worker of a deployment shares one budget (see schedules); as with `limits`,
+each worker reads its own clock, and their clocks must agree (NTP).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from palabre.config import Settings
 from palabre.config_checks import shown
+from palabre.outbox.schedules import schedules_for, storage_for
 
 PACE = "PALABRE_PACE_PER_CONTACT"
 SMS = "PALABRE_RATE_TWILIO_SMS"
@@ -44,19 +56,37 @@ DEFAULTS = {
     SMS: "10/second",
     PACE: "20/minute",
 }
-KEY_PREFIX = "palabre:limits"
-GUARD = 0.05  # seconds: more than the spread between counting a send and its arrival
+MARGIN = 0.02  # pace 2 % under the rate (see above)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One send's turn in its sender's schedule, from `reserve` to `done`. Not `taken`:
+    nothing was reserved, as a budget is spent for longer than the caller would wait;
+    come back at `at`."""
+
+    at: float
+    taken: bool = True
+    key: str = ""  # the sender's schedule, "" when the sender has no limit
+    rate: RateLimitItem | None = None
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class RateLimits:
-    """The budgets of every sender and recipient; `wait` takes one send from both."""
+    """The budgets of every sender and recipient: `reserve` a slot, wait to be admitted
+    (look first, take the room right before the request), say when the send is `done`."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
-        self.settings = settings
-        self.storage = storage or storage_for(settings.redis_url)
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.clock = settings, clock
+        self.storage = storage or storage_for(settings.redis_url, clock)
         self.limiter = MovingWindowRateLimiter(self.storage)
+        self.schedules = schedules_for(self.storage)
         self.pace = self._item(PACE)
-        self._sent: dict[tuple[str, str], deque[float]] = {}
 
     def _item(self, name: str) -> RateLimitItem | None:
         raw = self.settings.option(name) or DEFAULTS.get(name)
@@ -71,56 +101,55 @@ class RateLimits:
             return self._item(SMS)
         return self._item(setting_name(channel))
 
-    async def wait(self, channel: str, sender: str, address: str, contact_key: str) -> float:
-        """0 when this send may go now (and it is counted); else the seconds to wait."""
-        rate = self.rate_for(channel, address)
-        guarded = self._guard_wait(rate, (channel, sender)) if rate else 0.0
-        if guarded:
-            return guarded
-        budgets = [(rate, (channel, sender)), (self.pace, (contact_key,))]
-        wanted = [(item, keys) for item, keys in budgets if item is not None]
-        for item, keys in wanted:  # test all before taking any: a refusal spends nothing
-            if not await self.limiter.test(item, *keys):
-                return await self._until_free(item, keys)
-        for item, keys in wanted:
-            if not await self.limiter.hit(item, *keys):  # another worker took it meanwhile
-                return await self._until_free(item, keys)
+    async def reserve(
+        self, channel: str, sender: str, address: str, contact_key: str, within: float
+    ) -> Slot:
+        """The next slot of the sender's schedule, if it is at most `within` seconds away;
+        taking it also takes one send from the recipient's pace."""
+        now = self.clock()
+        if self.pace and not await self.limiter.test(self.pace, contact_key):
+            return Slot(now + await self._pace_free(self.pace, contact_key), taken=False)
+        rate, slot = self.rate_for(channel, address), Slot(now)
         if rate:
-            self._sent.setdefault((channel, sender), deque()).append(time.time())
-        return 0.0
+            key = f"{channel}/{sender}"
+            at, taken = await self.schedules.reserve(key, now, _interval(rate), within)
+            slot = Slot(at, taken, key, rate)
+        if slot.taken and self.pace:  # one send in flight per contact: nobody races us
+            await self.limiter.hit(self.pace, contact_key)
+        return slot
 
-    def _guard_wait(self, rate: RateLimitItem, key: tuple[str, str]) -> float:
-        """This process's own check: the rate over its window plus GUARD seconds, and a
-        tenth of it over a tenth of the window, so that sends leave smoothly, not in
-        bursts that arrive with more spread than they left with."""
-        window = rate.get_expiry()
-        sent, now = self._sent.setdefault(key, deque()), time.time()
-        while sent and sent[0] <= now - window - GUARD:
-            sent.popleft()
-        waits = [0.0]
-        for amount, span in ((rate.amount, window + GUARD), (-(-rate.amount // 10), window / 10)):
-            recent = [t for t in sent if t > now - span] if span < window else list(sent)
-            if len(recent) >= amount:
-                waits.append(recent[len(recent) - amount] + span - now)
-        return max(waits) and max(0.001, max(waits))
+    async def admit(self, slot: Slot, take: bool = True) -> float:
+        """0 when the send of `slot` may go now: its slot came and its sender's window has
+        room, which it takes (it counts until `done`, then a window more); else the
+        seconds to wait. `take=False` only looks."""
+        now = self.clock()
+        if now < slot.at:
+            return slot.at - now
+        if slot.rate is None:
+            return 0.0
+        amount, window = slot.rate.amount, float(slot.rate.get_expiry())
+        return await self.schedules.admit(slot.key, slot.uid if take else "", now, amount, window)
 
-    async def _until_free(self, item: RateLimitItem, keys: tuple[str, ...]) -> float:
-        stats = await self.limiter.get_window_stats(item, *keys)
-        return max(0.001, stats.reset_time - time.time())
+    async def done(self, slot: Slot, answered: float | None = None) -> None:
+        """The send of `slot` was `answered` (at the latest now), or never left: it
+        counts one window more."""
+        if slot.rate is not None:
+            until = (answered or self.clock()) + float(slot.rate.get_expiry())
+            await self.schedules.done(slot.key, slot.uid, until)
+
+    async def _pace_free(self, item: RateLimitItem, contact_key: str) -> float:
+        stats = await self.limiter.get_window_stats(item, contact_key)
+        return max(0.001, stats.reset_time - self.clock())
+
+
+def _interval(rate: RateLimitItem) -> float:
+    """Seconds between two slots of a sender limited to `rate`."""
+    return rate.get_expiry() / (rate.amount * (1 - MARGIN))
 
 
 def setting_name(channel: str) -> str:
     """The setting that limits a transport's senders: PALABRE_RATE_META, _TWILIO..."""
     return NAMES.get(channel, f"PALABRE_RATE_{channel.upper()}")
-
-
-def storage_for(redis_url: str | None) -> Storage:
-    """Redis when REDIS_URL is set (shared by every worker), else this process's memory."""
-    if not redis_url:
-        return MemoryStorage()
-    scheme, rest = redis_url.split("://", 1)
-    uri = f"async+redis+unix://{rest}" if scheme == "unix" else f"async+{redis_url}"
-    return RedisStorage(uri, implementation="redispy", key_prefix=KEY_PREFIX)
 
 
 def problems(settings: Settings) -> list[str]:

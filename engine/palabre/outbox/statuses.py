@@ -8,8 +8,10 @@
 
 A turn's rows are `held` until the turn that queued them commits its session; then they
 are released (`queued`), so a turn that fails to commit sends nothing until its message
-is redelivered and the turn runs again. No worker claims a held row, and held rows never
-hold back a contact's other rows.
+is redelivered and the turn runs again. No worker claims a held row. A held row keeps
+its place in the contact's line (the next turn's rows may be queued between the commit
+and the release), but only for `HOLD_BLOCKS` seconds: a turn that never committed does
+not hold its contact's later messages back.
 
 `failed`, `undelivered` and `expired` are final. `unconfirmed` (the request may have gone
 out, no answer came back) is final for the worker, which never resends it blindly, but a
@@ -29,6 +31,7 @@ from palabre.db.schema import outbox
 HELD, QUEUED, INLINE, SENDING, SENT = "held", "queued", "inline", "sending", "sent"
 UNCONFIRMED, EXPIRED, FAILED = "unconfirmed", "expired", "failed"
 PENDING = (QUEUED, SENDING)  # unfinished for the worker: they hold a contact's later rows
+HOLD_BLOCKS = 60.0  # seconds a held row holds its contact's later rows (a commit takes ms)
 FINAL = ("failed", "undelivered", "expired")
 NEEDS_ATTENTION = ("failed", "undelivered", "unconfirmed", "expired")
 RANK = {

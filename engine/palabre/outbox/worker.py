@@ -2,12 +2,17 @@
 
 One loop per process (`palabre serve` runs it in-process, `palabre worker` alone), with
 up to `concurrency` sends in flight, never two of one contact (see claims). For each
-claimed row: commit that the send starts, take one send from the sender's and the
-recipient's budgets (waiting in-process for a short while, else giving the row back,
-attempts unchanged), call `host.transport_for(channel).send(...)`, and record the outcome
-(see policy). The loop wakes on `Outbox.wake()` (rows this process queued), when a send
-ends (its contact's next row is due), and otherwise every `poll` seconds (rows of other
-processes, retries coming due, lapsed claims).
+claimed row: take its slot in the sender's and the recipient's budgets and wait for it,
+and for room in the sender's window, in-process (when the slot is further off, the row
+goes back to the queue, attempts unchanged); commit that the send starts; take the room
+(see limits); call `host.transport_for(channel).send(...)`; record the outcome (see
+policy). The waits come before the marker: a worker that dies while it waits leaves its
+row queued again by the lease, not unconfirmed. Only a short one may follow it, when
+another send took the room during the commit.
+
+The loop wakes on `Outbox.wake()` (rows this process queued), when a send ends (its
+contact's next row is due), and otherwise every `poll` seconds (rows of other processes,
+retries coming due, lapsed claims).
 
 Cancelled, it stops claiming, gives back the rows whose send had not started, lets the
 sends in flight finish for a few seconds, and leaves what remains to the lease.
@@ -21,10 +26,14 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+import httpx
+
 from palabre.outbox.claims import Claimed, Claims
-from palabre.outbox.limits import RateLimits
+from palabre.outbox.limits import RateLimits, Slot
 from palabre.outbox.policy import Outcome, RetryPolicy, outcome_of
 from palabre.outbox.statuses import QUEUED, SENDING
 from palabre.outbox.store import Outbox
@@ -63,6 +72,7 @@ class Worker:
         self.host, self.box = host, box
         self.policy = policy or RetryPolicy.from_settings(host.settings)
         self.limits = limits or RateLimits(host.settings)
+        watch_answers(host.http)
         self.concurrency, self.poll = concurrency, poll
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.claims = Claims(box, self.id, self.policy.lease)
@@ -98,9 +108,9 @@ class Worker:
     async def _claim(self) -> list[Claimed]:
         free = self.concurrency - len(self._flights)
         channels = self.host.channels()
+        self.box.wakeup.clear()  # looked: a send that ends, or a row queued, sets it again
         if free <= 0 or not channels or (self._flights and free < self.concurrency // 4):
             return []  # claim in batches: a quarter of the slots at least, or when idle
-        self.box.wakeup.clear()
         rows = await self.claims.claim(free, channels)
         for row in rows:
             flight = Flight(row)
@@ -124,12 +134,12 @@ class Worker:
         row = flight.row
         try:
             transport = self.host.transport_for(row.channel)
-            if not await self.claims.start(row):
-                return  # the lease lapsed before we began: another worker decides
-            if not await self._budget(transport, row):
+            slot = await self._budget(transport, row)
+            if slot is None:
                 return
-            flight.calling = True
-            delivery = await self._send(transport, row)
+            delivery = await self._start_and_send(flight, transport, slot)
+            if delivery is None:
+                return
             outcome = outcome_of(delivery, row.attempts, self.policy, self.box.clock())
             await self.claims.record(row, outcome)
             _log(row, outcome.status, delivery)
@@ -140,17 +150,44 @@ class Worker:
             self._flights.pop(row.uid, None)
             self.box.wakeup.set()  # this contact's next row may be due now
 
-    async def _budget(self, transport: Transport, row: Claimed) -> bool:
-        """Take one send from the budgets; give the row back if the wait is long."""
+    async def _budget(self, transport: Transport, row: Claimed) -> Slot | None:
+        """Take the row's slot in its budgets, and wait for it and for room in the sender's
+        window; give the row back (attempts unchanged) when the slot is too far off."""
         sender = _sender(transport, row.address)
-        while True:
-            wait = await self.limits.wait(row.channel, sender, row.address, row.contact_key)
-            if wait <= 0:
-                return True
-            if wait > MAX_LIMITER_WAIT:
-                await self.claims.release([row], until=self.box.clock() + wait)
-                return False
+        slot = await self.limits.reserve(
+            row.channel, sender, row.address, row.contact_key, within=MAX_LIMITER_WAIT
+        )
+        if not slot.taken:
+            await self.claims.release([row], until=slot.at)
+            return None
+        while (wait := await self.limits.admit(slot, take=False)) > 0:
             await asyncio.sleep(wait)
+        return slot
+
+    async def _start_and_send(
+        self, flight: Flight, transport: Transport, slot: Slot
+    ) -> Delivery | None:
+        """Commit that the send starts, take the room in the sender's window, then send;
+        None when the claim was lost meanwhile. The room is taken last, right before the
+        request, because it is held until the answer: whatever comes in between holds
+        it longer (another send may have taken the room meanwhile: then a short wait)."""
+        if not await self.claims.start(flight.row):
+            return None  # the lease lapsed while we waited: another worker decides
+        answers = Answers(self.limits.clock)
+        try:
+            while (wait := await self.limits.admit(slot)) > 0:
+                await asyncio.sleep(wait)
+            flight.calling = True
+            watching = ANSWERS.set(answers)
+            try:
+                return await self._send(transport, flight.row)
+            finally:
+                ANSWERS.reset(watching)
+        finally:
+            try:
+                await self.limits.done(slot, answers.last())
+            except Exception as exc:  # the window forgets the send after limits.HELD
+                log.warning("rate limit window not updated: %s", type(exc).__name__)
 
     async def _send(self, transport: Transport, row: Claimed) -> Delivery:
         try:
@@ -177,6 +214,47 @@ class Worker:
         calling = [f.task for f in self._flights.values() if f.calling and f.task]
         if calling:
             await asyncio.wait(calling, timeout=STOP_GRACE)
+
+
+@dataclass
+class Answers:
+    """The HTTP requests of one send: how many await their answer, when the last came."""
+
+    clock: Callable[[], float]
+    waiting: int = 0
+    answered: float | None = None
+
+    def last(self) -> float | None:
+        """When the last answer came; None while a request had none (it may still arrive)."""
+        return self.answered if self.waiting == 0 else None
+
+
+# The send that the current task makes, watched by the client's hooks (see watch_answers).
+ANSWERS: ContextVar[Answers | None] = ContextVar("palabre_outbox_answers", default=None)
+
+
+async def _asked(request: httpx.Request) -> None:
+    answers = ANSWERS.get()
+    if answers is not None:
+        answers.waiting += 1
+
+
+async def _answered(response: httpx.Response) -> None:
+    answers = ANSWERS.get()
+    if answers is not None:
+        answers.waiting -= 1
+        answers.answered = answers.clock()
+
+
+def watch_answers(http: httpx.AsyncClient) -> None:
+    """Note when each answer to a send's requests comes: a send holds its room in its
+    sender's window until then, not until the transport is done (it logs the message)."""
+    hooks = http.event_hooks
+    if _answered not in hooks["response"]:
+        http.event_hooks = {
+            "request": [*hooks["request"], _asked],
+            "response": [*hooks["response"], _answered],
+        }
 
 
 def _sender(transport: Transport, address: str) -> str:
