@@ -1,4 +1,5 @@
-"""Two `palabre serve` workers with their own data folders, one Redis and one PostgreSQL.
+"""Two `palabre serve` workers on one Redis and one database: PostgreSQL (each worker with
+a data folder of its own), or the embedded SQLite file of a data folder they share.
 
 What one worker records, the other knows: a returning UIC person is recognised, a QR code
 made on one is served by the other, and an opt-out recorded on one applies on the other.
@@ -18,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -64,13 +66,33 @@ def upgrade(database_url: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@dataclass(frozen=True)
+class Shared:
+    """Where the workers' durable records live: one PostgreSQL server (each worker with a
+    data folder of its own), or the embedded SQLite file of one data folder they share."""
+
+    database_url: str | None
+    folders: tuple[Path, Path, Path]
+
+    def env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url} if self.database_url else {}
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Shared:
+    if request.param == "sqlite":
+        return Shared(None, (tmp_path / "shared",) * 3)
+    url = str(request.getfixturevalue("postgres_url"))
+    upgrade(url)
+    return Shared(url, (tmp_path / "one", tmp_path / "two", tmp_path / "three"))
+
+
 @pytest.fixture
-def workers(redis_url: str, postgres_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    """The base URLs of two workers, each with a `PALABRE_DATA_DIR` of its own."""
-    upgrade(postgres_url)
+def workers(redis_url: str, shared: Shared) -> Iterator[list[str]]:
+    """The base URLs of two workers sharing one Redis and one database."""
     env = {
         "REDIS_URL": redis_url,
-        "DATABASE_URL": postgres_url,
+        **shared.env(),
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT,
         "PALABRE_SECRET": SECRET,
@@ -80,8 +102,8 @@ def workers(redis_url: str, postgres_url: str, tmp_path: Path) -> Iterator[list[
     }
     with ExitStack() as stack:
         urls = []
-        for name in ("one", "two"):
-            served = start_serve(tmp_path / name, env)
+        for folder in shared.folders[:2]:
+            served = start_serve(folder, env)
             stack.callback(served.stop)
             urls.append(served.url)
         yield urls
@@ -138,13 +160,13 @@ class OneTransport:
 
 
 async def send_from_a_third_worker(
-    tmp_path: Path, redis_url: str, database_url: str, api: str, contacts: list[str]
+    shared: Shared, redis_url: str, api: str, contacts: list[str]
 ) -> list[tuple[str, str | None]]:
     """Start an app on the shared Redis and database, send to each contact: the statuses."""
     settings = Settings(
-        data_dir=tmp_path / "three",
+        data_dir=shared.folders[2],
         redis_url=redis_url,
-        database_url=database_url,
+        database_url=shared.database_url,
         secrets={"PALABRE_SECRET": SECRET, "TWILIO_AUTH_TOKEN": TOKEN},
         options={
             "TWILIO_ACCOUNT_SID": ACCOUNT,
@@ -161,7 +183,7 @@ async def send_from_a_third_worker(
 
 
 def test_an_opt_out_recorded_on_one_worker_applies_on_the_others(
-    workers, redis_url, postgres_url, tmp_path, live_server
+    workers, redis_url, shared, live_server
 ):
     stopped, other = "whatsapp:+243810000031", "whatsapp:+243810000032"
     callback = {
@@ -177,7 +199,7 @@ def test_an_opt_out_recorded_on_one_worker_applies_on_the_others(
     fake = FakeTwilio()
     with live_server(fake.app) as api:
         statuses = asyncio.run(
-            send_from_a_third_worker(tmp_path, redis_url, postgres_url, api.url, [stopped, other])
+            send_from_a_third_worker(shared, redis_url, api.url, [stopped, other])
         )
     assert statuses == [("failed", "21610"), ("queued", None)]
     assert [request["form"]["To"] for request in fake.requests] == [other], (
@@ -218,15 +240,14 @@ STEPS = ["2/5", "3/5", "4/5", "5/5"]
 
 @pytest.fixture
 def meta_workers(
-    redis_url: str, postgres_url: str, tmp_path: Path, live_server
+    redis_url: str, shared: Shared, live_server
 ) -> Iterator[tuple[list[str], FakeGraph]]:
     """Two workers receiving Meta webhooks, whose outbox workers send to one fake Graph API."""
-    upgrade(postgres_url)
     graph = FakeGraph()
     with live_server(graph.app) as api, ExitStack() as stack:
         env = {
             "REDIS_URL": redis_url,
-            "DATABASE_URL": postgres_url,
+            **shared.env(),
             "META_APP_SECRET": META_SECRET,
             "META_ACCESS_TOKEN": ACCESS_TOKEN,
             "META_VERIFY_TOKEN": VERIFY_TOKEN,
@@ -237,8 +258,8 @@ def meta_workers(
             "PALABRE_LOG_LEVEL": "WARNING",
         }
         urls = []
-        for name in ("one", "two"):
-            served = start_serve(tmp_path / name, env)
+        for folder in shared.folders[:2]:
+            served = start_serve(folder, env)
             stack.callback(served.stop)
             urls.append(served.url)
         yield urls, graph
