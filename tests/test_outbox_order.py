@@ -4,41 +4,18 @@ committed stops holding the line after a while. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from tests.test_db_stores import SECRET, Clock, open_database
+from tests.db_fixtures import clock, stores, url
+from tests.test_db_stores import Clock
 
-from palabre.db import migrate
 from palabre.outbox.claims import Claims
 from palabre.outbox.rows import Queued
 from palabre.outbox.statuses import HOLD_BLOCKS
 from palabre.runtime.messages import Outbound
 from palabre.stores.bundle import Stores
 
+__all__ = ["clock", "stores", "url"]  # fixtures
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/palabre.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def stores(url: str, clock: Clock) -> AsyncIterator[Stores]:
-    database = open_database(url)
-    await migrate.upgrade(database)
-    opened = Stores.on(database, SECRET, clock)
-    yield opened
-    await opened.aclose()
 
 
 def reply(turn: int, held: bool) -> Queued:

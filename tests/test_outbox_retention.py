@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from tests.test_db_stores import SECRET, Clock, open_database
+from tests.db_fixtures import clock, stores, url
+from tests.test_db_stores import Clock
 
 from palabre.config import Settings
-from palabre.db import migrate
 from palabre.outbox.retention import DAY, HOUR, Retention, problems, purge
 from palabre.outbox.rows import Queued
 from palabre.runtime.messages import Outbound
 from palabre.stores.bundle import Stores
 
+__all__ = ["clock", "stores", "url"]  # fixtures
 pytestmark = pytest.mark.anyio
 RETENTION = Retention(bodies=72 * HOUR, rows=90 * DAY)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/palabre.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def stores(url: str, clock: Clock) -> AsyncIterator[Stores]:
-    database = open_database(url)
-    await migrate.upgrade(database)
-    opened = Stores.on(database, SECRET, clock)
-    yield opened
-    await opened.aclose()
 
 
 def reply(n: int, **options: bool) -> Queued:
