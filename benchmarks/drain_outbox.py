@@ -81,7 +81,9 @@ def busiest_second(times: list[float]) -> int:
     return max((bisect_right(times, t + 1) - i for i, t in enumerate(times)), default=0)
 
 
-async def drain(database_url: str, provider_url: str, rate: int, count: int) -> float:
+async def drain(
+    database_url: str, provider_url: str, rate: int, count: int, concurrency: int
+) -> float:
     """Queue `count` messages, start the worker, return when all are sent: seconds taken."""
     from palabre.bootstrap import build_engine
     from palabre.config import Settings
@@ -130,9 +132,7 @@ async def drain(database_url: str, provider_url: str, rate: int, count: int) -> 
         host = Host(engine, settings, http, transports={meta.name: meta})
         await meta.startup(host)
         began = time.time()
-        # 64 rows in flight: each spends some 0.2 s in commits and its request while the
-        # others wait for their slots (at N=200, 32 would leave slots unused).
-        await Worker(host, stores.outbox, poll=0.05, concurrency=64).drain()
+        await Worker(host, stores.outbox, poll=0.05, concurrency=concurrency).drain()
         taken = time.time() - began
         depth = await stores.outbox.depth()
     await engine.aclose()
@@ -140,7 +140,7 @@ async def drain(database_url: str, provider_url: str, rate: int, count: int) -> 
     return taken
 
 
-def run(label: str, database_url: str, rate: int, count: int) -> None:
+def run(label: str, database_url: str, rate: int, count: int, concurrency: int = 64) -> None:
     """One benchmark on one database; prints its figures."""
     from tests.conftest import free_port
 
@@ -157,7 +157,7 @@ def run(label: str, database_url: str, rate: int, count: int) -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         load_before, cpu_before = _load(), _cpu()
-        taken = asyncio.run(drain(database_url, url, rate, count))
+        taken = asyncio.run(drain(database_url, url, rate, count, concurrency))
         stats = httpx.get(f"{url}/stats", timeout=30).json()
     finally:
         fake.terminate()
@@ -184,6 +184,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=200, help="N: the provider's cap per second")
     parser.add_argument("--count", type=int, default=10_000)
+    # Rows in flight: each spends its commits and its request (0.2 s, more on a busy
+    # machine) while the others wait for their slots; too few leave slots unused.
+    parser.add_argument("--concurrency", type=int, default=64, help="the worker's rows in flight")
     parser.add_argument("--postgres", help="an empty PostgreSQL database URL, to run there too")
     parser.add_argument("--provider", type=int, help=argparse.SUPPRESS)  # the fake's port
     args = parser.parse_args()
@@ -191,15 +194,12 @@ def main() -> None:
         provider(args.provider, args.rate)
         return
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]), flush=True)
+    numbers = (args.rate, args.count, args.concurrency)
     with tempfile.TemporaryDirectory() as folder:
-        run("sqlite", f"sqlite+aiosqlite:///{folder}/palabre.db", args.rate, args.count)
+        run("sqlite", f"sqlite+aiosqlite:///{folder}/palabre.db", *numbers)
     if args.postgres:
-        run(
-            "postgresql",
-            args.postgres.replace("postgresql://", "postgresql+psycopg://"),
-            args.rate,
-            args.count,
-        )
+        url = args.postgres.replace("postgresql://", "postgresql+psycopg://")
+        run("postgresql", url, *numbers)
 
 
 if __name__ == "__main__":

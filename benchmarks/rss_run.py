@@ -7,6 +7,7 @@ is known exactly when VmRSS is read; it is also sampled every second throughout.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,9 @@ def long_run(
                 wrapped += int(result.summary["wrapped"])
                 rate = result.throughput
                 points.append((done, rss_kib(server.pid)))
+                print(
+                    f"  long run: {done} messages, RSS {points[-1][1] // 1024} MiB", file=sys.stderr
+                )
     finally:
         file.unlink()
     samples = sampler.samples

@@ -22,10 +22,13 @@ from pathlib import Path
 
 FRAME = re.compile(r"(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 OWN = ("palabre", "palabre_twilio", "palabre_meta_cloud", "palabre_qr", "palabre_dhis2")
-STDLIB = set(sys.stdlib_module_names) | {"<frozen importlib._bootstrap>"}
+STDLIB = set(sys.stdlib_module_names)
 LOOP = "BaseEventLoop._run_once"  # a sample reaching it first is the event loop's own work
 
 ENTRY_FILES = ("palabre/cli.py", "palabre/serve.py")
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOTS = [ROOT / "engine", *sorted((ROOT / "plugins").glob("*/"))]
+LIBRARY = re.compile(r"python3\.\d+")  # .../lib/python3.11/asyncio/events.py
 THREAD = re.compile(r"thread \((?:0x)?[0-9a-fA-F]+\)(?::\s*(?P<name>.*))?$")
 Stack = tuple[list[tuple[str, str]], int]  # [(function, file)], samples; thread first
 
@@ -67,15 +70,24 @@ def by_thread(stacks: list[Stack]) -> Counter[str]:
 
 
 def package(file: str) -> str:
-    """The top-level package or module of a frame's file, as py-spy shortens its path."""
-    parts = Path(file).parts
-    for index, part in enumerate(parts):
-        if part in ("site-packages", "dist-packages", "engine", "plugins"):
-            rest = parts[index + 1 :]
-            if part == "plugins" and len(rest) > 1:
-                rest = rest[1:]  # plugins/<name>/palabre_<name>/...
-            return _module(rest)
-    return _module(parts[-2:] if len(parts) > 1 and parts[0] == "/" else parts)
+    """The top-level package or module of a frame's file. py-spy writes it relative to
+    its `sys.path` entry (`sqlalchemy/engine/base.py`); an absolute path is cut after
+    site-packages, the Python library folder, or one of the project's source roots."""
+    path = Path(file)
+    if not path.is_absolute():
+        return _module(path.parts)
+    for root in PROJECT_ROOTS:
+        if path.is_relative_to(root):
+            return _module(path.relative_to(root).parts)
+    parts = path.parts
+    for index in range(len(parts) - 1, -1, -1):
+        if parts[index] in ("site-packages", "dist-packages") or LIBRARY.fullmatch(parts[index]):
+            return _module(parts[index + 1 :])
+    return _module(parts[-1:])
+
+
+def _standard(name: str) -> bool:
+    return name in STDLIB or name.startswith("<frozen ")  # <frozen importlib._bootstrap>
 
 
 def _module(parts: tuple[str, ...]) -> str:
@@ -101,7 +113,7 @@ def owner(frames: list[tuple[str, str]]) -> str:
     for function, file in reversed(frames):
         if function == LOOP:
             return "asyncio event loop"
-        if package(file) not in STDLIB:
+        if not _standard(package(file)):
             return package(file)
     return f"{package(frames[-1][1])} (stdlib)" if frames else "?"
 

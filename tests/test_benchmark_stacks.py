@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks.stacks import by_package, by_thread, own_inclusive, read_stacks, self_time
+from benchmarks.stacks import (
+    by_package,
+    by_thread,
+    own_inclusive,
+    package,
+    read_stacks,
+    self_time,
+)
 
 LOOP = "BaseEventLoop._run_once (asyncio/base_events.py:1906)"
 PROFILE = "\n".join(
@@ -39,3 +46,10 @@ def test_palabre_functions_count_once_per_stack_and_entry_points_not_at_all(tmp_
     assert inclusive["Engine.handle (palabre/runtime/engine.py)"] == 30
     assert inclusive["Database._in_thread (palabre/db/database.py)"] == 5
     assert not any("cli.py" in name for name in inclusive), "the CLI is on every stack"
+
+
+def test_a_frame_belongs_to_its_top_level_package_wherever_py_spy_found_it():
+    assert package("sqlalchemy/engine/base.py") == "sqlalchemy", "not the project's engine/"
+    assert package("palabre_qr/png.py") == "palabre_qr"
+    assert package("/usr/lib/python3.11/asyncio/events.py") == "asyncio"
+    assert package("/venv/lib/python3.11/site-packages/redis/client.py") == "redis"
