@@ -1,6 +1,7 @@
 """Group commit: the writes several sends ask for at about the same time share one
 transaction, so the database commits once for all of them, not once per message. Each
-caller still waits until its own write is committed.
+caller still waits until its own write is committed. A write is a plain function of a
+synchronous connection: the whole batch is one `Database.run`, one trip to the database.
 
 One `GroupCommit` per database and process (`group_commit`) also queues this process's
 outbox writes one after the other: on SQLite, writers that overlap would otherwise wait
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Executable
 
 from palabre.db.database import Database
 
-Work = Callable[[AsyncConnection], Awaitable[Any]]
+Work = Callable[[Connection], Any]
 
 
 class GroupCommit:
@@ -38,12 +39,16 @@ class GroupCommit:
             self._flushing = asyncio.create_task(self._flush())
         return await done
 
+    async def execute(self, statement: Executable) -> None:
+        """Run one statement in the shared transaction, its result read and closed (SQLite
+        cannot commit while a statement's rows are still unread)."""
+        await self.run(lambda conn: conn.execute(statement).close())
+
     async def _flush(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                async with self.database.write() as conn:
-                    results = [await work(conn) for work, _ in batch]
+                results = await self.database.run(_together, [work for work, _ in batch])
             except Exception as exc:  # every write of the batch failed with it
                 for _, done in batch:
                     if not done.done():
@@ -52,6 +57,10 @@ class GroupCommit:
             for (_, done), result in zip(batch, results, strict=True):
                 if not done.done():
                     done.set_result(result)
+
+
+def _together(conn: Connection, works: list[Work]) -> list[Any]:
+    return [work(conn) for work in works]
 
 
 _SHARED: weakref.WeakKeyDictionary[Database, GroupCommit] = weakref.WeakKeyDictionary()

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Select,
     Update,
     and_,
@@ -34,7 +35,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from palabre.db.schema import messages, outbox
 from palabre.outbox.batches import group_commit
@@ -91,11 +91,11 @@ class Claims:
         """Expire what is past its time, then claim up to `limit` eligible rows."""
         now, wanted = self.box.clock(), list(channels)
 
-        async def work(conn: AsyncConnection) -> list[Claimed]:
-            await conn.execute(_expire(now))
+        def work(conn: Connection) -> list[Claimed]:
+            conn.execute(_expire(now))
             if self.db.dialect == "postgresql":
-                await conn.exec_driver_sql(WALK_THE_INDEX)
-            found = await conn.execute(self._eligible(now, limit, wanted))
+                conn.exec_driver_sql(WALK_THE_INDEX)
+            found = conn.execute(self._eligible(now, limit, wanted))
             ids = [int(n) for n in found.scalars().all()]
             if not ids:
                 return []
@@ -110,8 +110,8 @@ class Claims:
                     updated_at=now,
                 )
             )
-            await conn.execute(claim)
-            rows = await conn.execute(_claimed(self.worker_id, ids))
+            conn.execute(claim)
+            rows = conn.execute(_claimed(self.worker_id, ids))
             return [Claimed(**row._mapping) for row in rows.all()]
 
         claimed: list[Claimed] = await self.commits.run(work)
@@ -148,8 +148,8 @@ class Claims:
         """Commit that the transport is about to be called; False when the claim was lost."""
         values = {"b_uid": row.uid, "b_worker": self.worker_id, "b_now": self.box.clock()}
 
-        async def work(conn: AsyncConnection) -> bool:
-            return (await conn.execute(_START, values)).first() is not None
+        def work(conn: Connection) -> bool:
+            return conn.execute(_START, values).first() is not None
 
         return bool(await self.commits.run(work))
 
@@ -173,7 +173,7 @@ class Claims:
                 **_UNCLAIMED,
             )
         )
-        await self.commits.run(lambda conn: conn.execute(statement))
+        await self.commits.execute(statement)
 
     async def record(self, row: Claimed, outcome: Outcome) -> None:
         """Write what became of a send. A sent row takes the further of `sent` and what a
@@ -181,9 +181,9 @@ class Claims:
         be confirmed forward by a provider id."""
         now = self.box.clock()
 
-        async def work(conn: AsyncConnection) -> None:
+        def work(conn: Connection) -> None:
             if outcome.status == SENT:
-                await self._record_sent(conn, row, outcome, now)
+                _record_sent_of(conn, row, outcome, now)
                 return
             values = {
                 "status": outcome.status,
@@ -195,20 +195,9 @@ class Claims:
             }
             if outcome.next_attempt_at is not None:
                 values["next_attempt_at"] = outcome.next_attempt_at
-            await conn.execute(update(outbox).where(*self._mine(row)).values(**values))
+            conn.execute(update(outbox).where(*self._mine(row)).values(**values))
 
         await self.commits.run(work)
-
-    async def _record_sent(
-        self, conn: AsyncConnection, row: Claimed, outcome: Outcome, now: float
-    ) -> None:
-        values = {
-            "b_uid": row.uid,
-            "b_provider_id": outcome.provider_id,
-            "b_attempts": outcome.attempts,
-            "b_now": now,
-        }
-        await conn.execute(_RECORD_SENT, values)
 
     async def reap(self) -> int:
         """Re-examine claims whose lease lapsed: queued again if the send never started,
@@ -228,8 +217,8 @@ class Claims:
             .returning(outbox.c.id)
         )
 
-        async def work(conn: AsyncConnection) -> int:
-            return len((await conn.execute(statement)).all())
+        def work(conn: Connection) -> int:
+            return len(conn.execute(statement).all())
 
         reaped: int = await self.commits.run(work)
         return reaped
@@ -243,6 +232,16 @@ class Claims:
 
 
 _UNCLAIMED = {"claimed_by": None, "claimed_until": None}
+
+
+def _record_sent_of(conn: Connection, row: Claimed, outcome: Outcome, now: float) -> None:
+    values = {
+        "b_uid": row.uid,
+        "b_provider_id": outcome.provider_id,
+        "b_attempts": outcome.attempts,
+        "b_now": now,
+    }
+    conn.execute(_RECORD_SENT, values)
 
 
 def _start() -> Update:

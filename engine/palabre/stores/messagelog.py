@@ -64,7 +64,7 @@ class MessageLog:
         """Record a message the provider accepted (a known provider id is left as it is)."""
         row = _row(provider_id, channel, contact_key, status, None, self._clock())
         statement = insert_new(self._db.dialect, messages, **row)
-        await self._commits.run(lambda conn: conn.execute(statement))
+        await self._commits.execute(statement)
 
     async def status(
         self,
