@@ -3,6 +3,7 @@ but SQLAlchemy keeps each in its own dialect module."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, literal_column
@@ -15,10 +16,14 @@ def insert_for(dialect: str, table: Table) -> Any:
     return module.insert(table)
 
 
-def insert_new(dialect: str, table: Table, **values: Any) -> Any:
-    """Insert a row unless its key is taken; the result has one row when it was inserted.
+@cache
+def insert_new(dialect: str, table: Table) -> Any:
+    """Insert a row unless its key is taken: `conn.execute(insert_new(...), values)`; the
+    result has one row when it was inserted.
 
-    RETURNING, not rowcount: psycopg reports no rowcount for SQLAlchemy's INSERTs.
+    Built once per table, its values given at execution: building a statement with its
+    values costs more than running it, on the paths every message takes. RETURNING, not
+    rowcount: psycopg reports no rowcount for SQLAlchemy's INSERTs.
     """
-    statement = insert_for(dialect, table).values(**values).on_conflict_do_nothing()
+    statement = insert_for(dialect, table).on_conflict_do_nothing()
     return statement.returning(literal_column("1"))

@@ -39,10 +39,10 @@ class GroupCommit:
             self._flushing = asyncio.create_task(self._flush())
         return await done
 
-    async def execute(self, statement: Executable) -> None:
+    async def execute(self, statement: Executable, values: dict[str, Any] | None = None) -> None:
         """Run one statement in the shared transaction, its result read and closed (SQLite
         cannot commit while a statement's rows are still unread)."""
-        await self.run(lambda conn: conn.execute(statement).close())
+        await self.run(lambda conn: conn.execute(statement, values).close())
 
     async def _flush(self) -> None:
         while self._waiting:

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, delete, func, or_, select, update
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
 from palabre.db.schema import outbox
+from palabre.outbox.batches import group_commit
 from palabre.outbox.rows import PRIORITY, ROW_COLUMNS, Queued, Row, outbound_of, payload_of
 from palabre.outbox.statuses import (
     HELD,
@@ -50,6 +51,8 @@ class Outbox:
         self.database = database
         self.clock = clock
         self.wakeup = asyncio.Event()
+        # The turns of a moment queue, release and mark their rows in one transaction.
+        self.commits = group_commit(database)
 
     async def enqueue(self, items: list[Queued], *, replacing: str | None = None) -> list[str]:
         """Add rows, in order, in one transaction; returns their uids. An idempotency key
@@ -60,7 +63,10 @@ class Outbox:
         moved on meanwhile never gets replies written for the one before.
         """
         dialect, now = self.database.dialect, self.clock()
-        return await self.database.run(_enqueue, dialect, items, now, replacing)
+        uids: list[str] = await self.commits.run(
+            lambda conn: _enqueue(conn, dialect, items, now, replacing)
+        )
+        return uids
 
     async def replies_to(self, inbound_key: str) -> list[Outbound]:
         """The messages once queued in answer to `inbound_key` (an inbound message, or a
@@ -75,14 +81,16 @@ class Outbox:
         """The turn that queued these held rows committed: they may be sent now."""
         if not uids:
             return
-        released: int = await self.database.run(_release, uids, self.clock())
+        now = self.clock()
+        released: int = await self.commits.run(lambda conn: _release(conn, uids, now))
         if released:
             self.wake()
 
     async def delivered_inline(self, uids: list[str]) -> None:
         """The transport answered with these rows inline (TwiML): they are sent."""
         if uids:
-            await self.database.run(_delivered_inline, uids, self.clock())
+            now = self.clock()
+            await self.commits.run(lambda conn: _delivered_inline(conn, uids, now))
 
     async def status(
         self, provider_id: str | None, uid: str | None, status: str, error_code: str | None
@@ -177,7 +185,7 @@ def _enqueue(
     uids = []
     for item in items:
         uid = item.uid
-        added = conn.execute(insert_new(dialect, outbox, **_values(item, uid, now)))
+        added = conn.execute(insert_new(dialect, outbox), _values(item, uid, now))
         if added.first() is None:  # the key was queued before: keep that row
             taken = or_(outbox.c.idempotency_key == item.idempotency_key, outbox.c.uid == uid)
             uid = conn.execute(select(outbox.c.uid).where(taken).limit(1)).scalar_one()

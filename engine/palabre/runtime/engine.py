@@ -99,9 +99,9 @@ class Engine(World):
         marks them sent; otherwise the outbox worker sends them. Raises StoreError when a
         store fails."""
         key = self.contact_key(inbound.contact)
-        async with self.store.locked(key) as lease:
+        async with self.store.locked(key, load=True, message_id=inbound.message_id) as lease:
             began = time.perf_counter()
-            seen, session = await self.store.load(key, inbound.message_id)
+            seen, session = lease.loaded or await self.store.load(key, inbound.message_id)
             if seen:
                 return await self._again(key, inbound_key_of(inbound), "message_duplicated")
             outcome = await entrances.resume(self, session, inbound)
@@ -126,11 +126,11 @@ class Engine(World):
         back, with the event `start_duplicated`."""
         contact_key = self.contact_key(contact.address)
         start_key = start_key_of(contact_key, key)
-        async with self.store.locked(contact_key) as lease:
+        async with self.store.locked(contact_key, load=True) as lease:
             began = time.perf_counter()
             if key is not None and await self._queued(start_key):
                 return await self._again(contact_key, start_key, "start_duplicated")
-            session = await self.store.get(contact_key)
+            _, session = lease.loaded or await self.store.load(contact_key, None)
             outcome = await entrances.start(self, contact, flow_id, params, session)
             uids = await self._queue_start(outcome, contact_key, start_key)
             await self._commit(contact_key, outcome, lease, None, began)

@@ -60,11 +60,15 @@ class SessionStore(Protocol):
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this provider message id as processed."""
 
-    def locked(self, contact: str) -> AbstractAsyncContextManager[Lease]:
+    def locked(
+        self, contact: str, *, load: bool = False, message_id: str | None = None
+    ) -> AbstractAsyncContextManager[Lease]:
         """Hold the contact's lease: one message of a contact at a time, across processes.
 
         The lease is renewed while held, so a long turn keeps it; a holder that dies lets
-        it lapse. Messages are let in in the order they asked (see each store).
+        it lapse. Messages are let in in the order they asked (see each store). With
+        `load`, the lease's `loaded` is `load(contact, message_id)` read once the turn is
+        held, in the same round trip as taking it where the store can.
         """
 
     async def ping(self) -> None:

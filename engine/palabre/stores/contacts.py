@@ -52,10 +52,9 @@ class ContactStore:
             await conn.execute(
                 insert(contacts).values(id=contact_id, created_at=now, updated_at=now)
             )
-            statement = insert_new(
-                self._db.dialect, contact_addresses, **address, contact_id=contact_id
-            )
-            if (await conn.execute(statement)).first() is None:
+            statement = insert_new(self._db.dialect, contact_addresses)
+            added = await conn.execute(statement, {**address, "contact_id": contact_id})
+            if added.first() is None:
                 raise _AddressTaken
         return contact_id
 

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("palabre.stores")
 
@@ -23,13 +24,16 @@ Renew = Callable[[list["Lease"]], Awaitable[list[bool]]]
 
 @dataclass(eq=False)
 class Lease:
-    """One turn's hold on a contact: its random token, whether renewal failed, and whether
-    a commit already released it."""
+    """One turn's hold on a contact: its random token, whether renewal failed, whether
+    its commit is under way (`ending`: the commit frees it) or already released it, and
+    what `locked(load=True)` read with it: (whether the message was seen, the session)."""
 
     contact: str
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     lost: bool = False
+    ending: bool = False
     released: bool = False
+    loaded: tuple[bool, dict[str, Any] | None] | None = None
 
 
 class LeaseKeeper:
@@ -55,14 +59,17 @@ class LeaseKeeper:
     async def _run(self) -> None:
         while self._live:
             await asyncio.sleep(self.seconds / 3)
-            leases = list(self._live)
+            # A lease its commit frees is over, though its turn still ends its work.
+            leases = [lease for lease in self._live if not lease.ending]
+            if not leases:
+                continue
             try:
                 held = await self._renew(leases)
             except Exception as exc:  # the store is down: the next round tries again
                 log.warning("lease renewal failed: %s", type(exc).__name__)
                 continue
             for lease, ok in zip(leases, held, strict=True):
-                if not ok and not lease.lost:
+                if not ok and not lease.lost and not lease.ending:  # a commit may have won
                     lease.lost = True
                     log.warning("a contact lease lapsed before its turn ended")
 

@@ -63,8 +63,7 @@ class MessageLog:
     ) -> None:
         """Record a message the provider accepted (a known provider id is left as it is)."""
         row = _row(provider_id, channel, contact_key, status, None, self._clock())
-        statement = insert_new(self._db.dialect, messages, **row)
-        await self._commits.execute(statement)
+        await self._commits.execute(insert_new(self._db.dialect, messages), row)
 
     async def status(
         self,
@@ -93,7 +92,7 @@ class MessageLog:
         )
         in_outbox = forward(status, error_code, now, provider_id=provider_id, uid=None)
         async with self._db.write() as conn:
-            added = await conn.execute(insert_new(self._db.dialect, messages, **row))
+            added = await conn.execute(insert_new(self._db.dialect, messages), row)
             if added.first() is None:
                 await conn.execute(onward)
             if in_outbox is not None:

@@ -118,6 +118,7 @@ class RedisSessionStore:
             return
         keys.append(self._key("queue", contact))
         args += [lease.token, self.prefix, self._lease_ms]
+        lease.ending = True
         async with self._errors():
             written = await self._commit_and_leave(keys=keys, args=args)
         if not written:
@@ -146,12 +147,23 @@ class RedisSessionStore:
             return int(await self._redis.llen(self._key("queue", contact)))
 
     @asynccontextmanager
-    async def locked(self, contact: str) -> AsyncIterator[Lease]:
-        """Queue for the contact's turn, across every process using this Redis; hold it."""
+    async def locked(
+        self, contact: str, *, load: bool = False, message_id: str | None = None
+    ) -> AsyncIterator[Lease]:
+        """Queue for the contact's turn, across every process using this Redis; hold it.
+        With `load`, the lease carries `load(contact, message_id)`, read by the arrival's
+        own script when the turn is free at once."""
         lease = Lease(contact)
         self._keeper.keep(lease)
         try:
-            await self._wait_for_turn(lease)
+            reads = [self._seen_key(message_id or ""), self._key("session", contact)]
+            read = await self._wait_for_turn(lease, reads if load else [])
+            if read is not None:
+                seen, data = read
+                session = None if data is None else json.loads(data)
+                lease.loaded = (bool(message_id and seen), session)
+            elif load:
+                lease.loaded = await self.load(contact, message_id)
             yield lease
         finally:
             self._keeper.drop(lease)
@@ -159,11 +171,16 @@ class RedisSessionStore:
                 async with self._errors():
                     await self._leave(keys=[self._key("queue", contact)], args=self._ids(lease))
 
-    async def _wait_for_turn(self, lease: Lease) -> None:
+    async def _wait_for_turn(self, lease: Lease, reads: list[str]) -> list[bytes | None] | None:
+        """Join the contact's queue and wait to head it. `reads` (seen key, session key):
+        what the arrival's script read when the turn was free at once, else None."""
         queue = self._key("queue", lease.contact)
         deadline = time.monotonic() + self.lock_wait
         async with self._errors():
-            head = await self._arrive(keys=[queue], args=[*self._ids(lease), QUEUE_TTL_SECONDS])
+            arrived = await self._arrive(
+                keys=[queue, *reads], args=[*self._ids(lease), QUEUE_TTL_SECONDS]
+            )
+        head = arrived[0] if arrived else None
         while _text(head) != lease.token:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or head is None or lease.lost:
@@ -175,6 +192,7 @@ class RedisSessionStore:
                 wake = self._key("wake", lease.token)
                 await self._redis.blpop([wake], min(WAIT_SLICE, remaining))
                 head = await self._head(keys=[queue], args=self._ids(lease))
+        return list(arrived[1:]) if len(arrived) == 3 else None
 
     def _ids(self, lease: Lease) -> list[str | int]:
         return [lease.token, self.prefix, self._lease_ms]

@@ -39,14 +39,20 @@ local function leave(queue, token, prefix, lease_ms)
 end
 """
 
-# KEYS: queue. ARGV: token, prefix, lease ms, queue TTL s. Join the queue; return the head.
+# KEYS: queue, then optionally seen and session. ARGV: token, prefix, lease ms, queue
+# TTL s. Join the queue; return {head}, and when the turn is ours at once and KEYS has
+# them, {head, seen, session}: the turn's first read rides on its arrival.
 ARRIVE = (
     _HEAD
     + """
 redis.call("set", ARGV[2] .. "alive:" .. ARGV[1], "1", "PX", ARGV[3])
 redis.call("rpush", KEYS[1], ARGV[1])
 redis.call("expire", KEYS[1], ARGV[4])
-return head_of(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local head = head_of(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if head == ARGV[1] and #KEYS == 3 then
+  return {head, redis.call("exists", KEYS[2]), redis.call("get", KEYS[3])}
+end
+return {head}
 """
 )
 

@@ -45,7 +45,7 @@ class Registry:
 
 def _add(conn: Connection, dialect: str, row: dict[str, Any]) -> bool:
     """Registry.add's transaction (one trip: Database.run)."""
-    if conn.execute(insert_new(dialect, registry, **row)).first() is not None:
+    if conn.execute(insert_new(dialect, registry), row).first() is not None:
         return True
     if row["claim"] is None:
         return False

@@ -106,11 +106,15 @@ class SQLiteSessionStore:
         expiry = Expiry(now + session_ttl(self.ttl_seconds, ttl_seconds), now + self.ttl_seconds)
         token = lease.token if lease else None
         seen = message_key(message_id) if message_id is not None else None
+        if lease is not None:
+            lease.ending = True
         if not await self._db.run(_write, contact, data, seen, expiry, token):
             raise LockLost(
                 "this turn lost its contact lease before committing (a stalled worker?); "
                 "nothing was written, and the provider's retry will be processed anew"
             )
+        if lease is not None:
+            lease.released = True  # the same transaction gave the lock row back
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_EVERY_SECONDS
             await self._db.run(_purge, now)
@@ -126,28 +130,38 @@ class SQLiteSessionStore:
         return await self._db.run(_select_seen, message_key(message_id), self._clock())
 
     @asynccontextmanager
-    async def locked(self, contact: str) -> AsyncIterator[Lease]:
-        """Hold the contact's lock, in this process and across processes sharing the file."""
+    async def locked(
+        self, contact: str, *, load: bool = False, message_id: str | None = None
+    ) -> AsyncIterator[Lease]:
+        """Hold the contact's lock, in this process and across processes sharing the file.
+        With `load`, the lease carries `load(contact, message_id)`, read in the same trip
+        to the database thread as the lock."""
         async with self._local.hold(contact):
-            token = await self._acquire(contact)
+            seen_key = message_key(message_id) if message_id else None
+            reading = Reading(seen_key, self._clock()) if load else None
+            token, read = await self._acquire(contact, reading)
             lease = Lease(contact, token)
+            if read is not None:
+                row, seen = read
+                lease.loaded = (seen, None if row is None else json.loads(row))
             self._keeper.keep(lease)
             try:
                 yield lease
             finally:
                 self._keeper.drop(lease)
-                await self._db.run(_release, contact, token)
+                if not lease.released:
+                    await self._db.run(_release, contact, token)
 
     async def _renew(self, leases: list[Lease]) -> list[bool]:
         return await self._db.run(
             _renew, [(lease.contact, lease.token) for lease in leases], self.lease_seconds
         )
 
-    async def _acquire(self, contact: str) -> str:
+    async def _acquire(self, contact: str, reading: Reading | None) -> tuple[str, Read | None]:
         token = secrets.token_hex(16)
         deadline = time.monotonic() + self.lock_wait
         delay = 0.005
-        while not await self._try_acquire(contact, token):
+        while not (won := await self._try_acquire(contact, token, reading))[0]:
             if time.monotonic() >= deadline:
                 raise StoreError(
                     f"timed out after {self.lock_wait:g}s waiting for a contact lock in "
@@ -155,12 +169,14 @@ class SQLiteSessionStore:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
-        return token
+        return token, won[1]
 
-    async def _try_acquire(self, contact: str, token: str) -> bool:
+    async def _try_acquire(
+        self, contact: str, token: str, reading: Reading | None
+    ) -> tuple[bool, Read | None]:
         # Shielded so a cancelled waiter that did get the row still gives it back.
         attempt = asyncio.ensure_future(
-            self._db.run(_try_acquire, contact, token, self.lease_seconds)
+            self._db.run(_try_acquire, contact, token, self.lease_seconds, reading)
         )
         try:
             return await asyncio.shield(attempt)
@@ -168,8 +184,10 @@ class SQLiteSessionStore:
             attempt.add_done_callback(lambda done: self._release_if_won(done, contact, token))
             raise
 
-    def _release_if_won(self, attempt: asyncio.Future[bool], contact: str, token: str) -> None:
-        if not attempt.cancelled() and attempt.exception() is None and attempt.result():
+    def _release_if_won(
+        self, attempt: asyncio.Future[tuple[bool, Read | None]], contact: str, token: str
+    ) -> None:
+        if not attempt.cancelled() and attempt.exception() is None and attempt.result()[0]:
             with suppress(StoreError):
                 self._db.run_sync(_release, contact, token)
 
@@ -203,6 +221,17 @@ def _select_seen(conn: sqlite3.Connection, message_id: str, now: float) -> bool:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What `locked(load=True)` reads once the lock is won: the seen id (hashed) at `now`."""
+
+    seen_key: str | None
+    now: float
+
+
+Read = tuple[str | None, bool]  # the session row's JSON, and whether the message was seen
+
+
+@dataclass(frozen=True)
 class Expiry:
     """When a commit's session and its seen message id expire (epoch seconds)."""
 
@@ -218,10 +247,13 @@ def _write(
     expiry: Expiry,
     token: str | None,
 ) -> bool:
-    """Write in one transaction; False (nothing written) when `token` lost the lock row."""
+    """Write in one transaction, giving `token`'s lock row back; False (nothing written)
+    when `token` lost the lock row."""
     with _transaction(conn):
         if token is not None and not _owns(conn, contact, token):
             return False
+        if token is not None:  # the turn ends with its commit: the lock row goes with it
+            _release(conn, contact, token)
         if data is None:
             conn.execute("DELETE FROM sessions WHERE contact = ?", (contact,))
         else:
@@ -258,10 +290,16 @@ def _purge(conn: sqlite3.Connection, now: float) -> None:
         conn.execute("DELETE FROM seen WHERE expires_at <= ?", (now,))
 
 
-def _try_acquire(conn: sqlite3.Connection, contact: str, token: str, timeout: float) -> bool:
+def _try_acquire(
+    conn: sqlite3.Connection, contact: str, token: str, timeout: float, reading: Reading | None
+) -> tuple[bool, Read | None]:
+    """Take the lock row if free; once taken, read what `reading` asks in the same trip."""
     # Locks use the wall clock, not the injected one: every process must agree on it.
     now = time.time()
-    return conn.execute(_ACQUIRE, (contact, token, now + timeout, now)).rowcount == 1
+    won = conn.execute(_ACQUIRE, (contact, token, now + timeout, now)).rowcount == 1
+    if not won or reading is None:
+        return won, None
+    return True, _select_both(conn, contact, reading.seen_key, reading.now)
 
 
 def _release(conn: sqlite3.Connection, contact: str, token: str) -> None:

@@ -44,10 +44,9 @@ class TaskQueue:
         now = self._clock()
         row = {"id": task_id, "kind": kind, "payload": json.dumps(payload)}
         async with self._db.write() as conn:
-            statement = insert_new(
-                self._db.dialect, tasks, **row, next_attempt_at=now, created_at=now
-            )
-            return (await conn.execute(statement)).first() is not None
+            statement = insert_new(self._db.dialect, tasks)
+            values = {**row, "next_attempt_at": now, "created_at": now}
+            return (await conn.execute(statement, values)).first() is not None
 
     async def due(self, kind: str, limit: int = 20) -> list[Task]:
         """The tasks of `kind` whose next attempt is due, oldest first."""
