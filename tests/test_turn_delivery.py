@@ -125,3 +125,17 @@ async def test_messages_no_transport_sends_are_not_queued(tmp_path: Path):
         assert await statuses(engine) == []
     finally:
         await engine.aclose()
+
+
+async def test_replies_answered_inline_are_sent_once_the_answer_is_built(tmp_path: Path):
+    engine = engine_with(tmp_path)
+    try:
+        assert engine.stores is not None
+        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+        reply = await engine.handle(hello("wamid.1", "yes"), inline=True)
+        assert await statuses(engine) == ["queued", "inline"], "no worker will claim it"
+        await engine.stores.outbox.delivered_inline(reply.uids)
+        assert await statuses(engine) == ["queued", "sent"]
+    finally:
+        await engine.aclose()

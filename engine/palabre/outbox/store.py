@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
@@ -176,12 +176,27 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
 # -- the transactions, each run in one trip (Database.run) -------------------------------
 
 
+# Built once: these run on every turn, and building a statement costs more than running it.
+_REPLACE = delete(outbox).where(
+    outbox.c.inbound_key == bindparam("b_key"), outbox.c.status.in_([HELD, INLINE])
+)
+_RELEASE = (
+    update(outbox)
+    .where(outbox.c.uid.in_(bindparam("b_uids", expanding=True)), outbox.c.status == HELD)
+    .values(status=QUEUED, next_attempt_at=bindparam("b_now"), updated_at=bindparam("b_now"))
+)
+_DELIVERED_INLINE = (
+    update(outbox)
+    .where(outbox.c.uid.in_(bindparam("b_uids", expanding=True)), outbox.c.status == INLINE)
+    .values(status=SENT, updated_at=bindparam("b_now"))
+)
+
+
 def _enqueue(
     conn: Connection, dialect: str, items: list[Queued], now: float, replacing: str | None
 ) -> list[str]:
     if replacing is not None:
-        unsent = outbox.c.status.in_([HELD, INLINE])
-        conn.execute(delete(outbox).where(outbox.c.inbound_key == replacing, unsent))
+        conn.execute(_REPLACE, {"b_key": replacing})
     uids = []
     for item in items:
         uid = item.uid
@@ -209,18 +224,8 @@ def _released(conn: Connection, inbound_key: str) -> bool:
 
 
 def _release(conn: Connection, uids: list[str], now: float) -> int:
-    statement = (
-        update(outbox)
-        .where(outbox.c.uid.in_(uids), outbox.c.status == HELD)
-        .values(status=QUEUED, next_attempt_at=now, updated_at=now)
-    )
-    return conn.execute(statement).rowcount
+    return conn.execute(_RELEASE, {"b_uids": uids, "b_now": now}).rowcount
 
 
 def _delivered_inline(conn: Connection, uids: list[str], now: float) -> None:
-    statement = (
-        update(outbox)
-        .where(outbox.c.uid.in_(uids), outbox.c.status == INLINE)
-        .values(status=SENT, updated_at=now)
-    )
-    conn.execute(statement)
+    conn.execute(_DELIVERED_INLINE, {"b_uids": uids, "b_now": now})
