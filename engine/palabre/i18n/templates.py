@@ -40,14 +40,25 @@ class Templates:
     ) -> None:
         self.env = BoundedSandbox(filters)
         self.limits = limits or Limits()
-        self._compile = lru_cache(maxsize=4096)(self.env.from_string)
+        self._compile = lru_cache(maxsize=4096)(self._template)
         self._expression = lru_cache(maxsize=1024)(self.env.compile_expression)
 
     def render(self, source: str, variables: Mapping[str, Any], *, where: str) -> str:
         """Render `source`; any failure is a TemplateError naming `where` and the cause."""
         template = self._compiled(self._compile, source, where)
+        if isinstance(template, str):
+            return template
         with self._bounded(where, source):
             return template.render(variables)
+
+    def _template(self, source: str) -> jinja2.Template | str:
+        """The compiled template, or its text when it is only text (most texts and every
+        plain choice): that needs no sandbox, no budget and no render."""
+        tree = self.env.parse(source)
+        text = constant_text(tree)
+        if text is not None and len(text) <= self.limits.output:
+            return text
+        return self.env.from_string(tree)
 
     def evaluate(self, expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
         """Evaluate a Jinja expression such as `reg.new and age > 18`."""
@@ -113,6 +124,18 @@ class Templates:
             return set(jinja2.meta.find_undeclared_variables(self.env.parse(text)))
         except PARSE_FAILURES:
             return set()
+
+
+def constant_text(tree: nodes.Template) -> str | None:
+    """What a template renders when it is only text (its raw blocks too), else None."""
+    if not tree.body:
+        return ""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    data = [node for node in tree.body[0].nodes if isinstance(node, nodes.TemplateData)]
+    if len(data) != len(tree.body[0].nodes):
+        return None
+    return "".join(node.data for node in data)
 
 
 # A quoted name in Jinja's messages, and Jinja's way of naming a type ('dict object').
