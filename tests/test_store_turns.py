@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -103,59 +104,50 @@ async def test_an_sqlite_commit_gives_the_lock_row_back_in_its_transaction(
         await store.aclose()
 
 
-async def test_the_renewer_leaves_a_released_lease_alone() -> None:
+async def one_renewal(
+    leases: list[Lease], answer: Callable[[list[Lease]], list[bool]]
+) -> list[list[str]]:
+    """Keep `leases` until the renewer's first round, answered by `answer`; the tokens
+    each round asked for."""
     renewed: list[list[str]] = []
     called = asyncio.Event()
 
-    async def renew(leases: list[Lease]) -> list[bool]:
-        renewed.append([lease.token for lease in leases])
+    async def renew(asked: list[Lease]) -> list[bool]:
+        renewed.append([lease.token for lease in asked])
         called.set()
-        return [True] * len(leases)
+        return answer(asked)
 
     keeper = LeaseKeeper(0.03, renew)
-    running, committed = Lease("c1"), Lease("c2", ending=True)
-    keeper.keep(committed)
-    keeper.keep(running)
+    for lease in leases:
+        keeper.keep(lease)
     try:
         with anyio.fail_after(5):
             await called.wait()
     finally:
         await keeper.aclose()
+    return renewed
+
+
+async def test_the_renewer_leaves_a_lease_its_commit_is_freeing_alone() -> None:
+    running, committed = Lease("c1"), Lease("c2", ending=True)
+    renewed = await one_renewal([committed, running], lambda asked: [True] * len(asked))
     assert renewed[0] == [running.token], "a committed turn's lease is over: not renewed"
     assert not committed.lost, "nor reported as lapsed"
 
 
 async def test_a_renewal_that_loses_to_the_commit_is_no_lapse() -> None:
     """The renewer may ask for a lease just as its commit frees it: no lapse to report."""
-    turn, called = Lease("c1"), asyncio.Event()
+    turn = Lease("c1")
 
-    async def renew(leases: list[Lease]) -> list[bool]:
+    def commit_won(asked: list[Lease]) -> list[bool]:
         turn.ending = True  # the commit went out while the renewal was on its way
-        called.set()
         return [False]
 
-    keeper = LeaseKeeper(0.03, renew)
-    keeper.keep(turn)
-    try:
-        with anyio.fail_after(5):
-            await called.wait()
-    finally:
-        await keeper.aclose()
+    await one_renewal([turn], commit_won)
     assert not turn.lost
 
 
 async def test_a_renewal_that_finds_the_lease_gone_reports_a_lapse() -> None:
-    turn, called = Lease("c1"), asyncio.Event()
-
-    async def renew(leases: list[Lease]) -> list[bool]:
-        called.set()
-        return [False]
-
-    keeper = LeaseKeeper(0.03, renew)
-    keeper.keep(turn)
-    try:
-        with anyio.fail_after(5):
-            await called.wait()
-    finally:
-        await keeper.aclose()
+    turn = Lease("c1")
+    await one_renewal([turn], lambda asked: [False])
     assert turn.lost, "a turn still running whose lease lapsed knows it"
