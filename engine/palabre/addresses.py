@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
@@ -135,11 +136,14 @@ def parse_phone(text: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def provider_phone(text: str) -> str:
     """The E.164 form of a number a provider sends (`+243...` or `243...`); InvalidAddress.
 
     A provider only sends numbers it delivers to: one that `phonenumbers` cannot validate
     (a range newer than its data) is kept as `+digits` rather than losing the person.
+    Cached: every webhook of a conversation names the same sender, and validating a
+    number costs more than the rest of reading the webhook.
     """
     raw = text.strip()
     candidate = raw if raw.startswith("+") else f"+{raw}"
