@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from tests.test_stores import Backend, backend, store
 
+from palabre.errors import LockLost
 from palabre.stores.base import SessionStore
 from palabre.stores.lease import Lease, LeaseKeeper
 from palabre.stores.redis import RedisSessionStore
@@ -151,3 +152,24 @@ async def test_a_renewal_that_finds_the_lease_gone_reports_a_lapse() -> None:
     turn = Lease("c1")
     await one_renewal([turn], lambda asked: [False])
     assert turn.lost, "a turn still running whose lease lapsed knows it"
+
+
+async def test_sqlite_commits_of_a_moment_share_a_transaction_each_fenced_alone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.db"
+    store = SQLiteSessionStore(path)
+    try:
+        async with store.locked("c1") as stale, store.locked("c2") as live:
+            with sqlite3.connect(path) as conn:  # c1's lease lapsed and was taken over
+                conn.execute("UPDATE locks SET owner = 'another' WHERE contact = 'c1'")
+            lost, saved = await asyncio.gather(
+                store.commit("c1", {"by": "stale"}, message_id="m1", lease=stale),
+                store.commit("c2", {"by": "live"}, message_id="m2", lease=live),
+                return_exceptions=True,
+            )
+        assert isinstance(lost, LockLost) and saved is None
+        assert await store.load("c1", "m1") == (False, None), "the fenced commit wrote nothing"
+        assert await store.load("c2", "m2") == (True, {"by": "live"}), "the other one did"
+    finally:
+        await store.aclose()

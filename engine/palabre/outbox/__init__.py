@@ -7,7 +7,6 @@
     policy.py    retries, backoff, throttling, unconfirmed sends; the outbox settings
     limits.py    per-sender throughput (GCRA slots) and per-recipient pacing (moving window)
     schedules.py where those limits live: this process's memory, or Redis for every worker
-    batches.py   group commit: the writes of a moment share one transaction
     retention.py how long bodies and rows are kept, and the purge
     worker.py    the loop that sends: in `palabre serve`, or alone in `palabre worker`
     replies.py   a turn's messages as held rows, keyed by what they answer (the engine's)

@@ -8,7 +8,7 @@ sending) and none of its contact's rows is being sent: one in flight per contact
 every worker, in `id` order; lower `priority` first (replies before bulk), then `id`.
 Claiming sets `status='sending'`, `claimed_by` and `claimed_until` (the lease).
 
-Starting and recording a send are group commits (see batches): the sends of a moment
+Starting and recording a send are group commits (palabre.db.batches): the sends of a moment
 share one transaction. `send_started_at` is committed once the send's turn came (see
 limits), just before the transport is called. A claim whose lease lapsed (its worker
 died) is re-examined by any worker (`reap`): without the marker the transport was never
@@ -36,8 +36,8 @@ from sqlalchemy import (
     update,
 )
 
+from palabre.db.batches import group_commit
 from palabre.db.schema import messages, outbox
-from palabre.outbox.batches import group_commit
 from palabre.outbox.policy import Outcome
 from palabre.outbox.rows import outbound_of
 from palabre.outbox.statuses import (

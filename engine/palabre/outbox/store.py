@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
+from palabre.db.batches import group_commit
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
 from palabre.db.schema import outbox
-from palabre.outbox.batches import group_commit
 from palabre.outbox.rows import PRIORITY, ROW_COLUMNS, Queued, Row, outbound_of, payload_of
 from palabre.outbox.statuses import (
     HELD,

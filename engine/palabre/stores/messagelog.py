@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import Select, case, func, select, update
 
+from palabre.db.batches import group_commit
 from palabre.db.database import Database
 from palabre.db.inserts import insert_for, insert_new
 from palabre.db.schema import messages, opt_outs
-from palabre.outbox.batches import group_commit
 from palabre.outbox.statuses import forward
 
 RANK = {

@@ -20,7 +20,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
+from palabre.db.batches import GroupCommit
 from palabre.errors import LockLost, StoreError
 from palabre.stores.base import DEFAULT_TTL_SECONDS, Session, message_key, session_ttl
 from palabre.stores.lease import Lease, LeaseKeeper
@@ -78,6 +80,10 @@ class SQLiteSessionStore:
         self.lock_wait = lock_wait
         self._clock = clock
         self._db = SQLiteConnection(path, _SCHEMA)
+        # The commits of a moment (other contacts' turns) share one transaction.
+        self._commits: GroupCommit[sqlite3.Connection] = GroupCommit(
+            lambda writes: self._db.run(_together, writes)
+        )
         self._local = ContactLocks()
         self._keeper = LeaseKeeper(lease_seconds, self._renew)
         self._next_purge = 0.0
@@ -108,7 +114,10 @@ class SQLiteSessionStore:
         seen = message_key(message_id) if message_id is not None else None
         if lease is not None:
             lease.ending = True
-        if not await self._db.run(_write, contact, data, seen, expiry, token):
+        written = await self._commits.run(
+            lambda conn: _write(conn, contact, data, seen, expiry, token)
+        )
+        if not written:
             raise LockLost(
                 "this turn lost its contact lease before committing (a stalled worker?); "
                 "nothing was written, and the provider's retry will be processed anew"
@@ -247,29 +256,36 @@ def _write(
     expiry: Expiry,
     token: str | None,
 ) -> bool:
-    """Write in one transaction, giving `token`'s lock row back; False (nothing written)
-    when `token` lost the lock row."""
-    with _transaction(conn):
-        if token is not None and not _owns(conn, contact, token):
-            return False
-        if token is not None:  # the turn ends with its commit: the lock row goes with it
-            _release(conn, contact, token)
-        if data is None:
-            conn.execute("DELETE FROM sessions WHERE contact = ?", (contact,))
-        else:
-            conn.execute(
-                "INSERT INTO sessions (contact, data, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (contact) DO UPDATE SET data = excluded.data, "
-                "expires_at = excluded.expires_at",
-                (contact, data, expiry.session),
-            )
-        if message_id is not None:
-            conn.execute(
-                "INSERT INTO seen (message_id, expires_at) VALUES (?, ?) "
-                "ON CONFLICT (message_id) DO UPDATE SET expires_at = excluded.expires_at",
-                (message_id, expiry.seen),
-            )
+    """One commit, inside a transaction (`_together`), giving `token`'s lock row back;
+    False (nothing written) when `token` lost the lock row."""
+    if token is not None and not _owns(conn, contact, token):
+        return False
+    if token is not None:  # the turn ends with its commit: the lock row goes with it
+        _release(conn, contact, token)
+    if data is None:
+        conn.execute("DELETE FROM sessions WHERE contact = ?", (contact,))
+    else:
+        conn.execute(
+            "INSERT INTO sessions (contact, data, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (contact) DO UPDATE SET data = excluded.data, "
+            "expires_at = excluded.expires_at",
+            (contact, data, expiry.session),
+        )
+    if message_id is not None:
+        conn.execute(
+            "INSERT INTO seen (message_id, expires_at) VALUES (?, ?) "
+            "ON CONFLICT (message_id) DO UPDATE SET expires_at = excluded.expires_at",
+            (message_id, expiry.seen),
+        )
     return True
+
+
+def _together(
+    conn: sqlite3.Connection, writes: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Any]:
+    """Several contacts' commits in one transaction: each is fenced on its own."""
+    with _transaction(conn):
+        return [write(conn) for write in writes]
 
 
 def _owns(conn: sqlite3.Connection, contact: str, token: str) -> bool:
