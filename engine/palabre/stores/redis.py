@@ -156,8 +156,10 @@ class RedisSessionStore:
         lease = Lease(contact)
         self._keeper.keep(lease)
         try:
-            reads = [self._seen_key(message_id or ""), self._key("session", contact)]
-            read = await self._wait_for_turn(lease, reads if load else [])
+            reads = (
+                [self._seen_key(message_id or ""), self._key("session", contact)] if load else []
+            )
+            read = await self._wait_for_turn(lease, reads)
             if read is not None:
                 seen, data = read
                 session = None if data is None else json.loads(data)
