@@ -16,54 +16,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.db_fixtures import SECRET, Clock, clock, open_database, stores, url
 
 from palabre.db import migrate
 from palabre.db.database import Database
-from palabre.db.url import database_url
 from palabre.errors import StoreError, StoreUnavailable
 from palabre.stores.bundle import Stores
 from palabre.stores.media import DEFAULT_TTL
 
 ROOT = Path(__file__).parent.parent
-SECRET = b"db-stores-test-secret-" + b"0" * 32
+__all__ = ["clock", "stores", "url"]  # fixtures, shared in tests/db_fixtures.py
 SERVE_SECRET = "5f0c2a9e4b7d41e3a8c6d2f1b9e07a4c3d5e6f708192a3b4"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_767_225_600.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a new, empty database on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/palabre.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-def open_database(url: str) -> Database:
-    return Database(database_url(url, Path(".")))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def stores(url: str, clock: Clock) -> AsyncIterator[Stores]:
-    """Every store, on a database migrated to the head as `palabre db upgrade` does."""
-    database = open_database(url)
-    await migrate.upgrade(database)
-    opened = Stores.on(database, SECRET, clock)
-    yield opened
-    await opened.aclose()
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ committed stops holding the line after a while. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from tests.db_fixtures import clock, stores, url
-from tests.test_db_stores import Clock
+from tests.db_fixtures import Clock, clock, stores, url
 
 from palabre.outbox.claims import Claims
 from palabre.outbox.rows import Queued

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.db_fixtures import clock, stores, url
-from tests.test_db_stores import Clock
+from tests.db_fixtures import Clock, clock, stores, url
 
 from palabre.config import Settings
 from palabre.outbox.retention import DAY, HOUR, Retention, problems, purge
