@@ -93,7 +93,9 @@ class Comparison:
             }
             result["rounds"] = self.rounds(pair, rates)
             if self.args.profile:
-                result["profile"] = self.profile(engine, rates["engine"])
+                result["profile"] = self.profile(engine, "engine", rates["engine"])
+                if self.args.profile_floor:
+                    result["floor_profile"] = self.profile(floor, "floor", rates["floor"])
             if self.args.messages and self.config == "redis":
                 result["long_run"] = long_run(
                     engine,
@@ -126,12 +128,14 @@ class Comparison:
             print(f"  {self.config} round {number}: ratio {rounds[-1].ratio:.2f}", file=sys.stderr)
         return rounds
 
-    def profile(self, engine: Server, rate: float) -> dict[str, object]:
+    def profile(self, server: Server, name: str, rate: float) -> dict[str, object]:
         seconds = self.args.profile
         self.args.profile_dir.mkdir(parents=True, exist_ok=True)
-        spy = PySpy(engine.pid, seconds, self.args.profile_dir / f"profile-{self.config}.txt")
-        measured = self.run(engine, "engine", seconds, self.capacity(rate, seconds), spy.start)
-        return spy.finish(measured)
+        suffix = "" if name == "engine" else f"-{name}"
+        output = self.args.profile_dir / f"profile-{self.config}{suffix}.txt"
+        spy = PySpy(server.pid, seconds, output)
+        measured = self.run(server, name, seconds, self.capacity(rate, seconds), spy.start)
+        return spy.finish(measured, name)
 
     def run(
         self,

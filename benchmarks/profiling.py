@@ -39,7 +39,7 @@ class PySpy:
             self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
 
-    def finish(self, measured: Run, top: int = 12) -> dict[str, object]:
+    def finish(self, measured: Run, name: str = "engine", top: int = 12) -> dict[str, object]:
         """Wait for py-spy; the summary of what it saw, with the run's figures."""
         assert self.process is not None, "start() first"
         _, errors = self.process.communicate()
@@ -49,7 +49,7 @@ class PySpy:
         cost = measured.cpu_us_per_request
         text = summary(stacks, cost, top)
         heading = (
-            f"py-spy on the engine: {measured.throughput:.0f} req/s, {cost:.0f} µs CPU per "
+            f"py-spy on the {name}: {measured.throughput:.0f} req/s, {cost:.0f} µs CPU per "
             f"request while profiled; raw stacks in {self.output.name}"
         )
         total = sum(count for _, count in stacks) or 1

@@ -142,12 +142,12 @@ def print_results(results: list[dict], args: argparse.Namespace, loads: tuple[st
         if "session_bytes" in result:
             sizes = json.dumps(result["session_bytes"])
             print(f"idle session after the first answer (Redis MEMORY USAGE, bytes): {sizes}")
-        for key in ("profile", "long_run"):
+        for key in ("profile", "floor_profile", "long_run"):
             if key in result:
                 print(result[key]["text"])
         print(f"log lines at WARNING or above: {json.dumps(result['logs'])}")
         print(f"code measured ({config}): {json.dumps(result['code'])}")
-        kept = ("code", "session_bytes", "profile", "long_run", "logs")
+        kept = ("code", "session_bytes", "profile", "floor_profile", "long_run", "logs")
         out[config] = entry | {key: result[key] for key in kept if key in result}
     line = json.dumps(out, ensure_ascii=False)
     print(line)

@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="redis,sqlite,meta")
     parser.add_argument("--distinct-codes", action="store_true", help="names vary per contact")
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds per engine")
+    parser.add_argument("--profile-floor", action="store_true", help="py-spy the floor too")
     parser.add_argument(
         "--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "palabre-profiles"
     )
