@@ -34,6 +34,7 @@ from palabre.errors import LockLost, StoreError, StoreUnavailable
 from palabre.stores import redis_scripts as scripts
 from palabre.stores.base import DEFAULT_TTL_SECONDS, Session, message_key, session_ttl
 from palabre.stores.lease import Lease, LeaseKeeper
+from palabre.stores.redis_calls import ScriptRunner
 from palabre.stores.sqlite import dumps_session
 
 # A waiter re-checks that the head of its queue is alive this often; it must stay below
@@ -77,6 +78,8 @@ class RedisSessionStore:
             retry=Retry(EqualJitterBackoff(cap=0.5, base=0.05), retries=2),
         )
         self._redis = aioredis.Redis.from_pool(pool)
+        # The scripts every turn runs go through a leaner door (see redis_calls).
+        self._scripts = ScriptRunner(url, timeout=SOCKET_TIMEOUT, max_connections=max_connections)
         self._arrive = self._redis.register_script(scripts.ARRIVE)
         self._head = self._redis.register_script(scripts.HEAD)
         self._leave = self._redis.register_script(scripts.LEAVE)
@@ -114,13 +117,13 @@ class RedisSessionStore:
         ]
         if lease is None:
             async with self._errors():
-                await self._commit_and_leave(keys=[*keys, ""], args=[*args, "", "", ""])
+                await self._scripts.run(self._commit_and_leave, [*keys, ""], [*args, "", "", ""])
             return
         keys.append(self._key("queue", contact))
         args += [lease.token, self.prefix, self._lease_ms]
         lease.ending = True
         async with self._errors():
-            written = await self._commit_and_leave(keys=keys, args=args)
+            written = await self._scripts.run(self._commit_and_leave, keys, args)
         if not written:
             raise LockLost(
                 "this turn lost its contact lease before committing (a stalled worker?); "
@@ -171,7 +174,9 @@ class RedisSessionStore:
             self._keeper.drop(lease)
             if not lease.released:
                 async with self._errors():
-                    await self._leave(keys=[self._key("queue", contact)], args=self._ids(lease))
+                    await self._scripts.run(
+                        self._leave, [self._key("queue", contact)], self._ids(lease)
+                    )
 
     async def _wait_for_turn(self, lease: Lease, reads: list[str]) -> list[bytes | None] | None:
         """Join the contact's queue and wait to head it. `reads` (seen key, session key):
@@ -179,8 +184,8 @@ class RedisSessionStore:
         queue = self._key("queue", lease.contact)
         deadline = time.monotonic() + self.lock_wait
         async with self._errors():
-            arrived = await self._arrive(
-                keys=[queue, *reads], args=[*self._ids(lease), QUEUE_TTL_SECONDS]
+            arrived = await self._scripts.run(
+                self._arrive, [queue, *reads], [*self._ids(lease), QUEUE_TTL_SECONDS]
             )
         head = arrived[0] if arrived else None
         while _text(head) != lease.token:
@@ -193,7 +198,7 @@ class RedisSessionStore:
             async with self._errors():
                 wake = self._key("wake", lease.token)
                 await self._redis.blpop([wake], min(WAIT_SLICE, remaining))
-                head = await self._head(keys=[queue], args=self._ids(lease))
+                head = await self._scripts.run(self._head, [queue], self._ids(lease))
         return list(arrived[1:]) if len(arrived) == 3 else None
 
     def _ids(self, lease: Lease) -> list[str | int]:
@@ -201,8 +206,9 @@ class RedisSessionStore:
 
     async def _renew(self, leases: list[Lease]) -> list[bool]:
         async with self._errors():
-            held = await self._renew_script(
-                keys=[], args=[self.prefix, self._lease_ms, *(lease.token for lease in leases)]
+            tokens = [lease.token for lease in leases]
+            held = await self._scripts.run(
+                self._renew_script, [], [self.prefix, self._lease_ms, *tokens]
             )
         return [bool(flag) for flag in held]
 
@@ -214,6 +220,7 @@ class RedisSessionStore:
     async def aclose(self) -> None:
         """Stop renewing leases and close the connection pool."""
         await self._keeper.aclose()
+        await self._scripts.aclose()
         await self._redis.aclose()
 
     def _key(self, kind: str, name: str) -> str:

@@ -1,0 +1,100 @@
+"""The Redis store's script door (palabre.stores.redis_calls), against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from palabre.stores.redis_calls import ScriptRunner
+
+pytestmark = pytest.mark.anyio
+
+ECHO = "return {KEYS[1], ARGV[1]}"
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    redis = aioredis.Redis.from_url(redis_url)
+    yield redis
+    await redis.aclose()
+
+
+async def test_a_script_answers_and_its_connection_is_kept_for_the_next_call(
+    redis_url: str, client: aioredis.Redis
+) -> None:
+    runner = ScriptRunner(redis_url, timeout=5, max_connections=4)
+    echo = client.register_script(ECHO)
+    assert await runner.run(echo, ["k"], ["v"]) == [b"k", b"v"]
+    assert await runner.run(echo, ["k2"], [7]) == [b"k2", b"7"]
+    clients = await client.client_list()
+    assert len(clients) == 2, f"one connection for the runner, one for the test: {clients}"
+    await runner.aclose()
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(
+    redis_url: str, client: aioredis.Redis
+) -> None:
+    runner = ScriptRunner(redis_url, timeout=5, max_connections=4)
+    echo = client.register_script(ECHO)
+    await runner.run(echo, ["k"], ["v"])
+    await client.script_flush()
+    assert await runner.run(echo, ["k"], ["again"]) == [b"k", b"again"]
+    await runner.aclose()
+
+
+async def test_a_connection_killed_while_idle_is_replaced_on_the_next_call(
+    redis_url: str, client: aioredis.Redis
+) -> None:
+    runner = ScriptRunner(redis_url, timeout=5, max_connections=4)
+    echo = client.register_script(ECHO)
+    await runner.run(echo, ["k"], ["v"])
+    killed = await client.client_kill_filter(_type="normal", skipme=True)
+    assert killed == 1, "the runner's idle connection is the one killed"
+    assert await runner.run(echo, ["k"], ["after"]) == [b"k", b"after"]
+    await runner.aclose()
+
+
+async def test_a_script_error_is_raised_and_the_connection_stays_usable(
+    redis_url: str, client: aioredis.Redis
+) -> None:
+    runner = ScriptRunner(redis_url, timeout=5, max_connections=1)
+    broken = client.register_script("return redis.call('NOSUCHCOMMAND')")
+    with pytest.raises(ResponseError):
+        await runner.run(broken, [], [])
+    assert await runner.run(client.register_script(ECHO), ["k"], ["v"]) == [b"k", b"v"]
+    await runner.aclose()
+
+
+async def test_a_redis_that_never_answers_times_out_instead_of_hanging() -> None:
+    """A server that accepts and reads but never replies: only the watchdog can end the call."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+
+    async def accept() -> None:
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        while True:
+            connection, _ = await loop.sock_accept(listener)
+            held.append(connection)
+
+    acceptor = asyncio.create_task(accept())
+    runner = ScriptRunner(f"redis://127.0.0.1:{port}/0", timeout=0.2, max_connections=1)
+    silent = aioredis.Redis().register_script(ECHO)  # only its sha and text are used
+    try:
+        # The outer bound only turns a hang (no watchdog) into a failure, far past 0.2 s.
+        async with asyncio.timeout(30):
+            with pytest.raises(RedisTimeoutError, match=r"no answer within 0\.2s"):
+                await runner.run(silent, ["k"], ["v"])
+    finally:
+        acceptor.cancel()
+        await runner.aclose()
+        for connection in held:
+            connection.close()
+        listener.close()
