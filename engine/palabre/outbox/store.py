@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from functools import cache
 
 from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
 
 from palabre.db.batches import group_commit
 from palabre.db.database import Database
+from palabre.db.driver import DriverStatement
 from palabre.db.inserts import insert_new
 from palabre.db.schema import outbox
 from palabre.outbox.rows import PRIORITY, ROW_COLUMNS, Queued, Row, outbound_of, payload_of
@@ -176,20 +178,26 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
 # -- the transactions, each run in one trip (Database.run) -------------------------------
 
 
-# Built once: these run on every turn, and building a statement costs more than running it.
+# Built once: these run on every turn, and building a statement costs more than running it;
+# the ones on every message's path run on the driver's cursor (palabre.db.driver).
 _REPLACE = delete(outbox).where(
     outbox.c.inbound_key == bindparam("b_key"), outbox.c.status.in_([HELD, INLINE])
 )
-_RELEASE = (
+_RELEASE = DriverStatement(
     update(outbox)
-    .where(outbox.c.uid.in_(bindparam("b_uids", expanding=True)), outbox.c.status == HELD)
+    .where(outbox.c.uid == bindparam("b_uid"), outbox.c.status == HELD)
     .values(status=QUEUED, next_attempt_at=bindparam("b_now"), updated_at=bindparam("b_now"))
 )
-_DELIVERED_INLINE = (
+_DELIVERED_INLINE = DriverStatement(
     update(outbox)
-    .where(outbox.c.uid.in_(bindparam("b_uids", expanding=True)), outbox.c.status == INLINE)
+    .where(outbox.c.uid == bindparam("b_uid"), outbox.c.status == INLINE)
     .values(status=SENT, updated_at=bindparam("b_now"))
 )
+
+
+@cache
+def _insert_row(dialect: str) -> DriverStatement:
+    return DriverStatement(insert_new(dialect, outbox))
 
 
 def _enqueue(
@@ -200,8 +208,8 @@ def _enqueue(
     uids = []
     for item in items:
         uid = item.uid
-        added = conn.execute(insert_new(dialect, outbox), _values(item, uid, now))
-        if added.first() is None:  # the key was queued before: keep that row
+        added = _insert_row(dialect).first(conn, _values(item, uid, now))
+        if added is None:  # the key was queued before: keep that row
             taken = or_(outbox.c.idempotency_key == item.idempotency_key, outbox.c.uid == uid)
             uid = conn.execute(select(outbox.c.uid).where(taken).limit(1)).scalar_one()
         uids.append(uid)
@@ -224,8 +232,9 @@ def _released(conn: Connection, inbound_key: str) -> bool:
 
 
 def _release(conn: Connection, uids: list[str], now: float) -> int:
-    return conn.execute(_RELEASE, {"b_uids": uids, "b_now": now}).rowcount
+    return sum(_RELEASE.rowcount(conn, {"b_uid": uid, "b_now": now}) for uid in uids)
 
 
 def _delivered_inline(conn: Connection, uids: list[str], now: float) -> None:
-    conn.execute(_DELIVERED_INLINE, {"b_uids": uids, "b_now": now})
+    for uid in uids:
+        _DELIVERED_INLINE.rowcount(conn, {"b_uid": uid, "b_now": now})
