@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, bindparam, select
 from sqlalchemy import update as update_of
+from sqlalchemy.dialects import sqlite
 from tests.db_fixtures import open_database, url
 
 from palabre.db import migrate
@@ -67,3 +68,16 @@ async def test_driver_statements_write_in_the_connections_transaction(url: str) 
     assert await database.run(_states) == {"a": "done", "b": "new"}, "rolled back with it"
     await database.run(lambda conn: metadata.drop_all(conn))
     await database.aclose()
+
+
+def test_a_statement_with_an_in_list_is_refused_when_first_run() -> None:
+    listed = DriverStatement(update_of(notes).where(notes.c.state.in_(["a", "b"])))
+    with pytest.raises(ValueError, match="IN list"):
+        listed.rowcount(_Unrun(sqlite.dialect()), {})  # type: ignore[arg-type]
+
+
+class _Unrun:
+    """A connection the refused statement never reaches (it fails while compiling)."""
+
+    def __init__(self, dialect: object) -> None:
+        self.dialect = dialect

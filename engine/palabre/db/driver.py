@@ -63,6 +63,8 @@ class DriverStatement:
             compiled = cast(
                 SQLCompiler, self.statement.compile(dialect=dialect, column_keys=columns)
             )
+            if compiled.literal_execute_params or compiled.post_compile_params:
+                raise ValueError(f"an IN list cannot run on the driver's cursor: {compiled}")
             order = tuple(compiled.positiontup or ()) if dialect.positional else None
             found = self._compiled[dialect.name] = (str(compiled), order, compiled.params)
         return found

@@ -180,8 +180,11 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
 
 # Built once: these run on every turn, and building a statement costs more than running it;
 # the ones on every message's path run on the driver's cursor (palabre.db.driver).
-_REPLACE = delete(outbox).where(
-    outbox.c.inbound_key == bindparam("b_key"), outbox.c.status.in_([HELD, INLINE])
+_REPLACE = DriverStatement(
+    delete(outbox).where(
+        outbox.c.inbound_key == bindparam("b_key"),
+        or_(outbox.c.status == HELD, outbox.c.status == INLINE),  # no IN list: see driver
+    )
 )
 _RELEASE = DriverStatement(
     update(outbox)
@@ -204,7 +207,7 @@ def _enqueue(
     conn: Connection, dialect: str, items: list[Queued], now: float, replacing: str | None
 ) -> list[str]:
     if replacing is not None:
-        conn.execute(_REPLACE, {"b_key": replacing})
+        _REPLACE.rowcount(conn, {"b_key": replacing})
     uids = []
     for item in items:
         uid = item.uid
