@@ -5,9 +5,11 @@
   project's 2-core machine, against 1.4 µs for a synchronous sqlite3 `execute`);
 - `to_thread`: calls of `asyncio.to_thread` (the embedded session store's trips, and a
   QR drawing's wait), about 90 µs of CPU apiece here;
-- `sql`: statements SQLAlchemy sends, on any engine (the durable stores' database; the
-  embedded session store speaks sqlite3 directly and is not counted here);
-- `redis`: commands sent to Redis (a Lua script call is one).
+- `sql`: statements SQLAlchemy sends, on any engine (the durable stores' database), and
+  those run on the driver's cursor (palabre.db.driver); the embedded session store speaks
+  sqlite3 directly and is not counted here;
+- `redis`: commands sent to Redis, through redis-py's client or the store's script door
+  (palabre.stores.redis_calls); a Lua script call is one.
 
 The patches wrap the library methods for as long as the `with` block lasts and put
 them back after; a wrapper adds about a microsecond to each call.
@@ -26,6 +28,9 @@ import aiosqlite.core
 import redis.asyncio.client
 from sqlalchemy import Engine, event
 
+from palabre.db.driver import DriverStatement
+from palabre.stores.redis_calls import ScriptRunner
+
 
 @contextmanager
 def counting() -> Iterator[Counter[str]]:
@@ -34,8 +39,10 @@ def counting() -> Iterator[Counter[str]]:
     patches = [
         (aiosqlite.core.Connection, "_execute", "aiosqlite"),
         (redis.asyncio.client.Redis, "execute_command", "redis"),
+        (ScriptRunner, "run", "redis"),
         (asyncio, "to_thread", "to_thread"),
     ]
+    run_on_cursor = DriverStatement._execute
     originals = [getattr(owner, name) for owner, name, _ in patches]
     for (owner, name, key), original in zip(patches, originals, strict=True):
         setattr(owner, name, _counted(original, counts, key))
@@ -43,10 +50,16 @@ def counting() -> Iterator[Counter[str]]:
     def statement(*args: Any) -> None:
         counts["sql"] += 1
 
+    def on_cursor(self: DriverStatement, *args: Any) -> Any:
+        counts["sql"] += 1
+        return run_on_cursor(self, *args)
+
     event.listen(Engine, "before_cursor_execute", statement)  # every engine
+    DriverStatement._execute = on_cursor  # type: ignore[method-assign]
     try:
         yield counts
     finally:
+        DriverStatement._execute = run_on_cursor  # type: ignore[method-assign]
         event.remove(Engine, "before_cursor_execute", statement)
         for (owner, name, _), original in zip(patches, originals, strict=True):
             setattr(owner, name, original)

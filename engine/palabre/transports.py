@@ -112,8 +112,10 @@ class Host:
         base = self.settings.public_url
         if not base:
             return str(request.url)
-        query = f"?{request.url.query}" if request.url.query else ""
-        return base.rstrip("/") + request.url.path + query
+        # From the scope as Starlette's URL reads it, without parsing the whole URL.
+        path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        query = _text(request.scope.get("query_string", b""))
+        return base.rstrip("/") + path + (f"?{query}" if query else "")
 
     async def receive(self, inbound: Inbound, *, inline: bool = False) -> Reply:
         """Run the engine on one inbound message; its replies are outbox rows when this
@@ -140,3 +142,12 @@ class Host:
             return None
         base = (self.settings.public_url or "").rstrip("/") if absolute else ""
         return f"{base}/media/{token}.png"
+
+
+def _text(query: bytes) -> str:
+    """The query string as Starlette decodes it (UTF-8); bytes that are not UTF-8 (never
+    sent by a provider) are kept as Latin-1, so they fail the signature instead of raising."""
+    try:
+        return query.decode()
+    except UnicodeDecodeError:
+        return query.decode("latin-1")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import AbstractAsyncContextManager
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from palabre.stores.lease import Lease
@@ -78,6 +79,7 @@ class SessionStore(Protocol):
         """Release connections and files."""
 
 
+@lru_cache(maxsize=4096)  # a message's key is asked for several times in its turn
 def message_key(message_id: str) -> str:
     """How a provider message id is stored: hashed, since it is any string of any length."""
     digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()

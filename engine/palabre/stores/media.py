@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import delete, insert, select
 
+from palabre.db.batches import group_commit
 from palabre.db.database import Database
 from palabre.db.schema import media
 
 DEFAULT_TTL = 24 * 3600
+_INSERT = insert(media)  # built once; its values given at each run
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class MediaStore:
         """Store `data` for `ttl` seconds; returns its id."""
         media_id = secrets.token_urlsafe(16)
         row = {"id": media_id, "content_type": content_type, "data": data}
-        statement = insert(media).values(**row, expires_at=self._clock() + ttl)
-        await self._db.run(Connection.execute, statement)
+        # In the group commit the outbox shares: the turn's rows commit in the same trip.
+        await group_commit(self._db).execute(_INSERT, {**row, "expires_at": self._clock() + ttl})
         return media_id
 
     async def get(self, media_id: str) -> StoredMedia | None:
