@@ -98,3 +98,21 @@ async def test_a_redis_that_never_answers_times_out_instead_of_hanging() -> None
         for connection in held:
             connection.close()
         listener.close()
+
+
+def test_commands_are_packed_as_redis_py_packs_them():
+    """A bounded random loop against redis-py's own packer: text in any script, bytes,
+    integers of either sign, empty arguments."""
+    from random import Random
+
+    from redis.asyncio.connection import Connection
+
+    from palabre.stores.redis_calls import pack
+
+    rng, reference = Random(5), Connection()
+    pieces = ["", "k", "é", "توقف", "a b", "\r\n", "x" * 7000]
+    for _ in range(300):
+        args = [rng.choice([*pieces, rng.randint(-(10**12), 10**12), bytes([rng.randrange(256)])])]
+        args += [rng.choice(pieces) for _ in range(rng.randint(0, 5))]
+        command = [b"EVALSHA", *args]
+        assert pack(*command) == b"".join(reference.pack_command(*command)), command

@@ -88,10 +88,10 @@ def test_the_renders_of_one_turn_share_one_time_allowance():
         assert allowance.spent == 6 * tick
         late = budget(limits, clock)
         with pytest.raises(BoundExceeded, match="rendering took longer"), late as render:
-            for _ in range(3):  # fine for one render alone, but the turn has little left
+            for _ in range(4):  # 4 ticks: within one render's 5, not the turn's 4 left
                 render.step()
     with budget(limits, clock) as outside_a_turn:
-        for _ in range(3):
+        for _ in range(4):  # the same render alone is fine
             outside_a_turn.step()
 
 

@@ -251,20 +251,29 @@ def per_turn(seconds: float = TURN_DEADLINE) -> Iterator[Allowance]:
         _turn.reset(token)
 
 
-@contextmanager
-def budget(limits: Limits, clock: Callable[[], float] = CLOCK) -> Iterator[Budget]:
-    """A fresh budget for the render that runs inside this block, within the turn's."""
-    allowance = _turn.get()
-    left = None if allowance is None else max(0.0, allowance.seconds - allowance.spent)
-    fresh = Budget(limits, clock, seconds=None if left is None else min(left, limits.seconds))
-    token = _current.set(fresh)
-    started = clock()
-    try:
-        yield fresh
-    finally:
-        _current.reset(token)
-        if allowance is not None:
-            allowance.spent += clock() - started
+class budget:
+    """A fresh budget for the render that runs inside this block, within the turn's.
+
+    A class, not a generator: it runs for every render of every message."""
+
+    __slots__ = ("_allowance", "_started", "_token", "clock", "limits")
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = CLOCK) -> None:
+        self.limits, self.clock = limits, clock
+
+    def __enter__(self) -> Budget:
+        allowance = self._allowance = _turn.get()
+        left = None if allowance is None else max(0.0, allowance.seconds - allowance.spent)
+        seconds = None if left is None else min(left, self.limits.seconds)
+        fresh = Budget(self.limits, self.clock, seconds=seconds)
+        self._token = _current.set(fresh)
+        self._started = fresh.deadline - (self.limits.seconds if seconds is None else seconds)
+        return fresh
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
+        if self._allowance is not None:
+            self._allowance.spent += self.clock() - self._started
 
 
 def current() -> Budget:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -48,8 +47,11 @@ class Templates:
         template = self._compiled(self._compile, source, where)
         if isinstance(template, str):
             return template
-        with self._bounded(where, source):
-            return template.render(variables)
+        try:  # plain try blocks, not context managers: this runs for most messages
+            with budget(self.limits):
+                return template.render(variables)
+        except Exception as exc:
+            raise _failure_of(exc, where, source) from None
 
     def _template(self, source: str) -> jinja2.Template | str:
         """The compiled template, or its text when it is only text (most texts and every
@@ -63,8 +65,11 @@ class Templates:
     def evaluate(self, expression: str, variables: Mapping[str, Any], *, where: str) -> Any:
         """Evaluate a Jinja expression such as `reg.new and age > 18`."""
         compiled = self._compiled(self._expression, expression, where)
-        with self._bounded(where, expression):
-            result = compiled(**variables)
+        try:
+            with budget(self.limits):
+                result = compiled(**variables)
+        except Exception as exc:
+            raise _failure_of(exc, where, expression) from None
         if isinstance(result, jinja2.Undefined):
             raise TemplateError(f"{where}: '{expression}' is undefined")
         return result
@@ -73,26 +78,10 @@ class Templates:
         """Compile once (cached), outside the render's time budget: a first render on a busy
         machine must not fail for the time compiling took. Constant folding at compile time
         still goes through the sandbox's size guards."""
-        with self._failures(where, source):
-            return compile(source)
-
-    @contextmanager
-    def _bounded(self, where: str, source: str) -> Iterator[None]:
-        """One render, within its budget; whatever it raises becomes a TemplateError."""
-        with budget(self.limits), self._failures(where, source):
-            yield
-
-    @staticmethod
-    @contextmanager
-    def _failures(where: str, source: str) -> Iterator[None]:
         try:
-            yield
-        except BoundExceeded as exc:
-            raise TemplateError(f"{where}: stopped: {exc.message}") from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"{where}: {_reason(exc, source)}") from None
-        except Exception as exc:  # the template's own arithmetic or recursion failed
-            raise TemplateError(f"{where}: {_failure(exc)}") from None
+            return compile(source)
+        except Exception as exc:
+            raise _failure_of(exc, where, source) from None
 
     def parse(self, source: str, *, expression: bool = False) -> nodes.Template:
         """The template (or the one expression) as written, unbounded; raises PARSE_FAILURES."""
@@ -124,6 +113,15 @@ class Templates:
             return set(jinja2.meta.find_undeclared_variables(self.env.parse(text)))
         except PARSE_FAILURES:
             return set()
+
+
+def _failure_of(exc: Exception, where: str, source: str) -> TemplateError:
+    """The TemplateError a compile or render failure becomes, naming `where`."""
+    if isinstance(exc, BoundExceeded):
+        return TemplateError(f"{where}: stopped: {exc.message}")
+    if isinstance(exc, jinja2.TemplateError):
+        return TemplateError(f"{where}: {_reason(exc, source)}")
+    return TemplateError(f"{where}: {_failure(exc)}")  # its own arithmetic or recursion failed
 
 
 def constant_text(tree: nodes.Template) -> str | None:

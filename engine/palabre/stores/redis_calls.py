@@ -88,14 +88,14 @@ class ScriptRunner:
         keys: Sequence[Arg],
         args: Sequence[Arg],
     ) -> Any:
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        await connection.send_packed_command(connection.pack_command(*command), False)
+        command = pack(b"EVALSHA", script.sha, len(keys), *keys, *args)
+        await connection.send_packed_command(command, False)
         try:
             return await connection.read_response()
         except NoScriptError:  # Redis restarted or its scripts were flushed: load, once
             await connection.send_command("SCRIPT", "LOAD", script.script)
             await connection.read_response()
-            await connection.send_packed_command(connection.pack_command(*command), False)
+            await connection.send_packed_command(command, False)
             return await connection.read_response()
 
     def _watch(self, call: _Call) -> None:
@@ -125,3 +125,13 @@ class ScriptRunner:
                 await connection.disconnect()
         self._idle.clear()
         await self._pool.disconnect()
+
+
+def pack(*args: Arg) -> bytes:
+    """One command in the Redis protocol (RESP): an array of bulk strings. redis-py's
+    `pack_command` joins the growing buffer once per argument; this joins once."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
