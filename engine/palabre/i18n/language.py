@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 ARABIC = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
 WORD = re.compile(r"[a-z]+")
@@ -20,6 +21,7 @@ ENGLISH = frozenset(
 LANGUAGE_NAMES = {"fr": "Français", "en": "English", "ar": "العربية"}
 
 
+@lru_cache(maxsize=4096)  # the same choices and answers are folded for message after message
 def fold(text: str) -> str:
     """Lower-case, accents dropped, Arabic letter variants unified, spaces collapsed."""
     text = unicodedata.normalize("NFKD", text.casefold())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -61,7 +62,9 @@ class World:
             for flow in self.flows.values()
         }
         self._default = next((flow for flow in self.flows.values() if flow.default), None)
-        self._contact_hasher = contact_hasher(self._deployment_secret())
+        hasher = contact_hasher(self._deployment_secret())
+        # A message asks for its contact's key several times (transport, engine, outbox).
+        self._contact_keys = lru_cache(maxsize=4096)(partial(keyed_hash, hasher))
 
     @property
     def default_flow(self) -> Flow:
@@ -83,7 +86,8 @@ class World:
     def contact_key(self, contact: str) -> str:
         """The contact's keyed hash, from PALABRE_SECRET alone: the same on every worker,
         after every restart and whatever the flows; safe for logs, keys and actions."""
-        return keyed_hash(self._contact_hasher, contact)
+        key: str = self._contact_keys(contact)
+        return key
 
     def _deployment_secret(self) -> bytes:
         try:

@@ -19,22 +19,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from palabre.errors import LockLost, StoreError, StoreUnavailable
+from palabre.errors import LockLost, StoreError
 from palabre.stores import redis_scripts as scripts
 from palabre.stores.base import DEFAULT_TTL_SECONDS, Session, message_key, session_ttl
 from palabre.stores.lease import Lease, LeaseKeeper
-from palabre.stores.redis_calls import ScriptRunner
+from palabre.stores.redis_calls import RedisFailures, ScriptRunner
 from palabre.stores.sqlite import dumps_session
 
 # A waiter re-checks that the head of its queue is alive this often; it must stay below
@@ -67,7 +62,7 @@ class RedisSessionStore:
         self.lock_wait = lock_wait
         self._lease_ms = int(lease_seconds * 1000)
         self._where = _describe(url)
-        self._password = urlsplit(url).password
+        self._errors = RedisFailures(self._where, urlsplit(url).password)
         # A blocking pool makes a burst of contacts wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
@@ -89,7 +84,7 @@ class RedisSessionStore:
 
     async def get(self, contact: str) -> Session | None:
         """Return the contact's session, or None when there is none or it expired."""
-        async with self._errors():
+        with self._errors:
             data = await self._redis.get(self._key("session", contact))
         return None if data is None else json.loads(data)
 
@@ -116,13 +111,13 @@ class RedisSessionStore:
             "1" if message_id else "0",
         ]
         if lease is None:
-            async with self._errors():
+            with self._errors:
                 await self._scripts.run(self._commit_and_leave, [*keys, ""], [*args, "", "", ""])
             return
         keys.append(self._key("queue", contact))
         args += [lease.token, self.prefix, self._lease_ms]
         lease.ending = True
-        async with self._errors():
+        with self._errors:
             written = await self._scripts.run(self._commit_and_leave, keys, args)
         if not written:
             raise LockLost(
@@ -134,56 +129,54 @@ class RedisSessionStore:
     async def load(self, contact: str, message_id: str | None) -> tuple[bool, Session | None]:
         """Whether `message_id` was processed, and the contact's session: one MGET."""
         seen_key = self._seen_key(message_id or "")
-        async with self._errors():
+        with self._errors:
             seen, data = await self._redis.mget(seen_key, self._key("session", contact))
         session = None if data is None else json.loads(data)
         return (bool(message_id) and seen is not None), session
 
     async def seen(self, message_id: str) -> bool:
         """True when a commit already marked this message id, and it has not expired."""
-        async with self._errors():
+        with self._errors:
             return bool(await self._redis.exists(self._seen_key(message_id)))
 
     async def waiting(self, contact: str) -> int:
         """How many turns of the contact are queued, the running one included."""
-        async with self._errors():
+        with self._errors:
             return int(await self._redis.llen(self._key("queue", contact)))
 
-    @asynccontextmanager
-    async def locked(
-        self, contact: str, *, load: bool = False, message_id: str | None = None
-    ) -> AsyncIterator[Lease]:
+    def locked(self, contact: str, *, load: bool = False, message_id: str | None = None) -> _Turn:
         """Queue for the contact's turn, across every process using this Redis; hold it.
         With `load`, the lease carries `load(contact, message_id)`, read by the arrival's
         own script when the turn is free at once."""
-        lease = Lease(contact)
-        self._keeper.keep(lease)
-        try:
-            reads = (
-                [self._seen_key(message_id or ""), self._key("session", contact)] if load else []
-            )
-            read = await self._wait_for_turn(lease, reads)
-            if read is not None:
-                seen, data = read
-                session = None if data is None else json.loads(data)
-                lease.loaded = (bool(message_id and seen), session)
-            elif load:
-                lease.loaded = await self.load(contact, message_id)
-            yield lease
-        finally:
-            self._keeper.drop(lease)
-            if not lease.released:
-                async with self._errors():
-                    await self._scripts.run(
-                        self._leave, [self._key("queue", contact)], self._ids(lease)
-                    )
+        return _Turn(self, contact, load, message_id)
+
+    async def _take(self, lease: Lease, load: bool, message_id: str | None) -> None:
+        """Wait for the lease's turn (and load, with `load`)."""
+        contact = lease.contact
+        reads = [self._seen_key(message_id or ""), self._key("session", contact)] if load else []
+        read = await self._wait_for_turn(lease, reads)
+        if read is not None:
+            seen, data = read
+            session = None if data is None else json.loads(data)
+            lease.loaded = (bool(message_id and seen), session)
+        elif load:
+            lease.loaded = await self.load(contact, message_id)
+
+    async def _give_back(self, lease: Lease) -> None:
+        """Stop renewing the lease; leave the queue unless its commit already did."""
+        self._keeper.drop(lease)
+        if not lease.released:
+            with self._errors:
+                await self._scripts.run(
+                    self._leave, [self._key("queue", lease.contact)], self._ids(lease)
+                )
 
     async def _wait_for_turn(self, lease: Lease, reads: list[str]) -> list[bytes | None] | None:
         """Join the contact's queue and wait to head it. `reads` (seen key, session key):
         what the arrival's script read when the turn was free at once, else None."""
         queue = self._key("queue", lease.contact)
         deadline = time.monotonic() + self.lock_wait
-        async with self._errors():
+        with self._errors:
             arrived = await self._scripts.run(
                 self._arrive, [queue, *reads], [*self._ids(lease), QUEUE_TTL_SECONDS]
             )
@@ -195,7 +188,7 @@ class RedisSessionStore:
                     f"timed out after {self.lock_wait:g}s waiting for a contact's turn in "
                     f"Redis at {self._where}; earlier messages of the contact still run"
                 )
-            async with self._errors():
+            with self._errors:
                 wake = self._key("wake", lease.token)
                 await self._redis.blpop([wake], min(WAIT_SLICE, remaining))
                 head = await self._scripts.run(self._head, [queue], self._ids(lease))
@@ -205,7 +198,7 @@ class RedisSessionStore:
         return [lease.token, self.prefix, self._lease_ms]
 
     async def _renew(self, leases: list[Lease]) -> list[bool]:
-        async with self._errors():
+        with self._errors:
             tokens = [lease.token for lease in leases]
             held = await self._scripts.run(
                 self._renew_script, [], [self.prefix, self._lease_ms, *tokens]
@@ -214,7 +207,7 @@ class RedisSessionStore:
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""
-        async with self._errors():
+        with self._errors:
             await self._redis.ping()
 
     async def aclose(self) -> None:
@@ -229,20 +222,27 @@ class RedisSessionStore:
     def _seen_key(self, message_id: str) -> str:
         return self._key("seen", message_key(message_id))
 
-    @asynccontextmanager
-    async def _errors(self) -> AsyncIterator[None]:
-        """Turn redis-py errors into StoreUnavailable / StoreError, without the password."""
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            cause = self._scrub(f"{type(exc).__name__}: {exc}")
-            raise StoreUnavailable(f"cannot reach Redis at {self._where}: {cause}") from None
-        except RedisError as exc:
-            cause = self._scrub(f"{type(exc).__name__}: {exc}")
-            raise StoreError(f"Redis at {self._where} failed: {cause}") from None
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+class _Turn:
+    """`RedisSessionStore.locked`: a class, not a generator, since every message takes one."""
+
+    __slots__ = ("lease", "load", "message_id", "store")
+
+    def __init__(self, store: RedisSessionStore, contact: str, load: bool, message_id: str | None):
+        self.store, self.lease = store, Lease(contact)
+        self.load, self.message_id = load, message_id
+
+    async def __aenter__(self) -> Lease:
+        self.store._keeper.keep(self.lease)
+        try:
+            await self.store._take(self.lease, self.load, self.message_id)
+        except BaseException:
+            await self.store._give_back(self.lease)
+            raise
+        return self.lease
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store._give_back(self.lease)
 
 
 def _text(value: bytes | str | None) -> str | None:

@@ -26,8 +26,10 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from palabre.errors import StoreError, StoreUnavailable
 
 Arg = str | int | bytes
 
@@ -125,6 +127,29 @@ class ScriptRunner:
                 await connection.disconnect()
         self._idle.clear()
         await self._pool.disconnect()
+
+
+class RedisFailures:
+    """`with failures:` around a Redis call turns redis-py's errors into StoreUnavailable
+    or StoreError, saying where Redis is and never its password. One instance serves every
+    call (it holds no state); a class, since it wraps every call of every message."""
+
+    def __init__(self, where: str, password: str | None) -> None:
+        self.where, self.password = where, password
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+            cause = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise StoreUnavailable(f"cannot reach Redis at {self.where}: {cause}") from None
+        if isinstance(exc, RedisError):
+            cause = self._scrub(f"{type(exc).__name__}: {exc}")
+            raise StoreError(f"Redis at {self.where} failed: {cause}") from None
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.password, "***") if self.password else text
 
 
 def pack(*args: Arg) -> bytes:
