@@ -8,6 +8,7 @@ friendly error, while /healthz and another conversation are answered.
 from __future__ import annotations
 
 import logging
+import math
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.serving import start_serve
 from palabre.bootstrap import Toolkit, build_engine, load_flows
 from palabre.config import Settings
 from palabre.errors import TemplateError
+from palabre.i18n import bounds
 from palabre.i18n.bounds import (
     MAX_DEPTH,
     MAX_OUTPUT,
@@ -469,3 +471,17 @@ async def test_a_template_error_never_puts_the_contacts_answer_in_the_logs(
     for record in caplog.records:
         text = f"{record.getMessage()} {vars(record)}"
         assert "SECRETANSWER" not in text, text
+
+
+def test_a_render_paused_past_its_wall_deadline_goes_on_while_its_cpu_time_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wall clock is only a shortcut: once it is past the deadline (the process was
+    paused), the thread's CPU time decides, and a render that computed little goes on."""
+    with budget(Limits(seconds=5.0)) as render:
+        monkeypatch.setattr(bounds, "WALL", lambda: math.inf)
+        for _ in range(100):
+            render.step()
+        render.deadline = bounds.CLOCK()  # its CPU time is now spent
+        with pytest.raises(BoundExceeded, match="rendering took longer"):
+            render.step()
