@@ -110,6 +110,8 @@ async def drain(
         )
         for n in range(count)
     ]
+    for n in range(CONTACTS):  # a broadcast goes only to those who opted in
+        await stores.consent.record(f"contact-{n}", "broadcast", True, "import")
     for start in range(0, count, 1000):
         await stores.outbox.enqueue(items[start : start + 1000])
     settings = Settings(

@@ -56,11 +56,12 @@ async def test_a_contact_keeps_its_key_whatever_the_flows_and_after_a_restart(tm
 @pytest.mark.anyio
 async def test_an_opt_out_keeps_applying_after_a_restart_with_another_flow_first(tmp_path):
     first = engine([UIC], tmp_path)
-    await first.stores.messages.opt_out(first.contact_key(PHONE), "21610")
+    await first.stores.consent.record(first.contact_key(PHONE), "service", False, "provider")
     await first.aclose()
     restarted = engine([first_flow(tmp_path), UIC], tmp_path)
     try:
-        assert await restarted.stores.messages.opted_out(restarted.contact_key(PHONE))
+        key = restarted.contact_key(PHONE)
+        assert not await restarted.stores.consent.allows(key, "whatsapp", "service")
     finally:
         await restarted.aclose()
 

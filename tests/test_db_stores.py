@@ -130,11 +130,10 @@ async def test_concurrent_status_callbacks_keep_the_furthest(stores, other):
 
 @pytest.mark.anyio
 async def test_an_opt_out_applies_on_every_worker(stores, other):
-    assert not await other.messages.opted_out("key1")
-    await stores.messages.opt_out("key1", "21610")
-    await stores.messages.opt_out("key1", "STOP")  # again: still one opt-out
-    assert await other.messages.opted_out("key1")
-    assert not await other.messages.opted_out("key2")
+    assert await other.consent.allows("key1", "sms", "service")
+    await stores.consent.record("key1", "service", False, "provider", detail="21610")
+    assert not await other.consent.allows("key1", "sms", "service")
+    assert await other.consent.allows("key2", "sms", "service")
 
 
 # -- tasks -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ these tests share are in `tests/meta_fakes.py`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from tests.meta_fakes import (
     ACCESS_TOKEN,
     ALICE,
+    ALICE_AT,
     APP_SECRET,
     BOB,
     BOB_AT,
@@ -40,8 +42,11 @@ from tests.meta_fakes import (
     wait_until,
 )
 
+from palabre.config import Settings
+from palabre.contacts import contact_hasher, contact_key
 from palabre.errors import StoreUnavailable
 from palabre.logs import KeyValueFormatter
+from palabre.stores.bundle import open_stores
 from palabre.stores.sqlite import SQLiteSessionStore
 
 __all__ = ["graph", "meta"]  # fixtures from tests/meta_fakes.py
@@ -150,6 +155,22 @@ def test_statuses_update_the_message_log_and_never_send_anything(meta, graph, tm
     window_closed = logged(tmp_path, second)
     assert (window_closed.status, window_closed.error_code) == ("failed", "131047")
     assert logged(tmp_path, "wamid.OLD").error_code == "131026"
+
+
+def test_error_131050_withdraws_the_contacts_broadcast_consent_only(meta, tmp_path):
+    stopped = status("wamid.OUT7", "failed", 131050)  # the user stopped marketing messages
+    assert post(meta, notification(change(statuses=[stopped]))).status_code == 200
+    key = contact_key(contact_hasher(b"test-secret"), ALICE_AT)
+
+    async def allowed() -> list[bool]:
+        stores = open_stores(Settings(data_dir=tmp_path / "data"))
+        try:
+            consent = stores.consent
+            return [await consent.allows(key, "whatsapp", p) for p in ("broadcast", "service")]
+        finally:
+            await stores.aclose()
+
+    assert asyncio.run(allowed()) == [False, True], "broadcasts withdrawn, service kept"
 
 
 @pytest.mark.parametrize("code", ["13104²", "١٣١٠٤٧", "9" * 5000, "131047"])

@@ -235,6 +235,8 @@ async def test_two_workers_keep_each_contacts_order_one_in_flight(postgres_url, 
 async def test_replies_go_before_bulk_sends(sqlite_url, tmp_path):
     graph = Graph()
     async with rig(sqlite_url, outbox_settings(tmp_path), httpx.ASGITransport(app=graph.app)) as r:
+        for n in range(5):  # broadcasts go only to those who opted in
+            await r.stores.consent.record(f"contact-{n}", "broadcast", True, "import")
         await r.stores.outbox.enqueue([queued(n, f"news{n}", "broadcast") for n in range(5)])
         await r.stores.outbox.enqueue([queued(9, "answer", "reply")])
         await r.worker(concurrency=1).drain()

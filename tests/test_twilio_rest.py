@@ -31,9 +31,7 @@ from tests.twilio_fakes import (
     app_for,
     fake_twilio,
     settings_for,
-    sign,
     started,
-    status,
 )
 
 from palabre.runtime.messages import Option, Outbound
@@ -123,21 +121,6 @@ async def test_an_unreachable_api_is_a_retryable_failure(tmp_path):
     async with app.router.lifespan_context(app):
         delivery = await transport.send(Outbound(TEL, "Bonjour", "fr"))
     assert (delivery.status, delivery.retryable) == ("failed", True)
-
-
-@pytest.mark.anyio
-async def test_nothing_is_sent_to_a_contact_who_opted_out(tmp_path, fake_twilio):
-    app, transport = started(tmp_path, fake_twilio)
-    params = status("SM5", "failed", to=PHONE, ErrorCode="21610")
-    async with app.router.lifespan_context(app):
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
-        async with client:
-            headers = {"X-Twilio-Signature": sign("http://testserver/twilio/status", params)}
-            callback = await client.post("/twilio/status", data=params, headers=headers)
-        delivery = await transport.send(Outbound(TEL, "Bonjour", "fr"))
-    assert callback.status_code == 204
-    assert (delivery.status, delivery.error_code) == ("failed", "21610")
-    assert fake_twilio.requests == []
 
 
 # -- images: a QR code at its signed public URL -------------------------------------------------

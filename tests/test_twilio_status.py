@@ -41,6 +41,19 @@ def in_log(tmp_path: Path, query):
     return asyncio.run(run())
 
 
+def in_consent(tmp_path: Path, asked: list[tuple[str, str]]) -> list[bool]:
+    """Whether the app's consent ledger allows service messages to each (key, channel)."""
+
+    async def run():
+        stores = open_stores(Settings(data_dir=tmp_path / "data"))
+        try:
+            return [await stores.consent.allows(key, ch, "service") for key, ch in asked]
+        finally:
+            await stores.aclose()
+
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize(
     ("params", "reason"),
     [
@@ -74,7 +87,7 @@ def test_status_callbacks_update_the_log_and_never_regress(live_server, tmp_path
     assert fake.requests == [], "a status callback sends nothing"
 
 
-def test_error_21610_marks_the_contact_opted_out(live_server, tmp_path):
+def test_error_21610_withdraws_the_contacts_consent(live_server, tmp_path):
     with live_server(app_for(settings_for(tmp_path))) as running:
         failed = status("SM3", "undelivered", to=PHONE, ErrorCode="21610")
         assert post(running.url, failed, path="/twilio/status").status_code == 204
@@ -84,5 +97,5 @@ def test_error_21610_marks_the_contact_opted_out(live_server, tmp_path):
         keys = host.contact_key(TEL), host.contact_key(WHATSAPP)
     logged = in_log(tmp_path, lambda log: log.get("SM3"))
     assert (logged.status, logged.error_code) == ("undelivered", "21610")
-    opted = in_log(tmp_path, lambda log: asyncio.gather(*(log.opted_out(k) for k in keys)))
-    assert opted == [True, False], "only 21610 (STOP) opts a contact out"
+    allowed = in_consent(tmp_path, [(keys[0], "sms"), (keys[1], "whatsapp")])
+    assert allowed == [False, True], "only 21610 (STOP) withdraws a contact's consent"

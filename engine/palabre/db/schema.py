@@ -65,13 +65,23 @@ messages = Table(
     Column("updated_at", Double, nullable=False),
 )
 
-# Contacts who asked to receive nothing more.
-opt_outs = Table(
-    "opt_outs",
+# Consent, append-only: each row is one event (a keyword, a flow step, an import, the API,
+# an agent, a provider's signal); the current state of a contact x channel x purpose is
+# its latest event (palabre.stores.consent). `event_key` makes a redelivered event once.
+consent_events = Table(
+    "consent_events",
     metadata,
-    Column("contact_key", Text, primary_key=True),
-    Column("reason", Text, nullable=False),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_key", Text, nullable=False),
+    Column("contact_key", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("granted", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("detail", Text),
     Column("at", Double, nullable=False),
+    UniqueConstraint("event_key", name="uq_consent_events_event_key"),
+    Index("ix_consent_events_contact_key", "contact_key", "purpose", "id"),
 )
 
 # A durable queue of plugin background work (DHIS-2 registrations waiting for the server).
@@ -133,6 +143,7 @@ outbox = Table(
     Column("priority", Integer, nullable=False),
     Column("payload", Text, nullable=False),
     Column("status", Text, nullable=False),
+    Column("purpose", Text, nullable=False, server_default="service"),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", Double, nullable=False),
     Column("expires_at", Double),

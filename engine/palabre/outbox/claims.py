@@ -74,6 +74,7 @@ class Claimed:
     contact_key: str
     payload: str
     attempts: int
+    purpose: str = "service"  # the consent it needs (palabre.stores.consent)
 
     def outbound(self) -> Outbound:
         return outbound_of(self.uid, self.channel, self.address, self.payload)
@@ -303,7 +304,7 @@ def _expire(now: float) -> Update:
 
 
 def _claimed(worker_id: str, ids: list[int]) -> Select[Any]:
-    columns = ("uid", "channel", "address", "contact_key", "payload", "attempts")
+    columns = ("uid", "channel", "address", "contact_key", "payload", "attempts", "purpose")
     return (
         select(*(outbox.c[name] for name in columns))
         .where(outbox.c.id.in_(ids), outbox.c.claimed_by == worker_id, outbox.c.status == SENDING)

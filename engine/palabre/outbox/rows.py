@@ -32,11 +32,17 @@ class Queued:
     held: bool = False  # not claimed before `Outbox.release` (its turn has not committed)
     expires_at: float | None = None
     channel: str = ""  # the transport's name, when the message does not carry one
+    purpose: str = ""  # the consent it needs; "" means by kind (a broadcast's, else service)
 
     @property
     def uid(self) -> str:
         """The message's id (32 hex), or a new one."""
         return self.message.id or uuid.uuid4().hex
+
+    @property
+    def consent(self) -> str:
+        """The consent purpose the message needs: `broadcast` for broadcasts, else `service`."""
+        return self.purpose or ("broadcast" if self.kind == "broadcast" else "service")
 
     @property
     def transport(self) -> str:

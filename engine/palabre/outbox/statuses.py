@@ -4,6 +4,7 @@
       ▲  │       │  └──▶ unconfirmed ─▶ (a provider status confirms it: sent, delivered...)
       └──┼───────┘ retry, throttled, lapsed claim before the send started
          └──▶ expired            sending ─▶ failed (permanent, or out of attempts)
+                                 sending ─▶ skipped (no consent: the provider never called)
     inline ─▶ sent               (replies the transport answered inline: TwiML)
 
 A turn's rows are `held` until the turn that queued them commits its session; then they
@@ -13,7 +14,8 @@ its place in the contact's line (the next turn's rows may be queued between the 
 and the release), but only for `HOLD_BLOCKS` seconds: a turn that never committed does
 not hold its contact's later messages back.
 
-`failed`, `undelivered` and `expired` are final. `unconfirmed` (the request may have gone
+`failed`, `undelivered`, `expired` and `skipped` are final (`skipped`: the contact had not
+given the consent the row needs, palabre.stores.consent). `unconfirmed` (the request may have gone
 out, no answer came back) is final for the worker, which never resends it blindly, but a
 later provider status may still confirm it forward. Provider callbacks only ever apply
 `sent`, `delivered`, `read`, `failed` and `undelivered`: a provider's own `queued` must
@@ -29,10 +31,10 @@ from sqlalchemy import Update, case, func, update
 from palabre.db.schema import outbox
 
 HELD, QUEUED, INLINE, SENDING, SENT = "held", "queued", "inline", "sending", "sent"
-UNCONFIRMED, EXPIRED, FAILED = "unconfirmed", "expired", "failed"
+UNCONFIRMED, EXPIRED, FAILED, SKIPPED = "unconfirmed", "expired", "failed", "skipped"
 PENDING = (QUEUED, SENDING)  # unfinished for the worker: they hold a contact's later rows
 HOLD_BLOCKS = 60.0  # seconds a held row holds its contact's later rows (a commit takes ms)
-FINAL = ("failed", "undelivered", "expired")
+FINAL = ("failed", "undelivered", "expired", SKIPPED)
 NEEDS_ATTENTION = ("failed", "undelivered", "unconfirmed", "expired")
 RANK = {
     HELD: 0,
@@ -46,6 +48,7 @@ RANK = {
     "failed": 6,
     "undelivered": 6,
     EXPIRED: 6,
+    SKIPPED: 6,
 }
 FROM_PROVIDER = frozenset({SENT, "delivered", "read", "failed", "undelivered"})
 ALL = tuple(RANK)

@@ -166,6 +166,7 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
         "priority": PRIORITY[item.kind],
         "payload": payload_of(message),
         "status": INLINE if item.inline else HELD if item.held else QUEUED,
+        "purpose": item.consent,
         "attempts": 0,
         "next_attempt_at": now,
         "expires_at": item.expires_at,

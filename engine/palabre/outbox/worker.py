@@ -4,9 +4,11 @@ One loop per process (`palabre serve` runs it in-process, `palabre worker` alone
 up to `concurrency` sends in flight, never two of one contact (see claims). For each
 claimed row: take its slot in the sender's and the recipient's budgets and wait for it,
 and for room in the sender's window, in-process (when the slot is further off, the row
-goes back to the queue, attempts unchanged); commit that the send starts; take the room
-(see limits); call `host.transport_for(channel).send(...)`; record the outcome (see
-policy). The waits come before the marker: a worker that dies while it waits leaves its
+goes back to the queue, attempts unchanged); check the contact's consent for the row's
+purpose (palabre.stores.consent: without it the row ends `skipped`, `no_consent`, and no
+provider is called); commit that the send starts; take the room (see limits); call
+`host.transport_for(channel).send(...)`; record the outcome (see policy). The waits
+come before the marker: a worker that dies while it waits leaves its
 row queued again by the lease, not unconfirmed. Only a short one may follow it, when
 another send took the room during the commit.
 
@@ -35,8 +37,9 @@ import httpx
 from palabre.outbox.claims import Claimed, Claims
 from palabre.outbox.limits import RateLimits, Slot
 from palabre.outbox.policy import Outcome, RetryPolicy, outcome_of
-from palabre.outbox.statuses import QUEUED, SENDING
+from palabre.outbox.statuses import QUEUED, SENDING, SKIPPED
 from palabre.outbox.store import Outbox
+from palabre.stores.consent import channel_of
 from palabre.transports import Delivery, Host, Transport
 
 log = logging.getLogger("palabre.outbox")
@@ -45,6 +48,7 @@ POLL_SECONDS = 0.5
 REAP_EVERY = 1.0  # seconds between looks for lapsed claims
 MAX_LIMITER_WAIT = 1.5  # longer than this, a throttled row goes back to the queue
 STOP_GRACE = 5.0  # seconds a stopping worker lets its sends in flight finish
+NO_CONSENT = "no_consent"
 
 
 @dataclass
@@ -137,6 +141,9 @@ class Worker:
             slot = await self._budget(transport, row)
             if slot is None:
                 return
+            if not await self._consented(row):  # checked last, right before the send
+                await self._skip(row)
+                return
             delivery = await self._start_and_send(flight, transport, slot)
             if delivery is None:
                 return
@@ -149,6 +156,17 @@ class Worker:
         finally:
             self._flights.pop(row.uid, None)
             self.box.wakeup.set()  # this contact's next row may be due now
+
+    async def _consented(self, row: Claimed) -> bool:
+        channel = channel_of(row.address, row.outbound().channel)
+        return await self.host.stores.consent.allows(row.contact_key, channel, row.purpose)
+
+    async def _skip(self, row: Claimed) -> None:
+        """The contact has not given the consent the row needs: it never reaches a provider."""
+        reason = f"the contact has not given {row.purpose} consent on this channel"
+        outcome = Outcome(SKIPPED, row.attempts, error_code=NO_CONSENT, reason=reason)
+        await self.claims.record(row, outcome)
+        log.info("outbox message skipped", extra={"uid": row.uid, "error_code": NO_CONSENT})
 
     async def _budget(self, transport: Transport, row: Claimed) -> Slot | None:
         """Take the row's slot in its budgets, and wait for it and for room in the sender's

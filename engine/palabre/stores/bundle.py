@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from palabre.config import Settings
 from palabre.db.database import Database
 from palabre.outbox.store import Outbox
+from palabre.stores.consent import ConsentLedger
 from palabre.stores.contacts import ContactStore
 from palabre.stores.media import MediaStore
 from palabre.stores.messagelog import MessageLog
@@ -23,7 +24,7 @@ from palabre.stores.tasks import TaskQueue
 
 @dataclass
 class Stores:
-    """The registry, media, message log (with opt-outs), tasks, contacts and the outbox."""
+    """The registry, media, message log, tasks, contacts, the outbox and consent."""
 
     database: Database
     registry: Registry
@@ -32,6 +33,7 @@ class Stores:
     tasks: TaskQueue
     contacts: ContactStore
     outbox: Outbox
+    consent: ConsentLedger
 
     @classmethod
     def on(
@@ -46,6 +48,7 @@ class Stores:
             TaskQueue(database, clock),
             ContactStore(database, clock),
             Outbox(database, clock),
+            ConsentLedger(database, clock),
         )
 
     async def open(self) -> str | None:

@@ -1,4 +1,4 @@
-"""The message log: every outbound message's provider id and delivery status, and opt-outs.
+"""The message log: every outbound message's provider id and delivery status.
 
 It never stores a message body or a phone number: contacts are keyed hashes. Status
 callbacks may arrive out of order (a `sent` after its `delivered`), so a status only
@@ -21,8 +21,8 @@ from sqlalchemy import Select, case, func, select, update
 
 from palabre.db.batches import group_commit
 from palabre.db.database import Database
-from palabre.db.inserts import insert_for, insert_new
-from palabre.db.schema import messages, opt_outs
+from palabre.db.inserts import insert_new
+from palabre.db.schema import messages
 from palabre.outbox.statuses import forward
 
 RANK = {
@@ -106,23 +106,6 @@ class MessageLog:
         async with self._db.read() as conn:
             found = (await conn.execute(_select(provider_id))).first()
         return LoggedMessage(*found) if found else None
-
-    async def opt_out(self, contact_key: str, reason: str) -> None:
-        """Remember that this contact asked to receive nothing more."""
-        row = {"contact_key": contact_key, "reason": reason, "at": self._clock()}
-        statement = insert_for(self._db.dialect, opt_outs).values(**row)
-        statement = statement.on_conflict_do_update(
-            index_elements=[opt_outs.c.contact_key],
-            set_={"reason": statement.excluded.reason, "at": statement.excluded.at},
-        )
-        async with self._db.write() as conn:
-            await conn.execute(statement)
-
-    async def opted_out(self, contact_key: str) -> bool:
-        """True when the contact opted out (on any worker)."""
-        query = select(opt_outs.c.contact_key).where(opt_outs.c.contact_key == contact_key)
-        async with self._db.read() as conn:
-            return (await conn.execute(query)).first() is not None
 
 
 def _row(

@@ -7,7 +7,8 @@ A POST is answered in this order:
 2. 400 unless the whole body is JSON within palabre.web.body's bounds (depth, integer
    length, finite numbers, no lone surrogate) and shaped like a Meta notification.
    Nothing of it is processed, and no exception from it can become a 500;
-3. statuses go to the message log (they never trigger a reply);
+3. statuses go to the message log (they never trigger a reply); error 131050 (the user
+   stopped marketing messages) withdraws their broadcast consent;
 4. messages go to the engine one after the other, in the order of the body;
 5. the engine queues each turn's replies as outbox rows before it commits the turn, and
    the 200 follows; the outbox worker sends them, so slow sends never make Meta retry
@@ -35,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from palabre.errors import StoreError
+from palabre.stores.consent import BROADCAST
 from palabre.transports import Host
 from palabre.web.body import BodyError, read_body
 from palabre.web.errors import store_failed
@@ -118,6 +120,16 @@ class Webhook:
             await host.stores.messages.status(
                 update.wamid, update.status, update.error_code, channel=CHANNEL, contact_key=key
             )
+            if update.error_code == STOPPED_MARKETING and key:
+                await host.stores.consent.record(
+                    key,
+                    BROADCAST,
+                    False,
+                    "provider",
+                    channel="whatsapp",
+                    detail=STOPPED_MARKETING,
+                    key=f"meta:{STOPPED_MARKETING}:{update.wamid}",
+                )
             if update.status == "failed":
                 handling = handling_for(error_number(update.error_code))
                 log.warning(
@@ -126,6 +138,10 @@ class Webhook:
                     extra={"wamid": update.wamid, "code": update.error_code, "contact": key},
                 )
             await asyncio.sleep(0)  # a turn for everyone else, even if the store never waits
+
+
+# The user stopped marketing messages from this business: an opt-out of broadcasts.
+STOPPED_MARKETING = "131050"
 
 
 def error_number(code: str | None) -> int | None:

@@ -3,7 +3,8 @@
 Statuses are queued, sent, delivered, read, undelivered and failed (and a few more);
 the message log keeps them moving forward only, and moves the outbox row of that
 MessageSid forward too (`MessageLog.status`). Error 21610 means the contact replied
-STOP: the contact is marked opted out, and nothing more is sent to them.
+STOP to Twilio: both purposes are withdrawn in the consent ledger for that address, so
+the outbox sends them nothing more (palabre.stores.consent).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from palabre.stores.consent import PURPOSES
 from palabre.transports import Host
 from palabre_twilio.form import MalformedRequest, Params
 from palabre_twilio.inbound import SID, recipient_of
@@ -55,13 +57,23 @@ def _either(params: Params, name: str, older_name: str) -> str:
 
 
 async def record_status(host: Host, update: StatusUpdate) -> None:
-    """Write the update to the message log, and the opt-out it may mean."""
+    """Write the update to the message log, and the withdrawn consent it may mean."""
     key = host.contact_key(update.recipient) if update.recipient else ""
     await host.stores.messages.status(
         update.message_sid, update.status, update.error_code, channel="twilio", contact_key=key
     )
-    if update.error_code == OPTED_OUT and key:
-        await host.stores.messages.opt_out(key, OPTED_OUT)
+    if update.error_code == OPTED_OUT and key:  # the recipient sent STOP to Twilio: no more
+        channel = "whatsapp" if update.recipient.startswith("whatsapp:") else "sms"
+        for purpose in PURPOSES:
+            await host.stores.consent.record(
+                key,
+                purpose,
+                False,
+                "provider",
+                channel=channel,
+                detail=OPTED_OUT,
+                key=f"twilio:{OPTED_OUT}:{update.message_sid}:{purpose}",
+            )
     log.info(
         "twilio status received",
         extra={

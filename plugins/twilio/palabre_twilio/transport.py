@@ -33,7 +33,7 @@ from palabre_twilio.inbound import UnreachableSender, channel_of, to_inbound
 from palabre_twilio.replies import Part, parts, twiml
 from palabre_twilio.rest import post_message
 from palabre_twilio.signature import HEADER, is_signed
-from palabre_twilio.status import OPTED_OUT, read_status, record_status
+from palabre_twilio.status import read_status, record_status
 
 log = logging.getLogger("palabre.twilio")
 
@@ -106,9 +106,7 @@ class TwilioTransport:
     async def send(self, message: Outbound) -> Delivery:
         """Send `message` through the REST API, in as many parts as SMS needs."""
         host, config = self._ready()
-        key = host.contact_key(message.contact)
-        if await host.stores.messages.opted_out(key):
-            return Delivery(None, "failed", error_code=OPTED_OUT, detail="the contact opted out")
+        key = host.contact_key(message.contact)  # consent was checked by the outbox
         sender = self._sender(config, message.contact)
         if not (sender and config.account_sid and config.token):
             detail = "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and the sender number to send"
