@@ -13,7 +13,18 @@ def N_(message: str) -> str:
 
 
 EXPIRED = N_("Your previous conversation expired, so we are starting again.")
-STOPPED = N_("Conversation stopped. Send a message at any time to start again.")
+STOPPED = N_(
+    "Stopped: you will receive no more announcements from us. Send START to receive them "
+    "again, or any other message to talk to us."
+)
+BROADCASTS_RESTARTED = N_(
+    "You will receive our announcements again. Send STOP at any time to stop them."
+)
+# Translators: the words that stop announcements, separated by commas. Keep STOP; add the
+# words people write in your language (with and without accents).
+STOP_WORDS = N_("STOP, STOPALL, UNSUBSCRIBE")
+# Translators: the words that start announcements again, separated by commas. Keep START.
+START_WORDS = N_("START, UNSTOP, YES, SUBSCRIBE")
 RESTARTED = N_("Starting again from the beginning.")
 HELP = N_(
     'Answer the question above. Send "restart" to start again, "stop" to stop, '

@@ -2,6 +2,7 @@
 
 A command matches only when the whole message is the command word (after folding case,
 accents and punctuation), never as a substring: "hi" does not hide inside "chiffre".
+STOP is not a command: its words live in the catalogs (palabre.runtime.keywords).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from palabre.i18n.language import fold
 WORDS = {
     "restart": "restart reset recommencer redemarrer reinitialiser menu إعادة ابدا_من_جديد",
     "help": "help aide aidez-moi مساعدة",
-    "stop": "stop arret arreter unsubscribe توقف ايقاف",
     "language": "language lang langue langues لغة اللغة",
 }
 LANGUAGE_WORDS = {

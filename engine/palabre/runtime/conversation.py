@@ -1,8 +1,9 @@
 """What a message means in its conversation: a start, a command, an answer, or chatter.
 
-`converse(turn)` is the single entry: it decides, in this order, whether the session
-expired, whether the message is a global command, and otherwise treats it as the answer
-to the current question.
+`converse(turn)` is the single entry: it decides, in this order, whether the message is
+STOP (or START from a contact who had stopped: palabre.runtime.keywords), whether the
+session expired, whether the message is a global command, and otherwise treats it as the
+answer to the current question.
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ from palabre.i18n import messages as texts
 from palabre.i18n.language import detect
 from palabre.runtime.answer import read_answer
 from palabre.runtime.commands import Command, parse_command, parse_language
+from palabre.runtime.keywords import START, STOP, Keyword
 from palabre.runtime.steps import run_from
 from palabre.runtime.turn import Turn
 
 DEFAULT_MAX_RETRIES = 3
+BROADCAST = "broadcast"  # the consent purpose STOP and START are about (palabre.stores.consent)
 
 
 async def converse(turn: Turn) -> None:
     """Handle `turn.inbound` against `turn.session`, filling `turn.reply`."""
+    keyword = turn.world.consent_keyword(turn.inbound.text)
+    if keyword and keyword.kind == STOP:
+        _stopped(turn, keyword)
+        return
+    if keyword and keyword.kind == START and turn.broadcasts_withdrawn:
+        _restarted(turn, keyword)
+        return
     session = turn.session
     command = parse_command(turn.inbound.text)
     if session and turn.world.clock() - session["at"] > turn.flow.settings.expires_after:
@@ -29,7 +39,7 @@ async def converse(turn: Turn) -> None:
     elif session is None:
         await _new_conversation(turn, command)
     elif session["state"] == "handoff":
-        await _during_handoff(turn, command)
+        _during_handoff(turn)
     elif session["state"] == "language":
         await _language_chosen(turn)
     elif command:
@@ -50,11 +60,31 @@ async def _expired(turn: Turn) -> None:
     await turn.start(flow, lang)
 
 
-async def _new_conversation(turn: Turn, command: Command | None) -> None:
-    if command and command.name == "stop":
-        turn.send_plain(texts.STOPPED)
+def _stopped(turn: Turn, keyword: Keyword) -> None:
+    """STOP: the conversation ends, and so do announcements (service replies go on)."""
+    _answer_in(turn, keyword)
+    turn.send_plain(texts.STOPPED)  # first: in the language of the conversation it ends
+    if turn.session is not None:
+        turn.finish("conversation_stopped")
+    else:
         turn.event("conversation_stopped")
-        return
+    turn.event("consent_withdrawn", purpose=BROADCAST, keyword=STOP)
+
+
+def _restarted(turn: Turn, keyword: Keyword) -> None:
+    """START from a contact who had stopped: announcements again; the conversation stays."""
+    _answer_in(turn, keyword)
+    turn.event("consent_given", purpose=BROADCAST, keyword=START)
+    turn.send_plain(texts.BROADCASTS_RESTARTED)
+
+
+def _answer_in(turn: Turn, keyword: Keyword) -> None:
+    """With no conversation, answer in the language of the keyword's list, if spoken."""
+    if turn.session is None and keyword.language in turn.flow.settings.locales:
+        turn.inbound = replace(turn.inbound, language=keyword.language)
+
+
+async def _new_conversation(turn: Turn, command: Command | None) -> None:
     asked = turn.world.flows.get(turn.inbound.flow or "")
     flow = asked or turn.world.flow_for(turn.inbound.text)
     if flow is None:
@@ -68,20 +98,14 @@ async def _new_conversation(turn: Turn, command: Command | None) -> None:
     await turn.start(flow, lang or flow.settings.default_locale)
 
 
-async def _during_handoff(turn: Turn, command: Command | None) -> None:
-    if command and command.name == "stop":
-        await _command(turn, command)
-        return
+def _during_handoff(turn: Turn) -> None:
     turn.event("handoff_message_received", flow=turn.flow.id)
 
 
 async def _command(turn: Turn, command: Command) -> None:
     assert turn.session is not None
     turn.event(f"command_{command.name}", step=turn.session["step"])
-    if command.name == "stop":
-        turn.send_plain(texts.STOPPED)
-        turn.finish("conversation_stopped")
-    elif command.name == "restart":
+    if command.name == "restart":
         turn.send_plain(texts.RESTARTED)
         await turn.start(turn.flow, turn.lang)
     elif command.name == "help":

@@ -33,10 +33,12 @@ from palabre.flow.model import Flow
 from palabre.outbox.replies import inbound_key_of, queue_replies, queue_start, start_key_of
 from palabre.runtime import entrances
 from palabre.runtime.entrances import Contact, Outcome
+from palabre.runtime.keywords import START
 from palabre.runtime.messages import Event, Inbound, Reply
 from palabre.runtime.speech import Speech
 from palabre.runtime.world import EXPIRY_NOTICE_SECONDS, World
-from palabre.stores.base import SessionStore
+from palabre.stores.base import SessionStore, message_key
+from palabre.stores.consent import BROADCAST, channel_of
 from palabre.stores.lease import Lease
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["EXPIRY_NOTICE_SECONDS", "Engine", "EventContext"]
 
 log = logging.getLogger("palabre.engine")
+CONSENT_EVENTS = ("consent_withdrawn", "consent_given")  # a turn's STOP / START, for the ledger
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ class Engine(World):
             seen, session = lease.loaded or await self.store.load(key, inbound.message_id)
             if seen:
                 return await self._again(key, inbound_key_of(inbound), "message_duplicated")
-            outcome = await entrances.resume(self, session, inbound)
+            withdrawn = await self._broadcasts_withdrawn(key, inbound)
+            outcome = await entrances.resume(self, session, inbound, broadcasts_withdrawn=withdrawn)
             uids = await self._queue_replies(outcome, inbound, key, inline)
+            await self._record_consent(outcome, key, inbound)
             await self._commit(key, outcome, lease, inbound.message_id, began)
             if not inline:  # inline rows are never held: the transport answers them
                 await self._release(uids)
@@ -144,6 +149,33 @@ class Engine(World):
         if self.stores is None:  # the terminal and bare tests: nothing is sent
             return []
         return await queue_replies(self.stores.outbox, inbound, outcome.messages, key, inline)
+
+    async def _broadcasts_withdrawn(self, key: str, inbound: Inbound) -> bool:
+        """Whether a START word in `inbound` would give broadcasts back: read only then."""
+        keyword = self.consent_keyword(inbound.text)
+        if self.stores is None or keyword is None or keyword.kind != START:
+            return False
+        channel = channel_of(inbound.contact, inbound.channel)
+        return await self.stores.consent.withdrawn(key, channel, BROADCAST)
+
+    async def _record_consent(self, outcome: Outcome, key: str, inbound: Inbound) -> None:
+        """The STOP or START of this turn, in the ledger before the turn commits (a
+        redelivered message records it once: its key names the message)."""
+        if self.stores is None:
+            return
+        for event in outcome.events:
+            if event.name not in CONSENT_EVENTS:
+                continue
+            once = f"{message_key(inbound.message_id)}:{event.name}" if inbound.message_id else None
+            await self.stores.consent.record(
+                key,
+                event.data["purpose"],
+                event.name == "consent_given",
+                "keyword",
+                channel=channel_of(inbound.contact, inbound.channel),
+                detail=event.data.get("keyword"),
+                key=once,
+            )
 
     async def _queue_start(self, outcome: Outcome, key: str, start_key: str) -> list[str]:
         if self.stores is None:

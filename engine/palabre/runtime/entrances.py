@@ -52,9 +52,14 @@ class Contact:
     language: str | None = None
 
 
-async def resume(world: World, session: Session | None, inbound: Inbound) -> Outcome:
-    """Continue the contact's conversation with `inbound` (or begin one)."""
+async def resume(
+    world: World, session: Session | None, inbound: Inbound, *, broadcasts_withdrawn: bool = False
+) -> Outcome:
+    """Continue the contact's conversation with `inbound` (or begin one).
+    `broadcasts_withdrawn`: the contact's latest word on broadcasts was STOP, so a START
+    word gives them back (the engine reads it from the consent ledger)."""
     turn = Turn(world, inbound, session)
+    turn.broadcasts_withdrawn = broadcasts_withdrawn
     return await _run(turn, session, converse(turn))
 
 

@@ -34,6 +34,7 @@ class Turn:
         self.session: Session | None = copy.deepcopy(session)
         self.reply = Reply()
         self.waiting = False
+        self.broadcasts_withdrawn = False  # set by the engine when the message may be START
         flow = world.flows.get(session["flow"]) if session else None
         if session and (flow is None or session.get("step") not in flow.steps):
             # The flow was edited or removed since this session was saved: start afresh.

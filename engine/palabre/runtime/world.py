@@ -21,7 +21,10 @@ from palabre.contacts import contact_key as keyed_hash
 from palabre.errors import ConfigError
 from palabre.flow.model import Flow
 from palabre.i18n.language import fold
+from palabre.runtime.keywords import Keyword, keyword_table
 from palabre.runtime.speech import Speech
+
+MAX_KEYWORD = 64  # characters: a longer message is never a keyword, and is not folded for it
 
 if TYPE_CHECKING:
     from palabre.stores.bundle import Stores
@@ -62,6 +65,8 @@ class World:
             for flow in self.flows.values()
         }
         self._default = next((flow for flow in self.flows.values() if flow.default), None)
+        languages = {lang for flow in self.flows.values() for lang in flow.settings.locales}
+        self._keywords = keyword_table(speech, sorted(languages))
         hasher = contact_hasher(self._deployment_secret())
         # A message asks for its contact's key several times (transport, engine, outbox).
         self._contact_keys = lru_cache(maxsize=4096)(partial(keyed_hash, hasher))
@@ -79,6 +84,10 @@ class World:
         if self._default or len(self.flows) == 1:
             return self.default_flow
         return None
+
+    def consent_keyword(self, text: str) -> Keyword | None:
+        """STOP or START (palabre.runtime.keywords) when `text` is one of their words."""
+        return self._keywords.get(fold(text)) if len(text) <= MAX_KEYWORD else None
 
     def flow_secret(self, flow: Flow) -> bytes | None:
         return self._secrets.get(flow.id)
