@@ -134,3 +134,64 @@ async def test_opt_outs_recorded_before_the_ledger_become_withdrawals(url: str) 
         ]
     finally:
         await database.aclose()
+
+
+# -- the `consent` step -------------------------------------------------------------------------
+
+OPT_IN = """\
+id: optin
+settings: {locales: [en], default_locale: en}
+steps:
+  asked:
+    kind: ask
+    text: "May we send you the school's announcements?"
+    choices: [{id: "yes", title: "Yes"}, {id: "no", title: "No"}]
+    save_as: agrees
+  recorded:
+    kind: consent
+    purpose: broadcast
+    granted: agrees == "yes"
+  thanks: {kind: end, text: "Noted."}
+"""
+
+
+def _opt_in_engine(tmp_path, text: str = OPT_IN):
+    from palabre.bootstrap import build_engine
+    from palabre.config import Settings
+
+    flow = tmp_path / "optin.yaml"
+    flow.write_text(text)
+    secrets = {"PALABRE_SECRET": "consent-step-secret-" + "0" * 32}
+    return build_engine([flow], Settings(data_dir=tmp_path / "data", secrets=secrets))
+
+
+@pytest.mark.parametrize(("answer", "granted"), [("Yes", True), ("no", False)])
+async def test_a_consent_step_records_the_answer_in_the_ledger_once(tmp_path, answer, granted):
+    from palabre.runtime.messages import Inbound
+
+    engine, phone = _opt_in_engine(tmp_path), "whatsapp:+243810000071"
+    try:
+        await engine.handle(Inbound(phone, "hello", channel="whatsapp", message_id="m1"))
+        done = await engine.handle(Inbound(phone, answer, channel="whatsapp", message_id="m2"))
+        await engine.handle(Inbound(phone, answer, channel="whatsapp", message_id="m2"))
+        key = engine.contact_key(phone)
+        history = await engine.stores.consent.history(key)
+        assert ("consent_given" if granted else "consent_withdrawn") in done.event_names()
+        assert [(e.purpose, e.granted, e.source, e.detail) for e in history] == [
+            ("broadcast", granted, "flow", "optin")
+        ], "recorded once, though the answer was delivered twice"
+        assert await engine.stores.consent.allows(key, "whatsapp", BROADCAST) is granted
+    finally:
+        await engine.aclose()
+
+
+async def test_a_consent_step_with_an_unknown_purpose_is_refused_at_its_line(tmp_path):
+    from palabre.errors import FlowError
+
+    with pytest.raises(FlowError) as refused:
+        _opt_in_engine(tmp_path, OPT_IN.replace("purpose: broadcast", "purpose: broadcasts"))
+    message = str(refused.value)
+    assert "optin.yaml:11:14: steps.recorded.purpose: unknown consent purpose 'broadcasts'" in (
+        message
+    )
+    assert "did you mean 'broadcast'?" in message

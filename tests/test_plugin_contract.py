@@ -170,6 +170,7 @@ kind    ask                        test_engine::test_a_button_payload_that_is_no
 kind    set                        test_engine::test_plurals_follow_babel_rules_and_filters_follow_the_locale
 kind    branch                     test_engine::test_goto_a_step_and_goto_another_flow
 kind    action                     test_engine::test_action_results_and_on_error
+kind    consent                    test_consent::test_a_consent_step_records_the_answer_in_the_ledger_once
 kind    goto                       test_engine::test_goto_a_step_and_goto_another_flow
 kind    goto                       test_engine::test_a_goto_loop_is_stopped_and_reported
 kind    end                        test_engine::test_sms_text_is_never_html_escaped

@@ -87,6 +87,19 @@ def parse_str(source: Source, path: PathKey, value: Any) -> Any:
     return _expect(source, path, value, str, "a text")
 
 
+PURPOSES = ("service", "broadcast")  # the consent purposes (palabre.stores.consent)
+
+
+def parse_purpose(source: Source, path: PathKey, value: Any) -> Any:
+    if value in PURPOSES:
+        return value
+    from palabre.flow.suggest import closest
+
+    hint = closest(str(value), PURPOSES) or f"write one of: {', '.join(PURPOSES)}"
+    source.problem(path, f"unknown consent purpose {_describe(value)}", hint)
+    return _MISSING
+
+
 def parse_int(source: Source, path: PathKey, value: Any) -> Any:
     parsed = _expect(source, path, value, int, "a whole number")
     if parsed is not _MISSING and parsed < 0:
@@ -214,6 +227,7 @@ TYPES = {
     "step": FieldType("step", parse_name, {"type": "string", "pattern": NAME.pattern}),
     "name": FieldType("name", parse_name, {"type": "string", "pattern": NAME.pattern}),
     "str": FieldType("str", parse_str, {"type": "string"}),
+    "purpose": FieldType("purpose", parse_purpose, {"enum": list(PURPOSES)}),
     "int": FieldType("int", parse_int, {"type": "integer", "minimum": 0}),
     "bool": FieldType("bool", parse_bool, {"type": "boolean"}),
     "duration": FieldType(

@@ -70,6 +70,16 @@ KINDS: dict[str, KindSpec] = {
             "next": NEXT,
         },
     ),
+    "consent": KindSpec(
+        "Record that the contact gives (or withdraws) consent to a purpose, then continue.",
+        {
+            "purpose": FieldSpec("purpose", "service or broadcast", True),
+            "granted": FieldSpec(
+                "str", "an expression: true gives consent, false withdraws it (default: true)"
+            ),
+            "next": NEXT,
+        },
+    ),
     "goto": KindSpec(
         "Jump to another step, or start another flow.",
         {

@@ -68,13 +68,13 @@ def _stopped(turn: Turn, keyword: Keyword) -> None:
         turn.finish("conversation_stopped")
     else:
         turn.event("conversation_stopped")
-    turn.event("consent_withdrawn", purpose=BROADCAST, keyword=STOP)
+    turn.event("consent_withdrawn", purpose=BROADCAST, source="keyword", detail=STOP)
 
 
 def _restarted(turn: Turn, keyword: Keyword) -> None:
     """START from a contact who had stopped: announcements again; the conversation stays."""
     _answer_in(turn, keyword)
-    turn.event("consent_given", purpose=BROADCAST, keyword=START)
+    turn.event("consent_given", purpose=BROADCAST, source="keyword", detail=START)
     turn.send_plain(texts.BROADCASTS_RESTARTED)
 
 

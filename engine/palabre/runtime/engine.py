@@ -110,7 +110,9 @@ class Engine(World):
             withdrawn = await self._broadcasts_withdrawn(key, inbound)
             outcome = await entrances.resume(self, session, inbound, broadcasts_withdrawn=withdrawn)
             uids = await self._queue_replies(outcome, inbound, key, inline)
-            await self._record_consent(outcome, key, inbound)
+            channel = channel_of(inbound.contact, inbound.channel)
+            once = message_key(inbound.message_id) if inbound.message_id else None
+            await self._record_consent(outcome, key, channel, once)
             await self._commit(key, outcome, lease, inbound.message_id, began)
             if not inline:  # inline rows are never held: the transport answers them
                 await self._release(uids)
@@ -138,6 +140,8 @@ class Engine(World):
             _, session = lease.loaded or await self.store.load(contact_key, None)
             outcome = await entrances.start(self, contact, flow_id, params, session)
             uids = await self._queue_start(outcome, contact_key, start_key)
+            channel = channel_of(contact.address, contact.channel)
+            await self._record_consent(outcome, contact_key, channel, start_key)
             await self._commit(contact_key, outcome, lease, None, began)
             await self._release(uids)
         await self._publish(outcome, contact_key, contact.transport, None)
@@ -158,23 +162,24 @@ class Engine(World):
         channel = channel_of(inbound.contact, inbound.channel)
         return await self.stores.consent.withdrawn(key, channel, BROADCAST)
 
-    async def _record_consent(self, outcome: Outcome, key: str, inbound: Inbound) -> None:
-        """The STOP or START of this turn, in the ledger before the turn commits (a
-        redelivered message records it once: its key names the message)."""
+    async def _record_consent(
+        self, outcome: Outcome, key: str, channel: str, once: str | None
+    ) -> None:
+        """The consent a turn gave or withdrew (STOP, START, a `consent` step), in the
+        ledger before the turn commits; `once` (the message's or the start's key) makes a
+        turn run again record it once."""
         if self.stores is None:
             return
-        for event in outcome.events:
-            if event.name not in CONSENT_EVENTS:
-                continue
-            once = f"{message_key(inbound.message_id)}:{event.name}" if inbound.message_id else None
+        changes = [event for event in outcome.events if event.name in CONSENT_EVENTS]
+        for n, event in enumerate(changes):
             await self.stores.consent.record(
                 key,
                 event.data["purpose"],
                 event.name == "consent_given",
-                "keyword",
-                channel=channel_of(inbound.contact, inbound.channel),
-                detail=event.data.get("keyword"),
-                key=once,
+                event.data["source"],
+                channel=channel,
+                detail=event.data.get("detail"),
+                key=f"{once}:consent:{n}" if once else None,
             )
 
     async def _queue_start(self, outcome: Outcome, key: str, start_key: str) -> list[str]:

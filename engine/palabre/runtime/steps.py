@@ -87,6 +87,15 @@ async def action(turn: Turn, step: Step) -> str | None:
     return turn.flow.next_of(step)
 
 
+async def consent(turn: Turn, step: Step) -> str | None:
+    """The engine writes the event to the consent ledger before the turn commits."""
+    granted = step.get("granted")
+    given = True if granted is None else bool(turn.evaluate(granted, f"{turn.where(step)}.granted"))
+    name = "consent_given" if given else "consent_withdrawn"
+    turn.event(name, purpose=step.get("purpose"), source="flow", detail=turn.flow.id)
+    return turn.flow.next_of(step)
+
+
 async def goto(turn: Turn, step: Step) -> str | None:
     if step.get("flow"):
         return turn.switch_flow(step.get("flow"))
@@ -118,6 +127,7 @@ STEP_FUNCTIONS: dict[str, StepFunction] = {
     "set": set_vars,
     "branch": branch,
     "action": action,
+    "consent": consent,
     "goto": goto,
     "end": end,
     "handoff": handoff,
