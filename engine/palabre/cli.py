@@ -1,4 +1,5 @@
-"""The `palabre` command: chat, check, serve, worker, messages, db, schema, plugins, i18n.
+"""The `palabre` command: chat, check, serve, worker, messages, start, contacts, db, schema,
+plugins, i18n.
 
 Errors the user can fix (a flow mistake, a missing secret, a store that is down) are
 printed as one clear message and exit status 1 or 2; never as a traceback. Output piped
@@ -23,6 +24,7 @@ from palabre.errors import FlowError, PalabreError, Problem
 from palabre.logs import configure_logging
 from palabre.outbox.commands import add_outbox_commands
 from palabre.plugins import make_plugin_manager
+from palabre.privacy_commands import add_contacts_commands
 from palabre.starts import add_start_command
 
 LOCALES = ["fr", "ar", "en"]
@@ -99,6 +101,7 @@ def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
     _i18n_parser(commands)
     add_outbox_commands(commands)
     add_start_command(commands)
+    add_contacts_commands(commands)
     add_db_commands(commands)
     plugins.hook.register_commands(commands=commands)
     return parser

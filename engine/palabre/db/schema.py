@@ -84,6 +84,15 @@ consent_events = Table(
     Index("ix_consent_events_contact_key", "contact_key", "purpose", "id"),
 )
 
+# Contacts whose data was erased (`palabre contacts erase`): the tombstone, under the
+# keyed hash only, so that an audit can tell an erased contact from one never seen.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("contact_key", Text, primary_key=True),
+    Column("at", Double, nullable=False),
+)
+
 # A durable queue of plugin background work (DHIS-2 registrations waiting for the server).
 tasks = Table(
     "tasks",

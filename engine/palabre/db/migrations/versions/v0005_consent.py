@@ -1,4 +1,5 @@
-"""Consent: an append-only ledger of consent events, and the purpose of each outbox row.
+"""Consent: an append-only ledger of consent events, the purpose of each outbox row, and
+the tombstones of erased contacts.
 
 The opt-outs recorded so far (`opt_outs`, from Twilio's 21610) become withdrawals of
 both purposes on every channel, from the provider, so nothing once refused is sent.
@@ -36,6 +37,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_consent_events_contact_key", "consent_events", ["contact_key", "purpose", "id"]
     )
+    op.create_table(
+        "erasures",
+        sa.Column("contact_key", sa.Text(), nullable=False),
+        sa.Column("at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("contact_key", name="pk_erasures"),
+    )
     with op.batch_alter_table("outbox") as outbox:
         outbox.add_column(sa.Column("purpose", sa.Text(), server_default="service", nullable=False))
     for purpose in ("service", "broadcast"):
@@ -63,5 +70,6 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("outbox") as outbox:
         outbox.drop_column("purpose")
+    op.drop_table("erasures")
     op.drop_index("ix_consent_events_contact_key", table_name="consent_events")
     op.drop_table("consent_events")
