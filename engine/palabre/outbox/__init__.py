@@ -8,9 +8,11 @@
     limits.py    per-sender throughput (GCRA slots) and per-recipient pacing (moving window)
     schedules.py where those limits live: this process's memory, or Redis for every worker
     retention.py how long bodies and rows are kept, and the purge
-    worker.py    the loop that sends: in `palabre serve`, or alone in `palabre worker`
+    worker.py    the loop that sends (after a consent check): in `palabre serve`, or alone
+                 in `palabre worker`
     replies.py   a turn's messages as held rows, keyed by what they answer (the engine's)
     commands.py  `palabre worker` and `palabre messages`
+    listing.py   what `palabre messages` shows: columns, JSON Lines, --status, --contact
 
 Nothing is imported here, so that the stores can use the statuses without the worker.
 """

@@ -62,6 +62,7 @@ class Row:
     channel: str
     contact_key: str
     kind: str
+    purpose: str  # the consent it needs: "service" or "broadcast"
     status: str
     attempts: int
     error_code: str | None

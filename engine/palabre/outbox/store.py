@@ -107,11 +107,20 @@ class Outbox:
         unconfirmed (may or may not have arrived) and expired."""
         return await self.rows(limit, NEEDS_ATTENTION)
 
-    async def rows(self, limit: int = 50, statuses: tuple[str, ...] | None = None) -> list[Row]:
-        """The newest rows (of `statuses`, when given), for `palabre messages`."""
+    async def rows(
+        self,
+        limit: int = 50,
+        statuses: tuple[str, ...] | None = None,
+        *,
+        contact_key: str | None = None,
+    ) -> list[Row]:
+        """The newest rows (of `statuses`, of the contact `contact_key`, when given), for
+        `palabre messages`."""
         query = select(*(outbox.c[name] for name in ROW_COLUMNS))
         if statuses is not None:
             query = query.where(outbox.c.status.in_(statuses))
+        if contact_key is not None:
+            query = query.where(outbox.c.contact_key == contact_key)
         query = query.order_by(outbox.c.id.desc()).limit(limit)
         async with self.database.read() as conn:
             return [Row(*row) for row in (await conn.execute(query)).all()]
