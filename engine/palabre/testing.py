@@ -5,6 +5,8 @@
         transcript = bot.converse(["Bonjour", "Mbengue"], lang="fr")
         assert str(transcript) == snapshot
 
+`bot.start(flow_id, params, lang=...)` begins a flow for a contact who wrote nothing.
+
 Everything that would make a transcript change from run to run is pinned: the clock
 starts at 2026-01-01 00:00 UTC and only moves with `wait(...)`, the secret is fixed,
 and the stores live in the test's own temporary folder.
@@ -120,6 +122,25 @@ class Bot:
             transcript.lines.append(f"contact> {_describe(item)}")
             transcript.lines += [_bot_line(_shown(m)) for m in reply.messages]
             transcript.replies.append(reply)
+        return transcript
+
+    def start(
+        self,
+        flow_id: str,
+        params: dict[str, Any] | None = None,
+        *,
+        lang: str | None = None,
+        contact: str = "+243810000001",
+        channel: str = "test",
+    ) -> Transcript:
+        """Begin `flow_id` for a contact who wrote nothing (a notice, a broadcast), with
+        `params`; the transcript holds what the contact is sent."""
+        from palabre.runtime.entrances import Contact
+
+        started = Contact(contact, channel=channel, language=lang)
+        reply = self._loop.run_until_complete(self.engine.start(started, flow_id, params))
+        transcript = Transcript([f"-- {flow_id} started --"], [reply])
+        transcript.lines += [_bot_line(_shown(m)) for m in reply.messages]
         return transcript
 
     def _inbound(self, item: ScriptItem, contact: str, channel: str, lang: str | None) -> Inbound:
