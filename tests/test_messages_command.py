@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.meta_fakes import graph_error
-from tests.serving import ROOT
-from tests.test_outbox import SECRET, Graph, outbox_settings, palabre, rig
+from tests.test_outbox import SECRET, Graph, outbox_settings, palabre, rig, run_palabre
 
 from palabre.contacts import contact_hasher, contact_key
 from palabre.outbox.listing import JSON_FIELDS, KNOWN_STATUSES, header, line_of
@@ -110,15 +106,7 @@ def messages(outbox: Outbox, *args: str, **env: str) -> str:
 
 def refused(*args: str, **env: str) -> str:
     """Run `palabre ARGS`, which must fail as a usage or setup error; its standard error."""
-    full = {**os.environ, "PALABRE_SECRET": SECRET.decode(), **env}
-    done = subprocess.run(
-        [sys.executable, "-m", "palabre.cli", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_palabre(*args, env=env)
     assert done.returncode == 2, f"exit status {done.returncode}: {done.stderr}"
     assert done.stdout == "", "nothing is listed when the command is refused"
     assert_private(done.stderr)

@@ -305,17 +305,16 @@ async def test_a_permanent_error_is_final_and_listed_as_failed(sqlite_url, tmp_p
     assert line_of(row) in listing
 
 
-def palabre(*args: str, env: dict[str, str]) -> str:
-    """Run the `palabre` command; its standard output."""
+def run_palabre(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the `palabre` command with the test secret and `env`; however it ends."""
     full = {**os.environ, "PALABRE_SECRET": SECRET.decode(), **env}
-    done = subprocess.run(
-        [sys.executable, "-m", "palabre.cli", *args],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    command = [sys.executable, "-m", "palabre.cli", *args]
+    return subprocess.run(command, cwd=ROOT, env=full, capture_output=True, text=True, timeout=60)
+
+
+def palabre(*args: str, env: dict[str, str]) -> str:
+    """Run the `palabre` command, which must succeed; its standard output."""
+    done = run_palabre(*args, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -25,39 +26,42 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await redis.aclose()
 
 
+@pytest.fixture
+async def runner(redis_url: str) -> AsyncIterator[ScriptRunner]:
+    opened = ScriptRunner(redis_url, timeout=5, max_connections=4)
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+def echo(client: aioredis.Redis) -> AsyncScript:
+    return client.register_script(ECHO)
+
+
 async def test_a_script_answers_and_its_connection_is_kept_for_the_next_call(
-    redis_url: str, client: aioredis.Redis
+    runner: ScriptRunner, echo: AsyncScript, client: aioredis.Redis
 ) -> None:
-    runner = ScriptRunner(redis_url, timeout=5, max_connections=4)
-    echo = client.register_script(ECHO)
     assert await runner.run(echo, ["k"], ["v"]) == [b"k", b"v"]
     assert await runner.run(echo, ["k2"], [7]) == [b"k2", b"7"]
     clients = await client.client_list()
     assert len(clients) == 2, f"one connection for the runner, one for the test: {clients}"
-    await runner.aclose()
 
 
 async def test_scripts_flushed_from_redis_are_loaded_again(
-    redis_url: str, client: aioredis.Redis
+    runner: ScriptRunner, echo: AsyncScript, client: aioredis.Redis
 ) -> None:
-    runner = ScriptRunner(redis_url, timeout=5, max_connections=4)
-    echo = client.register_script(ECHO)
     await runner.run(echo, ["k"], ["v"])
     await client.script_flush()
     assert await runner.run(echo, ["k"], ["again"]) == [b"k", b"again"]
-    await runner.aclose()
 
 
 async def test_a_connection_killed_while_idle_is_replaced_on_the_next_call(
-    redis_url: str, client: aioredis.Redis
+    runner: ScriptRunner, echo: AsyncScript, client: aioredis.Redis
 ) -> None:
-    runner = ScriptRunner(redis_url, timeout=5, max_connections=4)
-    echo = client.register_script(ECHO)
     await runner.run(echo, ["k"], ["v"])
     killed = await client.client_kill_filter(_type="normal", skipme=True)
     assert killed == 1, "the runner's idle connection is the one killed"
     assert await runner.run(echo, ["k"], ["after"]) == [b"k", b"after"]
-    await runner.aclose()
 
 
 async def test_a_script_error_is_raised_and_the_connection_stays_usable(
