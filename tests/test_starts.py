@@ -82,4 +82,4 @@ def test_a_started_flow_is_queued_once_per_key_and_sent_by_the_worker(tmp_path, 
     assert sent["form"]["Body"].startswith("Ticket A9 : c'est votre tour au guichet 4.")
     assert "1. Oui" in sent["form"]["Body"] and "2. Non" in sent["form"]["Body"]
     (row,) = [line for line in listing.stdout.splitlines() if uid in line]
-    assert row.split()[1:3] == ["twilio", "sent"], row
+    assert row.split()[1:6] == [uid, "twilio", "start", "service", "sent"], row
