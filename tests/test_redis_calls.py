@@ -71,7 +71,10 @@ async def test_a_script_error_is_raised_and_the_connection_stays_usable(
     broken = client.register_script("return redis.call('NOSUCHCOMMAND')")
     with pytest.raises(ResponseError):
         await runner.run(broken, [], [])
+    before = {entry["id"] for entry in await client.client_list()}
     assert await runner.run(client.register_script(ECHO), ["k"], ["v"]) == [b"k", b"v"]
+    after = {entry["id"] for entry in await client.client_list()}
+    assert after == before, "the same connection answered: it was kept, not reopened"
     await runner.aclose()
 
 

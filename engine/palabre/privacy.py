@@ -64,8 +64,9 @@ async def export_contact(engine: Engine, address: str) -> dict[str, Any]:
 async def erase_contact(engine: Engine, address: str) -> Erasure:
     """Erase the contact at `address`: see the module for what goes and what stays."""
     stores, key = _stores(engine), engine.contact_key(address)
-    had_session = await engine.store.get(key) is not None
-    await engine.store.commit(key, None)
+    async with engine.store.locked(key) as lease:  # no turn of theirs writes meanwhile
+        had_session = await engine.store.get(key) is not None
+        await engine.store.commit(key, None, lease=lease)
     now = engine.clock()
     counts = await stores.database.run(_erase, key, now, stores.database.dialect)
     return Erasure(key, had_session, *counts)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["EXPIRY_NOTICE_SECONDS", "Engine", "EventContext"]
 
 log = logging.getLogger("palabre.engine")
-CONSENT_EVENTS = ("consent_withdrawn", "consent_given")  # a turn's STOP / START, for the ledger
+CONSENT_EVENTS = ("consent_withdrawn", "consent_given")  # STOP, START, consent steps
 
 
 @dataclass(frozen=True)

@@ -116,17 +116,19 @@ class ConsentLedger:
 
     async def allows(self, contact_key: str, channel: str, purpose: str) -> bool:
         """Whether a message of `purpose` may go to the contact on `channel` now."""
-        values = {"b_contact": contact_key, "b_purpose": purpose, "b_channel": channel}
-        async with self._db.read() as conn:
-            latest = (await conn.execute(_LATEST, values)).first()
-        return GRANTED_BY_DEFAULT[purpose] if latest is None else bool(latest[0])
+        latest = await self._latest(contact_key, channel, purpose)
+        return GRANTED_BY_DEFAULT[purpose] if latest is None else latest
 
     async def withdrawn(self, contact_key: str, channel: str, purpose: str) -> bool:
         """Whether the contact's latest word on `purpose` (on `channel`) was a withdrawal."""
+        return await self._latest(contact_key, channel, purpose) is False
+
+    async def _latest(self, contact_key: str, channel: str, purpose: str) -> bool | None:
+        """The latest event's grant on `channel` or every channel; None when there is none."""
         values = {"b_contact": contact_key, "b_purpose": purpose, "b_channel": channel}
         async with self._db.read() as conn:
             latest = (await conn.execute(_LATEST, values)).first()
-        return latest is not None and not latest[0]
+        return None if latest is None else bool(latest[0])
 
     async def history(self, contact_key: str) -> list[ConsentEvent]:
         """Every event of the contact, oldest first: the proof of what they agreed to."""

@@ -8,7 +8,8 @@ answer, with no timer of its own. One watchdog task, waking once a `timeout / 4`
 any connection whose call has run longer than `timeout`: its caller gets a TimeoutError,
 as a per-read timer would have given it, and the connection is never reused.
 
-A connection that fails is closed and dropped. A call that fails on a connection that
+A connection that fails is closed and dropped (not one whose script raised an error:
+its answer was read whole). A call that fails on a connection that
 sat idle (a Redis restart leaves those dead) is tried once more on a new one, as
 redis-py's retry did; the scripts are fenced by lease tokens, so a second run of one
 that did reach Redis changes nothing it should not.
@@ -26,7 +27,7 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from palabre.errors import StoreError, StoreUnavailable
@@ -72,6 +73,10 @@ class ScriptRunner:
         self._watch(call)
         try:
             answer = await self._evalsha(connection, script, keys, args)
+        except ResponseError:  # the script failed, the answer was read whole: keep it
+            self._calls.discard(call)
+            self._idle.append(connection)
+            raise
         except BaseException:
             self._calls.discard(call)
             with suppress(Exception):
