@@ -30,7 +30,7 @@ class DriverStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: dict[str, Compiled] = {}
+        self._compiled: dict[tuple[str, str], Compiled] = {}  # by dialect and paramstyle
 
     def rowcount(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run with `values` in `conn`'s transaction; the rows it changed."""
@@ -57,7 +57,8 @@ class DriverStatement:
         return cursor
 
     def _for(self, dialect: Dialect, values: Mapping[str, Any]) -> Compiled:
-        found = self._compiled.get(dialect.name)
+        which = (dialect.name, dialect.paramstyle)
+        found = self._compiled.get(which)
         if found is None:
             columns = list(values) if isinstance(self.statement, Insert) else None
             compiled = cast(
@@ -66,5 +67,5 @@ class DriverStatement:
             if compiled.literal_execute_params or compiled.post_compile_params:
                 raise ValueError(f"an IN list cannot run on the driver's cursor: {compiled}")
             order = tuple(compiled.positiontup or ()) if dialect.positional else None
-            found = self._compiled[dialect.name] = (str(compiled), order, compiled.params)
+            found = self._compiled[which] = (str(compiled), order, compiled.params)
         return found
