@@ -9,8 +9,9 @@ from tests.db_fixtures import Clock, clock, open_database, stores, url
 from tests.test_outbox import Graph, outbox_settings, queued, rig, sqlite_url
 
 from palabre.db import migrate
+from palabre.purposes import BROADCAST, SERVICE
 from palabre.stores.bundle import Stores
-from palabre.stores.consent import BROADCAST, SERVICE, ConsentLedger, channel_of
+from palabre.stores.consent import ConsentLedger, channel_of
 
 __all__ = ["clock", "sqlite_url", "stores", "url"]  # fixtures, shared
 

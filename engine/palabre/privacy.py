@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from palabre.db.inserts import insert_for
 from palabre.db.schema import contact_addresses, contacts, erasures, messages, outbox
 from palabre.errors import ConfigError
 from palabre.outbox.statuses import HELD, INLINE, QUEUED, SKIPPED
+from palabre.outbox.store import PURGED
 from palabre.runtime.engine import Engine
 
-PURGED = "{}"  # the payload of a row whose text is gone (as retention leaves it)
 ERASED = "erased"  # the error code of a row erased before it was sent
 UNSENT = (HELD, QUEUED, INLINE)
 
@@ -130,7 +130,6 @@ def _erase(conn: Connection, key: str, now: float, dialect: str) -> tuple[int, i
         links = delete(contact_addresses).where(contact_addresses.c.contact_id == contact_id)
         removed = conn.execute(links).rowcount
         conn.execute(update(contacts).where(contacts.c.id == contact_id).values(language=None))
-    module = postgresql if dialect == "postgresql" else sqlite
-    tombstone = module.insert(erasures).values(contact_key=key, at=now)
+    tombstone = insert_for(dialect, erasures).values(contact_key=key, at=now)
     conn.execute(tombstone.on_conflict_do_update(index_elements=["contact_key"], set_={"at": now}))
     return blanked, unsent, removed

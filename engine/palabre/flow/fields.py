@@ -14,6 +14,7 @@ from typing import Any
 from palabre.flow.model import Case, Choice, Text
 from palabre.flow.source import PathKey, Source
 from palabre.i18n.plurals import CATEGORIES
+from palabre.purposes import PURPOSES
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -85,9 +86,6 @@ def parse_name(source: Source, path: PathKey, value: Any) -> Any:
 
 def parse_str(source: Source, path: PathKey, value: Any) -> Any:
     return _expect(source, path, value, str, "a text")
-
-
-PURPOSES = ("service", "broadcast")  # the consent purposes (palabre.stores.consent)
 
 
 def parse_purpose(source: Source, path: PathKey, value: Any) -> Any:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
+from palabre.purposes import BROADCAST, SERVICE
 from palabre.runtime.messages import Option, Outbound
 
 PRIORITY = {"reply": 0, "start": 5, "agent": 5, "broadcast": 9}
@@ -42,7 +43,7 @@ class Queued:
     @property
     def consent(self) -> str:
         """The consent purpose the message needs: `broadcast` for broadcasts, else `service`."""
-        return self.purpose or ("broadcast" if self.kind == "broadcast" else "service")
+        return self.purpose or (BROADCAST if self.kind == "broadcast" else SERVICE)
 
     @property
     def transport(self) -> str:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from palabre.flow.answers import ascii_digits
 from palabre.i18n import messages as texts
 from palabre.i18n.language import detect
+from palabre.purposes import BROADCAST
 from palabre.runtime.answer import read_answer
 from palabre.runtime.commands import Command, parse_command, parse_language
 from palabre.runtime.keywords import START, STOP, Keyword
@@ -20,7 +21,6 @@ from palabre.runtime.steps import run_from
 from palabre.runtime.turn import Turn
 
 DEFAULT_MAX_RETRIES = 3
-BROADCAST = "broadcast"  # the consent purpose STOP and START are about (palabre.stores.consent)
 
 
 async def converse(turn: Turn) -> None:

@@ -31,6 +31,7 @@ from palabre.config import Settings
 from palabre.errors import ConfigError
 from palabre.flow.model import Flow
 from palabre.outbox.replies import inbound_key_of, queue_replies, queue_start, start_key_of
+from palabre.purposes import BROADCAST
 from palabre.runtime import entrances
 from palabre.runtime.entrances import Contact, Outcome
 from palabre.runtime.keywords import START
@@ -38,7 +39,7 @@ from palabre.runtime.messages import Event, Inbound, Reply
 from palabre.runtime.speech import Speech
 from palabre.runtime.world import EXPIRY_NOTICE_SECONDS, World
 from palabre.stores.base import SessionStore, message_key
-from palabre.stores.consent import BROADCAST, channel_of
+from palabre.stores.consent import channel_of
 from palabre.stores.lease import Lease
 
 if TYPE_CHECKING:
@@ -107,10 +108,10 @@ class Engine(World):
             seen, session = lease.loaded or await self.store.load(key, inbound.message_id)
             if seen:
                 return await self._again(key, inbound_key_of(inbound), "message_duplicated")
-            withdrawn = await self._broadcasts_withdrawn(key, inbound)
+            channel = channel_of(inbound.contact, inbound.channel)
+            withdrawn = await self._broadcasts_withdrawn(key, channel, inbound.text)
             outcome = await entrances.resume(self, session, inbound, broadcasts_withdrawn=withdrawn)
             uids = await self._queue_replies(outcome, inbound, key, inline)
-            channel = channel_of(inbound.contact, inbound.channel)
             once = message_key(inbound.message_id) if inbound.message_id else None
             await self._record_consent(outcome, key, channel, once)
             await self._commit(key, outcome, lease, inbound.message_id, began)
@@ -154,12 +155,11 @@ class Engine(World):
             return []
         return await queue_replies(self.stores.outbox, inbound, outcome.messages, key, inline)
 
-    async def _broadcasts_withdrawn(self, key: str, inbound: Inbound) -> bool:
-        """Whether a START word in `inbound` would give broadcasts back: read only then."""
-        keyword = self.consent_keyword(inbound.text)
+    async def _broadcasts_withdrawn(self, key: str, channel: str, text: str) -> bool:
+        """Whether a START word in `text` would give broadcasts back: read only then."""
+        keyword = self.consent_keyword(text)
         if self.stores is None or keyword is None or keyword.kind != START:
             return False
-        channel = channel_of(inbound.contact, inbound.channel)
         return await self.stores.consent.withdrawn(key, channel, BROADCAST)
 
     async def _record_consent(

@@ -30,9 +30,8 @@ from palabre.db.batches import group_commit
 from palabre.db.database import Database
 from palabre.db.inserts import insert_new
 from palabre.db.schema import consent_events as events
+from palabre.purposes import BROADCAST, PURPOSES, SERVICE
 
-SERVICE, BROADCAST = "service", "broadcast"
-PURPOSES = (SERVICE, BROADCAST)
 SOURCES = ("keyword", "flow", "import", "api", "agent", "provider")
 EVERY_CHANNEL = "*"
 GRANTED_BY_DEFAULT = {SERVICE: True, BROADCAST: False}

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from palabre.errors import StoreError
-from palabre.stores.consent import BROADCAST
+from palabre.purposes import BROADCAST
 from palabre.transports import Host
 from palabre.web.body import BodyError, read_body
 from palabre.web.errors import store_failed

@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from palabre.stores.consent import PURPOSES
+from palabre.purposes import PURPOSES
 from palabre.transports import Host
 from palabre_twilio.form import MalformedRequest, Params
 from palabre_twilio.inbound import SID, recipient_of
