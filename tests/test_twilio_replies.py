@@ -22,10 +22,10 @@ import palabre_twilio
 from palabre import builtins
 from palabre.plugins import make_plugin_manager
 from palabre.runtime.messages import Outbound
+from palabre.sms import segment_count
 from palabre.web.app import create_app
 from palabre_twilio.replies import bodies, twiml
 from palabre_twilio.replies import parts as reply_parts
-from palabre_twilio.sms import segment_count
 
 
 def test_a_long_sms_reply_is_split_into_messages_of_at_most_1600_chars():

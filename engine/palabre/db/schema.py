@@ -163,6 +163,7 @@ outbox = Table(
     Column("claimed_by", Text),
     Column("claimed_until", Double),
     Column("send_started_at", Double),
+    Column("broadcast_id", Text),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     UniqueConstraint("uid", name="uq_outbox_uid"),
@@ -171,4 +172,40 @@ outbox = Table(
     Index("ix_outbox_contact_key", "contact_key", "id"),
     Index("ix_outbox_provider_id", "provider_id"),
     Index("ix_outbox_inbound_key", "inbound_key"),
+    Index("ix_outbox_broadcast_id", "broadcast_id", "status"),
+)
+
+# A broadcast (`palabre broadcast`): one flow started for an audience read from a CSV.
+# `params` (JSON) are the command's `--param`s; `source` is the CSV's file name, no path.
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("flow", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("transport", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("queued_at", Double),  # when its last recipient was started
+)
+
+# Its audience, snapshotted once: one row per CSV line. `skip` says why a line is not sent
+# (invalid, duplicate, no_consent). The address, language and per-row parameters are held
+# only until the line's flow is started (its messages are then outbox rows): `started_at`.
+broadcast_recipients = Table(
+    "broadcast_recipients",
+    metadata,
+    Column("broadcast_id", Text, primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("contact_key", Text),
+    Column("address", Text, nullable=False),
+    Column("language", Text),
+    Column("params", Text, nullable=False),
+    Column("skip", Text),
+    Column("detail", Text),
+    Column("started_at", Double),
+    Index("ix_broadcast_recipients_contact_key", "contact_key"),
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 
-from palabre.outbox.rows import Queued
+from palabre.outbox.rows import REPLIED, STARTED, Origin, Queued
 from palabre.outbox.store import Outbox
 from palabre.runtime.messages import Inbound, Outbound
 from palabre.stores.base import message_key
@@ -40,21 +40,26 @@ async def queue_replies(
     order. `inline` rows are answered by the transport itself (TwiML, the simulator) and
     never claimed by a worker.
     """
-    return await _queue(outbox, messages, contact_key, "reply", inbound_key_of(inbound), inline)
+    answers = inbound_key_of(inbound)
+    return await _queue(outbox, messages, contact_key, REPLIED, answers, inline)
 
 
 async def queue_start(
-    outbox: Outbox, messages: list[Outbound], contact_key: str, start_key: str
+    outbox: Outbox,
+    messages: list[Outbound],
+    contact_key: str,
+    start_key: str,
+    origin: Origin = STARTED,
 ) -> list[str]:
     """Queue the first messages of a started flow, held; returns their uids in order."""
-    return await _queue(outbox, messages, contact_key, "start", start_key, inline=False)
+    return await _queue(outbox, messages, contact_key, origin, start_key, inline=False)
 
 
 async def _queue(
     outbox: Outbox,
     messages: list[Outbound],
     contact_key: str,
-    kind: str,
+    origin: Origin,
     answers: str | None,
     inline: bool,
 ) -> list[str]:
@@ -63,7 +68,17 @@ async def _queue(
     if not sendable:
         return []
     items = [
-        Queued(message, contact_key, kind, _key(answers, n), answers, inline, held=not inline)
+        Queued(
+            message,
+            contact_key,
+            origin.kind,
+            _key(answers, n),
+            answers,
+            inline,
+            held=not inline,
+            purpose=origin.purpose,
+            broadcast_id=origin.broadcast_id,
+        )
         for n, message in enumerate(sendable)
     ]
     return await outbox.enqueue(items, replacing=answers)

@@ -34,6 +34,7 @@ class Queued:
     expires_at: float | None = None
     channel: str = ""  # the transport's name, when the message does not carry one
     purpose: str = ""  # the consent it needs; "" means by kind (a broadcast's, else service)
+    broadcast_id: str | None = None  # the broadcast it belongs to (palabre.broadcasts)
 
     @property
     def uid(self) -> str:
@@ -52,6 +53,19 @@ class Queued:
         if not name:
             raise ValueError("a queued message needs a transport to send it")
         return name
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who starts a flow for a contact, as its rows record it: `palabre start` (kind
+    `start`), or a broadcast (kind `broadcast`, its purpose and id)."""
+
+    kind: str = "start"
+    purpose: str = ""  # "" means by kind
+    broadcast_id: str | None = None
+
+
+STARTED, REPLIED = Origin(), Origin(kind="reply")
 
 
 @dataclass(frozen=True)

@@ -113,14 +113,17 @@ class Outbox:
         statuses: tuple[str, ...] | None = None,
         *,
         contact_key: str | None = None,
+        broadcast_id: str | None = None,
     ) -> list[Row]:
-        """The newest rows (of `statuses`, of the contact `contact_key`, when given), for
-        `palabre messages`."""
+        """The newest rows (of `statuses`, of the contact `contact_key`, of the broadcast
+        `broadcast_id`, when given), for `palabre messages`."""
         query = select(*(outbox.c[name] for name in ROW_COLUMNS))
         if statuses is not None:
             query = query.where(outbox.c.status.in_(statuses))
         if contact_key is not None:
             query = query.where(outbox.c.contact_key == contact_key)
+        if broadcast_id is not None:
+            query = query.where(outbox.c.broadcast_id == broadcast_id)
         query = query.order_by(outbox.c.id.desc()).limit(limit)
         async with self.database.read() as conn:
             return [Row(*row) for row in (await conn.execute(query)).all()]
@@ -180,6 +183,7 @@ def _values(item: Queued, uid: str, now: float) -> dict[str, object]:
         "next_attempt_at": now,
         "expires_at": item.expires_at,
         "inbound_key": item.inbound_key,
+        "broadcast_id": item.broadcast_id,
         "created_at": now,
         "updated_at": now,
     }

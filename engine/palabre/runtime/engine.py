@@ -31,6 +31,7 @@ from palabre.config import Settings
 from palabre.errors import ConfigError
 from palabre.flow.model import Flow
 from palabre.outbox.replies import inbound_key_of, queue_replies, queue_start, start_key_of
+from palabre.outbox.rows import STARTED, Origin
 from palabre.purposes import BROADCAST
 from palabre.runtime import entrances
 from palabre.runtime.entrances import Contact, Outcome
@@ -127,11 +128,12 @@ class Engine(World):
         params: Mapping[str, Any] | None = None,
         *,
         key: str | None = None,
+        origin: Origin = STARTED,
     ) -> Reply:
         """Begin `flow_id` for a contact who did not write; its messages are outbox rows
-        (kind `start`) before the session is committed. The same `key` (an idempotency
-        key) for the same contact starts the flow once: later calls get the first rows
-        back, with the event `start_duplicated`."""
+        (kind `start`, or the `origin`'s: a broadcast) before the session is committed.
+        The same `key` (an idempotency key) for the same contact starts the flow once:
+        later calls get the first rows back, with the event `start_duplicated`."""
         contact_key = self.contact_key(contact.address)
         start_key = start_key_of(contact_key, key)
         async with self.store.locked(contact_key, load=True) as lease:
@@ -140,7 +142,7 @@ class Engine(World):
                 return await self._again(contact_key, start_key, "start_duplicated")
             _, session = lease.loaded or await self.store.load(contact_key, None)
             outcome = await entrances.start(self, contact, flow_id, params, session)
-            uids = await self._queue_start(outcome, contact_key, start_key)
+            uids = await self._queue_start(outcome, contact_key, start_key, origin)
             channel = channel_of(contact.address, contact.channel)
             await self._record_consent(outcome, contact_key, channel, start_key)
             await self._commit(contact_key, outcome, lease, None, began)
@@ -182,10 +184,12 @@ class Engine(World):
                 key=f"{once}:consent:{n}" if once else None,
             )
 
-    async def _queue_start(self, outcome: Outcome, key: str, start_key: str) -> list[str]:
+    async def _queue_start(
+        self, outcome: Outcome, key: str, start_key: str, origin: Origin
+    ) -> list[str]:
         if self.stores is None:
             raise ConfigError("starting a flow needs the durable stores (the outbox)")
-        return await queue_start(self.stores.outbox, outcome.messages, key, start_key)
+        return await queue_start(self.stores.outbox, outcome.messages, key, start_key, origin)
 
     async def _release(self, uids: list[str]) -> None:
         if self.stores is not None:

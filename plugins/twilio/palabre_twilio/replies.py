@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from palabre.render import as_plain_text
 from palabre.runtime.messages import Outbound
+from palabre.sms import MAX_MESSAGE_CHARS, split_at_words, split_for_sms
 from palabre_twilio.inbound import channel_of
-from palabre_twilio.sms import MAX_MESSAGE_CHARS, split_at_words, split_for_sms
 
 # XML 1.0 cannot carry these, and no phone shows them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from palabre_twilio.sms import encoding, segment_count, segments, split_for_sms
+from palabre.sms import encoding, segment_count, segments, split_for_sms
 
 
 @pytest.mark.parametrize(
