@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pluggy
 
+from palabre.broadcasts.commands import add_broadcast_command
 from palabre.config import Settings
 from palabre.db.commands import add_db_commands
 from palabre.errors import FlowError, PalabreError, Problem
@@ -101,6 +102,7 @@ def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
     _i18n_parser(commands)
     add_outbox_commands(commands)
     add_start_command(commands)
+    add_broadcast_command(commands)
     add_contacts_commands(commands)
     add_db_commands(commands)
     plugins.hook.register_commands(commands=commands)

@@ -5,6 +5,7 @@ so one key finds it all:
 - the session, in the session store (Redis or embedded): their answers so far;
 - the outbox rows: each message sent to them, with its text and address until retention
   blanks them, and its status, attempts and provider id;
+- their lines in broadcast audiences (the address and parameters until the line starts);
 - the message log (provider ids and statuses), the consent ledger, and the contact and
   address rows (`contacts`, `contact_addresses`).
 
@@ -24,7 +25,14 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 
 from palabre.db.inserts import insert_for
-from palabre.db.schema import contact_addresses, contacts, erasures, messages, outbox
+from palabre.db.schema import (
+    broadcast_recipients,
+    contact_addresses,
+    contacts,
+    erasures,
+    messages,
+    outbox,
+)
 from palabre.errors import ConfigError
 from palabre.outbox.statuses import HELD, INLINE, QUEUED, SKIPPED
 from palabre.outbox.store import PURGED
@@ -57,6 +65,7 @@ async def export_contact(engine: Engine, address: str) -> dict[str, Any]:
         "consent": [vars(event) for event in history],
         "messages": rows["outbox"],
         "deliveries": rows["log"],
+        "broadcasts": rows["broadcasts"],
         "erased_at": rows["erased_at"],
     }
 
@@ -101,12 +110,17 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
     ]
     for row in sent:
         row["payload"] = json.loads(row["payload"] or PURGED)
+    lines = select(broadcast_recipients).where(broadcast_recipients.c.contact_key == key)
+    audience = [dict(r) for r in conn.execute(lines).mappings()]
+    for line in audience:
+        line["params"] = json.loads(line["params"] or "{}")
     logged = select(messages).where(messages.c.contact_key == key)
     erased = select(erasures.c.at).where(erasures.c.contact_key == key)
     return {
         "contact": contact,
         "addresses": addresses,
         "outbox": sent,
+        "broadcasts": audience,
         "log": [dict(r) for r in conn.execute(logged).mappings()],
         "erased_at": conn.execute(erased).scalar_one_or_none(),
     }
@@ -123,6 +137,7 @@ def _erase(conn: Connection, key: str, now: float, dialect: str) -> tuple[int, i
     blanked = conn.execute(
         update(outbox).where(mine).values(address="", payload=PURGED, updated_at=now)
     ).rowcount
+    _erase_audience(conn, key)
     owner = select(contact_addresses.c.contact_id).where(contact_addresses.c.key == key)
     contact_id = conn.execute(owner).scalar_one_or_none()
     removed = 0
@@ -133,3 +148,16 @@ def _erase(conn: Connection, key: str, now: float, dialect: str) -> tuple[int, i
     tombstone = insert_for(dialect, erasures).values(contact_key=key, at=now)
     conn.execute(tombstone.on_conflict_do_update(index_elements=["contact_key"], set_={"at": now}))
     return blanked, unsent, removed
+
+
+def _erase_audience(conn: Connection, key: str) -> None:
+    """Blank the contact's lines in broadcast audiences; a line not started yet never is."""
+    mine = broadcast_recipients.c.contact_key == key
+    waiting = mine & broadcast_recipients.c.skip.is_(None)
+    waiting &= broadcast_recipients.c.started_at.is_(None)
+    conn.execute(
+        update(broadcast_recipients)
+        .where(waiting)
+        .values(skip=ERASED, detail="the contact was erased")
+    )
+    conn.execute(update(broadcast_recipients).where(mine).values(address="", params="{}"))

@@ -4,6 +4,7 @@
 `--output`, else to standard output): it is theirs, so it holds their address and texts.
 `erase` removes it (palabre.privacy says what goes and what stays) after a confirmation,
 or at once with `--yes`, and prints only counts and the contact's keyed hash.
+`consent-import FILE` records consent collected elsewhere (palabre.consent_import).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any
 
 from palabre.addresses import parse_address
 from palabre.config import Settings
+from palabre.consent_import import add_consent_import
 
 
 def add_contacts_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `contacts export` and `contacts erase` to the `palabre` parser."""
-    contacts = commands.add_parser("contacts", help="export or erase what is held about a contact")
+    """Add `contacts export`, `erase` and `consent-import` to the `palabre` parser."""
+    contacts = commands.add_parser(
+        "contacts", help="export or erase what is held about a contact; import consent"
+    )
     actions = contacts.add_subparsers(dest="action", required=True)
     export = actions.add_parser("export", help="everything held about a contact, as JSON")
     export.add_argument("address", help="the contact's address: +243..., whatsapp:+243...")
@@ -33,6 +37,7 @@ def add_contacts_commands(commands: argparse._SubParsersAction[argparse.Argument
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     erase.add_argument("--flows", default="flows", help="the folder (or file) of flows")
     erase.set_defaults(run=run_erase)
+    add_consent_import(actions)
 
 
 def run_export(args: argparse.Namespace) -> int:

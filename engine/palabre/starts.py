@@ -40,7 +40,7 @@ def run_start(args: argparse.Namespace) -> int:
     from palabre.bootstrap import build_engine
 
     settings = Settings.from_env()
-    params = _params(args.param)
+    params = params_of(args.param)
     address = parse_address(args.to, settings.default_region)
     transport = args.transport or default_transport(address, settings)
     engine = build_engine([args.flows], settings)
@@ -81,7 +81,8 @@ def default_transport(address: Address, settings: Settings) -> str:
     return "twilio"
 
 
-def _params(pairs: list[str]) -> dict[str, str]:
+def params_of(pairs: list[str]) -> dict[str, str]:
+    """The `--param NAME=VALUE` pairs of a command, as a mapping."""
     params = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")

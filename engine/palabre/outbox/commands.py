@@ -5,7 +5,8 @@ retry queues, clean-ups) without serving HTTP: start as many as the senders need
 machine that shares the database (and REDIS_URL, so that they share the rate limits).
 It checks the settings and the schema as `serve` does, and stops on SIGTERM or Ctrl-C.
 
-`palabre messages [failed] [--status STATUS] [--contact ADDRESS] [--limit N] [--json]`
+`palabre messages [failed] [--status STATUS] [--contact ADDRESS] [--broadcast ID]
+[--limit N] [--json]`
 lists the newest rows, as a table or JSON Lines (palabre.outbox.listing): time, transport,
 status, attempts, error, provider id, uid, kind, purpose and contact key; never a body or
 an address.
@@ -71,6 +72,7 @@ def add_messages_command(commands: argparse._SubParsersAction[argparse.ArgumentP
     listing.add_argument(
         "--contact", metavar="ADDRESS", help="only this contact's (+243..., whatsapp:+243...)"
     )
+    listing.add_argument("--broadcast", metavar="ID", help="only this broadcast's")
     listing.add_argument(
         "--limit", type=int, default=50, metavar="N", help="how many, newest first"
     )
@@ -128,7 +130,9 @@ def run_messages(args: argparse.Namespace) -> int:
     async def rows() -> list[Row]:
         stores = manager.hook.make_stores(settings=settings, clock=time.time)
         try:
-            return await stores.outbox.rows(max(1, args.limit), statuses, contact_key=contact)
+            return await stores.outbox.rows(
+                max(1, args.limit), statuses, contact_key=contact, broadcast_id=args.broadcast
+            )
         finally:
             await stores.aclose()
 

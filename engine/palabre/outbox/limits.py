@@ -89,17 +89,11 @@ class RateLimits:
         self.pace = self._item(PACE)
 
     def _item(self, name: str) -> RateLimitItem | None:
-        raw = self.settings.option(name) or DEFAULTS.get(name)
-        try:
-            return parse(raw) if raw else None
-        except ValueError:  # `palabre serve` refused it already (problems)
-            return parse(DEFAULTS[name]) if name in DEFAULTS else None
+        return configured_rate(self.settings, name)
 
     def rate_for(self, channel: str, address: str) -> RateLimitItem | None:
         """The throughput limit of the sender of `channel` that reaches `address`."""
-        if channel == "twilio" and address.startswith("tel:"):
-            return self._item(SMS)
-        return self._item(setting_name(channel))
+        return sender_rate(self.settings, channel, address)
 
     async def reserve(
         self, channel: str, sender: str, address: str, contact_key: str, within: float
@@ -140,6 +134,27 @@ class RateLimits:
     async def _pace_free(self, item: RateLimitItem, contact_key: str) -> float:
         stats = await self.limiter.get_window_stats(item, contact_key)
         return max(0.001, stats.reset_time - self.clock())
+
+
+def sender_rate(settings: Settings, channel: str, address: str) -> RateLimitItem | None:
+    """The throughput limit of the sender of `channel` (a transport) that reaches `address`."""
+    if channel == "twilio" and address.startswith("tel:"):
+        return configured_rate(settings, SMS)
+    return configured_rate(settings, setting_name(channel))
+
+
+def per_second(rate: RateLimitItem) -> float:
+    """The sends per second a sender limited to `rate` makes, at its pace."""
+    return 1 / _interval(rate)
+
+
+def configured_rate(settings: Settings, name: str) -> RateLimitItem | None:
+    """The rate the setting `name` sets, or its default; None when it has none."""
+    raw = settings.option(name) or DEFAULTS.get(name)
+    try:
+        return parse(raw) if raw else None
+    except ValueError:  # `palabre serve` refused it already (problems)
+        return parse(DEFAULTS[name]) if name in DEFAULTS else None
 
 
 def _interval(rate: RateLimitItem) -> float:

@@ -1,0 +1,227 @@
+"""`palabre broadcast`: one flow started for an audience read from a CSV file.
+
+    palabre broadcast FLOW --to contacts.csv [--channel whatsapp|sms] [--param K=V]
+                           [--purpose broadcast|service] [--transport NAME] [--yes]
+    palabre broadcast resume ID        go on after Ctrl-C or a stopped process
+    palabre broadcast status ID        counts by status, the failures and their reasons
+    palabre broadcast retry-failed ID  queue again the messages that failed for a reason
+                                       that may pass (the provider down, a timeout)
+
+The command reads and checks the audience, prints what it will cost and asks before it
+starts; then it feeds the outbox (palabre.broadcasts.sending) while the workers of
+`palabre serve` or `palabre worker` send, and shows the progress. A flow named like one
+of the three actions cannot be broadcast by name: rename it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from palabre.broadcasts.audience import read_audience
+from palabre.broadcasts.display import Live, cost_lines, status_lines
+from palabre.broadcasts.planning import Plan, plan_broadcast, prepared
+from palabre.broadcasts.sending import Feeder
+from palabre.broadcasts.store import Broadcast, BroadcastStore
+from palabre.config import Settings
+from palabre.errors import ConfigError
+from palabre.purposes import BROADCAST, PURPOSES
+from palabre.starts import TRANSPORTS, params_of
+
+ACTIONS = ("resume", "status", "retry-failed")
+SHOWN_NOTES = 20  # line notes printed before the summary; `status` lists them all
+
+
+def add_broadcast_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `broadcast` to the `palabre` parser."""
+    broadcast = commands.add_parser(
+        "broadcast", help="start a flow for every contact of a CSV file (rate-limited, resumable)"
+    )
+    broadcast.add_argument(
+        "what", nargs="+", metavar="FLOW | resume ID | status ID | retry-failed ID"
+    )
+    broadcast.add_argument(
+        "--to", metavar="CSV", help="the audience: a column address, optional language, parameters"
+    )
+    broadcast.add_argument(
+        "--channel", choices=["whatsapp", "sms"], help="send every line on this channel"
+    )
+    broadcast.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a value for the flow, for everyone",
+    )
+    broadcast.add_argument(
+        "--purpose", choices=PURPOSES, default=BROADCAST, help="the consent it needs (broadcast)"
+    )
+    broadcast.add_argument("--transport", choices=TRANSPORTS, help="the transport that sends it")
+    broadcast.add_argument("--yes", action="store_true", help="start without asking")
+    broadcast.add_argument("--json", action="store_true", help="status as JSON")
+    broadcast.add_argument("--flows", default="flows", help="the folder (or file) of flows")
+    broadcast.set_defaults(run=run_broadcast)
+
+
+def run_broadcast(args: argparse.Namespace) -> int:
+    """The `broadcast` command; returns the exit status."""
+    action, *rest = args.what
+    if action in ACTIONS:
+        if len(rest) != 1:
+            raise ConfigError(f"palabre broadcast {action} takes one broadcast id")
+        return asyncio.run(_ACTIONS[action](args, rest[0]))
+    if rest:
+        raise ConfigError(f"palabre broadcast takes one flow, not {len(args.what)} words")
+    if not args.to:
+        raise ConfigError("palabre broadcast FLOW needs --to contacts.csv (the audience)")
+    return asyncio.run(_new(args, action))
+
+
+async def _new(args: argparse.Namespace, flow_id: str) -> int:
+    settings = Settings.from_env()
+    params = params_of(args.param)
+    async with prepared(args.flows, settings) as (engine, store):
+        flow = engine.flows.get(flow_id)
+        if flow is None:
+            known = ", ".join(sorted(engine.flows))
+            raise ConfigError(f"no flow '{flow_id}' in {args.flows} (known: {known})")
+        audience = read_audience(
+            Path(args.to),
+            region=settings.default_region,
+            channel=args.channel,
+            languages=flow.settings.locales,
+            key_of=engine.contact_key,
+        )
+        plan = await plan_broadcast(engine, settings, flow_id, params, audience, args)
+        for note in plan.notes[:SHOWN_NOTES]:
+            print(note)
+        if len(plan.notes) > SHOWN_NOTES:
+            print(
+                f"... and {len(plan.notes) - SHOWN_NOTES} more lines "
+                "(`palabre broadcast status ID` lists them)"
+            )
+        for line in cost_lines(plan.estimate, plan.counts, plan.seconds, plan.rate):
+            print(line)
+        if not plan.estimate.recipients:
+            print("nobody to send to: nothing was started")
+            return 1
+        if not args.yes and not _confirmed():
+            print("nothing was started")
+            return 1
+        broadcast = _broadcast(args, flow_id, params, plan)
+        await store.create(broadcast, plan.audience.recipients)
+        print(
+            f"broadcast {broadcast.id} started; "
+            f"after a stop: palabre broadcast resume {broadcast.id}"
+        )
+        return await _feed(engine, store, broadcast, plan)
+
+
+async def _resume(args: argparse.Namespace, broadcast_id: str) -> int:
+    settings = Settings.from_env()
+    async with prepared(args.flows, settings) as (engine, store):
+        broadcast = await _find(store, broadcast_id)
+        counts = await store.progress(broadcast.id)
+        sample = next(iter(await store.waiting(broadcast.id, 1)), None)
+        plan = Plan.for_resume(settings, broadcast, counts, sample)
+        return await _feed(engine, store, broadcast, plan)
+
+
+async def _status(args: argparse.Namespace, broadcast_id: str) -> int:
+    settings = Settings.from_env()
+    async with prepared(args.flows, settings, engine_needed=False) as (_, store):
+        broadcast = await _find(store, broadcast_id)
+        counts = await store.progress(broadcast.id)
+        failures = await store.failures(broadcast.id, limit=1000 if args.json else 50)
+    if args.json:
+        print(json.dumps(_status_json(broadcast, counts, failures), ensure_ascii=False))
+    else:
+        for line in status_lines(broadcast, counts, failures):
+            print(line)
+    return 0
+
+
+async def _retry_failed(args: argparse.Namespace, broadcast_id: str) -> int:
+    from palabre.outbox.policy import RetryPolicy
+
+    settings = Settings.from_env()
+    async with prepared(args.flows, settings, engine_needed=False) as (_, store):
+        broadcast = await _find(store, broadcast_id)
+        attempts = RetryPolicy.from_settings(settings).attempts
+        again = await store.retry_failed(broadcast.id, attempts)
+    print(
+        f"{again} failed messages queued again; the workers send them "
+        f"(palabre broadcast status {broadcast.id})"
+    )
+    return 0
+
+
+_ACTIONS: dict[str, Any] = {"resume": _resume, "status": _status, "retry-failed": _retry_failed}
+
+
+async def _feed(engine: Any, store: BroadcastStore, broadcast: Broadcast, plan: Plan) -> int:
+    feeder = Feeder(engine, store, broadcast, plan.transport_of, ahead=plan.ahead)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, feeder.stop.set)
+    with Live(broadcast, plan.expected, plan.per_second) as live:
+        counts = await feeder.run(live.show)
+    if counts.finished:
+        print(f"broadcast {broadcast.id} finished: palabre broadcast status {broadcast.id}")
+        return 0
+    print(
+        f"broadcast {broadcast.id} paused: {counts.waiting} lines not started, "
+        f"{counts.unsent} messages still queued (the workers send them). "
+        f"Go on with: palabre broadcast resume {broadcast.id}"
+    )
+    return 130
+
+
+async def _find(store: BroadcastStore, broadcast_id: str) -> Broadcast:
+    broadcast = await store.get(broadcast_id)
+    if broadcast is None:
+        raise ConfigError(f"no broadcast '{broadcast_id}' (its id is printed when it starts)")
+    return broadcast
+
+
+def _broadcast(
+    args: argparse.Namespace, flow_id: str, params: dict[str, str], plan: Plan
+) -> Broadcast:
+    return Broadcast(
+        id=secrets.token_hex(4),
+        flow=flow_id,
+        channel=args.channel or "",
+        transport=args.transport or "",
+        purpose=args.purpose,
+        params=params,
+        source=Path(args.to).name,
+        recipients=plan.estimate.recipients,
+        created_at=time.time(),
+    )
+
+
+def _confirmed() -> bool:
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to ask: pass --yes to start the broadcast")
+    return input("Start it? [y/N] ").strip().lower() in ("y", "yes", "o", "oui")
+
+
+def _status_json(broadcast: Broadcast, counts: Any, failures: list[Any]) -> dict[str, Any]:
+    return {
+        "id": broadcast.id,
+        "flow": broadcast.flow,
+        "purpose": broadcast.purpose,
+        "lines": counts.lines,
+        "finished": counts.finished,
+        "waiting": counts.waiting,
+        "skipped": counts.skipped,
+        "messages": counts.messages,
+        "failures": [vars(failure) for failure in failures],
+    }
