@@ -101,6 +101,7 @@ def test_a_broadcast_killed_at_40_percent_and_resumed_reaches_everyone_exactly_o
         env = {
             **os.environ,
             "PALABRE_SECRET": "broadcast-test-secret-" + "7" * 32,
+            "PYTHONUNBUFFERED": "",  # the command flushes what a killed process must have said
             "PALABRE_DATA_DIR": str(tmp_path / "data"),
             "PALABRE_DEFAULT_REGION": "CD",
             "PALABRE_DISABLE_PLUGINS": "meta_cloud",
@@ -173,3 +174,62 @@ def _broadcast_killed_then_resumed(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"broadcast {broadcast_id} finished" in resumed.stdout
     return broadcast_id
+
+
+def test_ctrl_c_pauses_a_broadcast_with_nothing_lost(tmp_path):
+    """No worker runs here: the broadcast queues its few seconds ahead and waits. Ctrl-C
+    stops it starting lines; what is queued stays queued, the rest waits for resume."""
+    audience = tmp_path / "parents.csv"
+    rows = [f"{number(n)},Enfant {n},CM1" for n in range(30)]
+    audience.write_text("address,child,class\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "PALABRE_SECRET": "broadcast-test-secret-" + "8" * 32,
+        "PALABRE_DATA_DIR": str(tmp_path / "data"),
+        "PALABRE_DEFAULT_REGION": "CD",
+        "PALABRE_DISABLE_PLUGINS": "meta_cloud",
+        "PALABRE_RATE_TWILIO_SMS": "1/second",  # 10 messages ahead at most
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_SMS_FROM": SMS_FROM,
+    }
+    assert palabre("contacts", "consent-import", str(audience), env=env, cwd=ROOT).returncode == 0
+    command = ["broadcast", "school_notice", "--to", str(audience), "--param", "date=lundi"]
+    command += ["--param", "message=Pas de cours."]
+    unasked = palabre(*command, env=env, cwd=ROOT)  # no terminal, no --yes
+    assert unasked.returncode == 2 and "pass --yes" in unasked.stderr, unasked.stderr
+    missing = palabre("broadcast", "status", "0000", env=env, cwd=ROOT)
+    assert missing.returncode == 2 and "no broadcast '0000'" in missing.stderr
+
+    running = subprocess.Popen(
+        [sys.executable, "-m", "palabre.cli", *command, "--yes"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert running.stdout is not None
+    said = ""
+    while "started" not in said:  # up to the line naming the broadcast
+        line = running.stdout.readline()
+        assert line, "the broadcast ended before it started"
+        said += line
+    started = re.search(r"^broadcast ([0-9a-f]+) started", said, re.MULTILINE)
+    assert started, said + (running.stderr.read() if running.stderr else "")
+    broadcast_id = started.group(1)
+    queued = _wait_for_queued(broadcast_id, 10, env)
+    running.send_signal(signal.SIGINT)
+    out, _ = running.communicate(timeout=30)
+    assert running.returncode == 130, out
+    assert "paused: 20 lines not started, 10 messages still queued" in out, out
+    assert f"palabre broadcast resume {broadcast_id}" in out
+    after = json.loads(palabre("broadcast", "status", broadcast_id, "--json", env=env,
+                               cwd=ROOT).stdout)  # fmt: skip
+    assert after["waiting"] == 20 and after["messages"] == {"queued": 10} == queued
+
+
+def _wait_for_queued(broadcast_id: str, count: int, env: dict[str, str]) -> dict[str, int]:
+    """Poll the status until `count` messages are queued (the feeder's look-ahead)."""
+    for _ in range(100):
+        status = palabre("broadcast", "status", broadcast_id, "--json", env=env, cwd=ROOT)
+        report = json.loads(status.stdout)
+        if sum(report["messages"].values()) >= count:
+            return report["messages"]
+    raise AssertionError(f"the broadcast never queued {count} messages: {report}")

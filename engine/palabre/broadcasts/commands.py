@@ -119,7 +119,8 @@ async def _new(args: argparse.Namespace, flow_id: str) -> int:
         await store.create(broadcast, plan.audience.recipients)
         print(
             f"broadcast {broadcast.id} started; "
-            f"after a stop: palabre broadcast resume {broadcast.id}"
+            f"after a stop: palabre broadcast resume {broadcast.id}",
+            flush=True,  # a process killed later has said which broadcast to resume
         )
         return await _feed(engine, store, broadcast, plan)
 
