@@ -28,6 +28,7 @@ from palabre.db.schema import broadcast_recipients, metadata, outbox
 from palabre.privacy import erase_contact
 from palabre.purposes import BROADCAST
 from palabre.runtime.engine import Engine
+from palabre.runtime.messages import Inbound
 
 __all__ = ["url"]  # the fixture, shared in tests/db_fixtures.py
 
@@ -104,10 +105,12 @@ async def send_some(engine: Engine, most: int) -> int:
 
 
 async def rows_by_address(engine: Engine) -> dict[str, int]:
+    """How many of the broadcast's messages each address has in the outbox."""
     assert engine.stores is not None
 
     def count(conn) -> dict[str, int]:
-        query = select(outbox.c.address, func.count()).group_by(outbox.c.address)
+        query = select(outbox.c.address, func.count()).where(outbox.c.kind == "broadcast")
+        query = query.group_by(outbox.c.address)
         return dict(conn.execute(query).all())
 
     return await engine.stores.database.run(count)
@@ -256,3 +259,23 @@ async def test_an_erased_contact_leaves_no_trace_in_the_audience_and_is_never_st
         lambda conn: conn.execute(select(broadcast_recipients.c.skip)).scalars().all()
     )
     assert sorted(lines, key=str) == sorted(["erased", None], key=str)
+
+
+@pytest.mark.parametrize("word", ["STOP", "Arrêt", "توقف"])
+async def test_a_parent_who_says_stop_in_any_language_gets_no_more_but_is_still_answered(
+    engine, tmp_path, word
+):
+    parents = [number(n) for n in range(3)]
+    await consent(engine, *parents)
+    broadcast, _ = await snapshot(engine, tmp_path, [f"{p};fr;E;CM1" for p in parents])
+    said = await engine.handle(
+        Inbound(f"tel:{number(2)}", word, channel="sms", transport="twilio", message_id="m1")
+    )
+    assert said.messages, "the STOP is confirmed"
+    await to_the_end(engine, feeder(engine, broadcast, ahead=10))
+    assert number(2) not in str(await rows_by_address(engine)), "nothing more from the broadcast"
+    answered = await engine.handle(
+        Inbound(f"tel:{number(2)}", "school", channel="sms", transport="twilio", message_id="m2")
+    )
+    started = [e.data["flow"] for e in answered.events if e.name == "conversation_started"]
+    assert started == ["school_opt_in"] and answered.uids, "a flow they start is answered"
