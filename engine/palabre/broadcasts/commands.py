@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import secrets
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,9 @@ def add_broadcast_command(commands: argparse._SubParsersAction[argparse.Argument
     )
     broadcast.add_argument("--transport", choices=TRANSPORTS, help="the transport that sends it")
     broadcast.add_argument("--yes", action="store_true", help="start without asking")
+    broadcast.add_argument(
+        "--again", action="store_true", help="send a broadcast already sent once more"
+    )
     broadcast.add_argument("--json", action="store_true", help="status as JSON")
     broadcast.add_argument("--flows", default="flows", help="the folder (or file) of flows")
     broadcast.set_defaults(run=run_broadcast)
@@ -112,6 +117,7 @@ async def _new(args: argparse.Namespace, flow_id: str) -> int:
         if not plan.estimate.recipients:
             print("nobody to send to: nothing was started")
             return 1
+        await _not_again(store, args, flow_id, params)
         if not args.yes and not _confirmed():
             print("nothing was started")
             return 1
@@ -123,6 +129,21 @@ async def _new(args: argparse.Namespace, flow_id: str) -> int:
             flush=True,  # a process killed later has said which broadcast to resume
         )
         return await _feed(engine, store, broadcast, plan)
+
+
+async def _not_again(
+    store: BroadcastStore, args: argparse.Namespace, flow_id: str, params: dict[str, str]
+) -> None:
+    """Refuse to start the same broadcast twice by mistake (a command run again)."""
+    before = await store.same_as(fingerprint_of(args, flow_id, params))
+    if before is None or args.again:
+        return
+    when = datetime.fromtimestamp(before.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    raise ConfigError(
+        f"this broadcast (the same flow, file and parameters) was started on {when} as "
+        f"{before.id}: `palabre broadcast resume {before.id}` goes on with it, "
+        "`--again` sends it once more"
+    )
 
 
 async def _resume(args: argparse.Namespace, broadcast_id: str) -> int:
@@ -205,7 +226,15 @@ def _broadcast(
         source=Path(args.to).name,
         recipients=plan.estimate.recipients,
         created_at=time.time(),
+        fingerprint=fingerprint_of(args, flow_id, params),
     )
+
+
+def fingerprint_of(args: argparse.Namespace, flow_id: str, params: dict[str, str]) -> str:
+    """What tells the same broadcast started twice: its flow, options, parameters, file."""
+    digest = hashlib.sha256(Path(args.to).read_bytes()).hexdigest()
+    what = [flow_id, args.channel, args.transport, args.purpose, sorted(params.items()), digest]
+    return hashlib.sha256(json.dumps(what, ensure_ascii=False).encode()).hexdigest()
 
 
 def _confirmed() -> bool:

@@ -39,6 +39,7 @@ class Broadcast:
     recipients: int
     created_at: float
     queued_at: float | None = None
+    fingerprint: str = ""  # the same flow, file and parameters give the same one
 
 
 @dataclass
@@ -91,6 +92,18 @@ class BroadcastStore:
         if row is None:
             return None
         return Broadcast(**{**row, "params": json.loads(row["params"])})
+
+    async def same_as(self, fingerprint: str) -> Broadcast | None:
+        """The latest broadcast with this fingerprint (the same one started before)."""
+        query = (
+            select(broadcasts.c.id)
+            .where(broadcasts.c.fingerprint == fingerprint)
+            .order_by(broadcasts.c.created_at.desc())
+            .limit(1)
+        )
+        async with self.database.read() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        return None if found is None else await self.get(found)
 
     async def waiting(self, broadcast_id: str, limit: int) -> list[Recipient]:
         """The next `limit` lines whose flow is not started yet, in file order."""

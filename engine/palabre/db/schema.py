@@ -187,9 +187,11 @@ broadcasts = Table(
     Column("purpose", Text, nullable=False),
     Column("params", Text, nullable=False),
     Column("source", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),  # of the flow, file and parameters
     Column("recipients", Integer, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("queued_at", Double),  # when its last recipient was started
+    Index("ix_broadcasts_fingerprint", "fingerprint"),
 )
 
 # Its audience, snapshotted once: one row per CSV line. `skip` says why a line is not sent

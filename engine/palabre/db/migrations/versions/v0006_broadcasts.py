@@ -26,11 +26,13 @@ def upgrade() -> None:
         sa.Column("purpose", sa.Text(), nullable=False),
         sa.Column("params", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("fingerprint", sa.Text(), nullable=False),
         sa.Column("recipients", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("queued_at", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_broadcasts"),
     )
+    op.create_index("ix_broadcasts_fingerprint", "broadcasts", ["fingerprint"])
     op.create_table(
         "broadcast_recipients",
         sa.Column("broadcast_id", sa.Text(), nullable=False),
@@ -56,4 +58,5 @@ def downgrade() -> None:
         outbox.drop_column("broadcast_id")
     op.drop_index("ix_broadcast_recipients_contact_key", table_name="broadcast_recipients")
     op.drop_table("broadcast_recipients")
+    op.drop_index("ix_broadcasts_fingerprint", table_name="broadcasts")
     op.drop_table("broadcasts")
