@@ -24,10 +24,10 @@ from starlette.routing import Route
 from tests.serving import ROOT, start_serve
 from tests.twilio_fakes import ACCOUNT, FakeTwilio, messages, sign, webhook
 
-PARENTS = 150
-CAP = "20/second"
-KILL_AT = 60  # 40 % of the parents
-STOPPER = 140  # the parent (a line's index) who sends STOP halfway
+PARENTS = 300
+CAP = "30/second"  # the feeder keeps 5 s (147 messages) ahead: at the kill, 40 lines wait
+KILL_AT = 120  # 40 % of the parents
+STOPPER = 290  # the parent (a line's index) who sends STOP halfway, before their line starts
 SMS_FROM = "+15005550006"
 TOKEN = "c0ffee00" * 4  # an Auth Token's length
 
@@ -158,7 +158,7 @@ def _broadcast_killed_then_resumed(
     finally:
         first.send_signal(signal.SIGKILL)
     out, err = first.communicate(timeout=30)
-    assert "148 recipients of 152 lines" in out, out + err
+    assert f"{PARENTS - 2} recipients of {PARENTS + 2} lines" in out, out + err
     started = re.search(r"^broadcast ([0-9a-f]+) started", out, re.MULTILINE)
     assert started, out + err
     broadcast_id = started.group(1)

@@ -196,3 +196,26 @@ async def test_a_consent_step_with_an_unknown_purpose_is_refused_at_its_line(tmp
         message
     )
     assert "did you mean 'broadcast'?" in message
+
+
+async def test_allowed_answers_for_many_contacts_what_allows_answers_for_each(
+    stores: Stores,
+) -> None:
+    """`allowed` (a broadcast's audience at once) agrees with `allows` (one contact), over
+    a bounded random history of grants and withdrawals on one channel or every channel."""
+    import random
+
+    rnd = random.Random(10)
+    keys = [f"contact-{n}" for n in range(30)]
+    for _ in range(150):
+        await stores.consent.record(
+            rnd.choice(keys),
+            rnd.choice((BROADCAST, SERVICE)),
+            rnd.random() < 0.5,
+            "import",
+            channel=rnd.choice(("sms", "whatsapp", "*")),
+        )
+    for channel in ("sms", "whatsapp"):
+        for purpose in (BROADCAST, SERVICE):
+            one_by_one = {k for k in keys if await stores.consent.allows(k, channel, purpose)}
+            assert await stores.consent.allowed(keys, channel, purpose) == one_by_one

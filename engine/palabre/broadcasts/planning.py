@@ -131,12 +131,16 @@ async def prepared(
 
 async def _skip_without_consent(engine: Engine, lines: list[Recipient], purpose: str) -> None:
     assert engine.stores is not None
+    by_channel: dict[str, list[Recipient]] = {}
     for recipient in lines:
-        assert recipient.contact_key is not None
-        channel = channel_of(recipient.address)
-        if not await engine.stores.consent.allows(recipient.contact_key, channel, purpose):
-            recipient.skip = NO_CONSENT
-            recipient.detail = f"no {purpose} consent on {channel}"
+        by_channel.setdefault(channel_of(recipient.address), []).append(recipient)
+    for channel, group in by_channel.items():
+        keys = [r.contact_key for r in group if r.contact_key is not None]
+        allowed = await engine.stores.consent.allowed(keys, channel, purpose)
+        for recipient in group:
+            if recipient.contact_key not in allowed:
+                recipient.skip = NO_CONSENT
+                recipient.detail = f"no {purpose} consent on {channel}"
 
 
 def _cap(settings: Settings, senders: set[tuple[str, str]]) -> tuple[float | None, str]:

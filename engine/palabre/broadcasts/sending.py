@@ -4,8 +4,8 @@ The workers (`palabre serve`, `palabre worker`) send; this keeps their queue fed
 are started in file order, each with the idempotency key `broadcast:{id}:{line}`, while
 fewer than `ahead` of the broadcast's messages wait in the outbox. Starting a contact's
 flow only seconds before its message leaves keeps the conversation where the contact
-will find it, lets a STOP sent meanwhile count, and makes Ctrl-C a pause: what is
-queued goes out, the rest waits for `palabre broadcast resume`.
+will find it, and makes Ctrl-C a pause: what is queued goes out, the rest waits for
+`palabre broadcast resume`.
 
 Nothing is lost or sent twice, wherever the process stops: a line is marked started
 after its flow's rows are queued, and a line started again (the process stopped in
@@ -27,7 +27,10 @@ from palabre.outbox.rows import Origin
 from palabre.runtime.engine import Engine
 from palabre.stores.consent import channel_of
 
-AHEAD_SECONDS = 3.0  # how far ahead of its sender the queue is kept
+# How far ahead of its sender the queue is kept: about a restart of the command, so that
+# a resumed broadcast hardly leaves its sender idle. A STOP sent meanwhile still counts:
+# the worker reads the consent again before each send.
+AHEAD_SECONDS = 5.0
 BATCH = 100  # lines started between two looks at the outbox
 
 
@@ -72,10 +75,11 @@ class Feeder:
 
     async def _start(self, lines: list[Recipient]) -> None:
         started, refused = [], []
+        allowed = await self._consented(lines)
         for recipient in lines:
             if self.stop.is_set():
                 break
-            if await self._consented(recipient):
+            if recipient.contact_key in allowed:
                 await self._start_one(recipient)
                 started.append(recipient.line)
             else:
@@ -83,11 +87,17 @@ class Feeder:
         await self.store.started(self.broadcast.id, started)
         await self.store.refused(self.broadcast.id, refused, NO_CONSENT)
 
-    async def _consented(self, recipient: Recipient) -> bool:
+    async def _consented(self, lines: list[Recipient]) -> set[str]:
+        """The contact keys among `lines` whose consent stands now."""
         stores = self.engine.stores
-        assert stores is not None and recipient.contact_key is not None
-        channel = channel_of(recipient.address)
-        return await stores.consent.allows(recipient.contact_key, channel, self.origin.purpose)
+        assert stores is not None
+        allowed: set[str] = set()
+        for channel in {channel_of(r.address) for r in lines}:
+            keys = [
+                r.contact_key for r in lines if r.contact_key and channel_of(r.address) == channel
+            ]
+            allowed |= await stores.consent.allowed(keys, channel, self.origin.purpose)
+        return allowed
 
     async def _start_one(self, recipient: Recipient) -> None:
         contact = contact_of(recipient, self.transport_of(recipient))

@@ -60,6 +60,14 @@ _LATEST = (
     .order_by(events.c.id.desc())
     .limit(1)
 )
+_LATEST_AMONG = (
+    select(events.c.contact_key, events.c.granted)
+    .where(
+        events.c.purpose == bindparam("b_purpose"),
+        or_(events.c.channel == bindparam("b_channel"), events.c.channel == EVERY_CHANNEL),
+    )
+    .order_by(events.c.id)
+)
 _HISTORY = (
     select(
         events.c.channel,
@@ -117,6 +125,21 @@ class ConsentLedger:
         """Whether a message of `purpose` may go to the contact on `channel` now."""
         latest = await self._latest(contact_key, channel, purpose)
         return GRANTED_BY_DEFAULT[purpose] if latest is None else latest
+
+    async def allowed(self, contact_keys: list[str], channel: str, purpose: str) -> set[str]:
+        """The keys among `contact_keys` that `purpose` may reach on `channel` now: what
+        `allows` says of each, in a query per 500 keys (a broadcast's audience)."""
+        latest: dict[str, bool] = {}
+        async with self._db.read() as conn:
+            for first in range(0, len(contact_keys), 500):
+                query = _LATEST_AMONG.where(
+                    events.c.contact_key.in_(contact_keys[first : first + 500])
+                )
+                values = {"b_purpose": purpose, "b_channel": channel}
+                for key, granted in (await conn.execute(query, values)).all():
+                    latest[key] = bool(granted)  # in id order: the latest wins
+        default = GRANTED_BY_DEFAULT[purpose]
+        return {key for key in contact_keys if latest.get(key, default)}
 
     async def withdrawn(self, contact_key: str, channel: str, purpose: str) -> bool:
         """Whether the contact's latest word on `purpose` (on `channel`) was a withdrawal."""
