@@ -91,7 +91,7 @@ class Live:
             disable=not self.console.is_terminal,
         )
         self.task = self.bar.add_task("", total=self.expected, counts="", eta="?")
-        self.printed = 0.0
+        self.printed, self.last = 0.0, ""
         self.settled, self.moved, self.warned = -1, time.monotonic(), False
 
     def __enter__(self) -> Live:
@@ -100,6 +100,8 @@ class Live:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
+        if not self.console.is_terminal and self.last:  # where it ended, in the log too
+            self.console.print(self.last)
 
     def show(self, counts: Counts) -> None:
         """Update the bar (or print a line, now and then) with the latest counts."""
@@ -107,10 +109,10 @@ class Live:
         left = max(0, self.expected - settled)
         eta = duration(left / self.per_second) if self.per_second else "?"
         self.bar.update(self.task, completed=settled, counts=counts_text(counts), eta=eta)
-        now = time.monotonic()
+        now, self.last = time.monotonic(), f"{settled}/{self.expected} · {counts_text(counts)}"
         if not self.console.is_terminal and now - self.printed >= PLAIN_EVERY:
             self.printed = now
-            self.console.print(f"{settled}/{self.expected} · {counts_text(counts)} · ETA {eta}")
+            self.console.print(f"{self.last} · ETA {eta}")
         self._stalled(settled, counts.unsent, now)
 
     def _stalled(self, settled: int, unsent: int, now: float) -> None:
@@ -138,7 +140,7 @@ def status_lines(broadcast: Broadcast, counts: Counts, failures: list[Failure]) 
     for status, n in sorted(counts.messages.items()):
         yield f"  messages {status}: {n}"
     if failures:
-        yield "not delivered:"
+        yield "not sent, or not delivered, by line:"
     for failure in failures:
         where = f"line {failure.line}" if failure.line is not None else "line ?"
         code = f" ({failure.code})" if failure.code else ""
