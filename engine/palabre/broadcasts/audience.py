@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ LANGUAGE_COLUMNS = ("language", "lang", "langue")
 MAX_FILE_BYTES = 50 * 1024 * 1024  # about a million lines: larger audiences are split
 MAX_CELL = 1000  # characters: a parameter is a name, a class, a date, a short message
 INVALID, DUPLICATE, NO_CONSENT = "invalid", "duplicate", "no_consent"
+DELIMITERS = (",", ";", "\t")
+LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass
@@ -83,11 +86,13 @@ def read_audience(
     for line, cells in rows:
         recipient = _recipient(line, cells, columns, region, channel)
         if recipient.skip is None:
-            _check_language(recipient, languages, audience, path)
+            unknown = _unknown_language(recipient, languages, path)
             recipient.contact_key = key_of(recipient.address)
             first = seen.setdefault(recipient.contact_key, line)
             if first != line:
                 recipient.skip, recipient.detail = DUPLICATE, f"the same contact as line {first}"
+            elif unknown:
+                audience.notes.append(unknown)
         if recipient.skip is not None:
             audience.notes.append(f"{path.name}:{line}: {recipient.skip}: {recipient.detail}")
         audience.recipients.append(recipient)
@@ -114,8 +119,8 @@ class Columns:
 
 def _rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], Columns]:
     text = _text(path)
-    dialect = _dialect(text)
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    # Spreadsheets quote as `csv.excel` does ("" inside a cell); only the separator varies.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -131,8 +136,8 @@ def _rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], Columns]:
                 if any(cell.strip() for cell in cells):
                     yield start, cells
                 start = reader.line_num + 1
-        except csv.Error as exc:
-            raise ConfigError(f"{path}:{reader.line_num}: {exc}") from None
+        except csv.Error as exc:  # a quote opened on `start` and never closed, say
+            raise ConfigError(f"{path}:{start}: {exc} (a quote not closed?)") from None
 
     return lines(), columns
 
@@ -147,18 +152,18 @@ def _text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        line = len(LINE_ENDS.split(data[: exc.start]))  # \r alone ends a line too (old Macs)
         raise ConfigError(
             f"{path}:{line}: not UTF-8 text (save the spreadsheet as 'CSV UTF-8')"
         ) from None
 
 
-def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
-    first = text.split("\n", 1)[0]
-    try:
-        return csv.Sniffer().sniff(first, delimiters=",;\t")
-    except csv.Error:  # one column: no delimiter to find
-        return csv.excel
+def _delimiter(text: str) -> str:
+    """The separator of the header line: the most frequent of `,` `;` and tab."""
+    header = text.splitlines()[0] if text else ""
+    counts = {sep: header.count(sep) for sep in DELIMITERS}
+    best = max(DELIMITERS, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
 
 
 def _recipient(
@@ -198,13 +203,13 @@ def _unreachable(address: Address, channel: str | None) -> str | None:
     return None
 
 
-def _check_language(
-    recipient: Recipient, languages: tuple[str, ...], audience: Audience, path: Path
-) -> None:
+def _unknown_language(recipient: Recipient, languages: tuple[str, ...], path: Path) -> str | None:
+    """A note when the line's language is not the flow's (its default is used then)."""
     if recipient.language is None or recipient.language in languages:
-        return
-    audience.notes.append(
+        return None
+    note = (
         f"{path.name}:{recipient.line}: language '{recipient.language}' is not one of the "
         f"flow's ({', '.join(languages)}): its default is used"
     )
     recipient.language = None
+    return note
