@@ -208,34 +208,42 @@ async def test_a_withdrawal_after_the_snapshot_skips_the_line_before_it_starts(e
     assert progress.skipped == {"no_consent": 1} and progress.waiting == 0
 
 
-async def test_retry_failed_queues_again_only_what_ran_out_of_attempts(engine, tmp_path):
-    parents = [number(n) for n in range(4)]
+async def test_retry_failed_queues_again_only_what_gave_up_on_passing_errors(engine, tmp_path):
+    parents = [number(n) for n in range(5)]
     await consent(engine, *parents)
     broadcast, _ = await snapshot(engine, tmp_path, [f"{p};fr;E;CM1" for p in parents])
     await to_the_end(engine, feeder(engine, broadcast, ahead=10))
-    outcomes = [("failed", 3), ("failed", 1), ("unconfirmed", 1), ("sent", 1)]
+    # (status, gave up after retryable errors only, address kept)
+    outcomes = [
+        ("failed", 1, True),  # the provider was down for every attempt
+        ("failed", 0, True),  # refused for good (an invalid number)
+        ("unconfirmed", None, True),  # may have arrived
+        ("sent", None, True),
+        ("failed", 1, False),  # gave up, then the retention blanked it
+    ]
     assert engine.stores is not None
 
     def settle(conn) -> None:
         ids = [r[0] for r in conn.execute(select(outbox.c.id).order_by(outbox.c.id))]
-        for row_id, (status, attempts) in zip(ids, outcomes, strict=True):
-            values = {"status": status, "attempts": attempts, "error_code": "30008"}
+        for row_id, (status, gave_up, kept) in zip(ids, outcomes, strict=True):
+            values = {"status": status, "gave_up": gave_up, "error_code": "30008"}
+            values |= {} if kept else {"address": "", "payload": "{}"}
             conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
 
     await engine.stores.database.run(settle)
     store = store_of(engine)
     failures = await store.failures(broadcast.id)
     assert [(f.line, f.status) for f in failures] == [
-        (2, "failed"),
-        (3, "failed"),
-        (4, "unconfirmed"),
-    ]
+        (2, "failed"), (3, "failed"), (4, "unconfirmed"), (6, "failed"),
+    ]  # fmt: skip
 
-    assert await store.retry_failed(broadcast.id, attempts=3) == 1
+    assert await store.retry_failed(broadcast.id) == 1
     progress = await store.progress(broadcast.id)
-    assert progress.messages == {"queued": 1, "failed": 1, "unconfirmed": 1, "sent": 1}, (
-        "a failure refused at once, and one that may have arrived, are never sent again"
+    assert progress.messages == {"queued": 1, "failed": 2, "unconfirmed": 1, "sent": 1}, (
+        "a failure refused for good, one that may have arrived, and a blanked one stay"
     )
+    (again,) = await engine.stores.outbox.rows(10, ("queued",))
+    assert (again.attempts, again.error_code, again.last_error) == (0, None, None)
 
 
 async def test_an_erased_contact_leaves_no_trace_in_the_audience_and_is_never_started(
@@ -279,3 +287,54 @@ async def test_a_parent_who_says_stop_in_any_language_gets_no_more_but_is_still_
     )
     started = [e.data["flow"] for e in answered.events if e.name == "conversation_started"]
     assert started == ["school_opt_in"] and answered.uids, "a flow they start is answered"
+
+
+LOOKUP = """\
+id: lookup_notice
+settings: {locales: [fr], default_locale: fr}
+steps:
+  find:
+    kind: action
+    action: qr.code
+    with: {text: "{{ params.child }}"}
+    save_as: qr
+  tell: {kind: end, text: "Votre code : {{ params.child }}."}
+"""
+
+
+async def test_a_flow_that_runs_an_action_first_is_sent_with_its_cost_unknown(url, tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "lookup.yaml").write_text(LOOKUP, encoding="utf-8")
+    database = open_database(url)
+    await migrate.upgrade(database)
+    await database.aclose()
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=url, secrets={"PALABRE_SECRET": SECRET}
+    )
+    built = build_engine([flows], settings)
+    try:
+        path = tmp_path / "parents.csv"
+        path.write_text(f"address,child\n{number(1)},Amani\n", encoding="utf-8")
+        audience = read_audience(
+            path, region="CD", channel=None, languages=("fr",), key_of=built.contact_key
+        )
+        args = argparse.Namespace(purpose="service", transport="twilio")
+        plan = await plan_broadcast(built, settings, "lookup_notice", {}, audience, args)
+    finally:
+        await built.aclose()
+    assert audience.recipients[0].skip is None, "the line is sent: the action runs then"
+    assert (plan.estimate.sendable, plan.estimate.unknown, plan.expected) == (1, 1, 1)
+
+
+async def test_a_service_broadcast_warns_of_those_who_said_stop(engine, tmp_path):
+    await consent(engine, number(1), granted=False)  # STOP
+    path = tmp_path / "parents.csv"
+    path.write_text(f"address,child,class\n{number(1)},A,B\n{number(2)},C,D\n", encoding="utf-8")
+    audience = read_audience(
+        path, region="CD", channel=None, languages=("fr",), key_of=engine.contact_key
+    )
+    args = argparse.Namespace(purpose="service", transport="twilio")
+    plan = await plan_broadcast(engine, engine.settings, "school_notice", PARAMS, audience, args)
+    assert plan.estimate.sendable == 2, "service needs no opt-in"
+    assert len(plan.warnings) == 1 and "1 of the recipients said STOP" in plan.warnings[0]

@@ -29,6 +29,7 @@ import pytest
 from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -57,6 +58,7 @@ from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.db import migrate
 from palabre.db.database import Database
+from palabre.db.schema import outbox as outbox_table
 from palabre.outbox import limits as rate_limits
 from palabre.outbox import policy
 from palabre.outbox.claims import Claims
@@ -269,7 +271,9 @@ async def test_retryable_errors_are_retried_up_to_the_cap(database_url, tmp_path
         [uid] = await r.stores.outbox.enqueue([queued(2, "doomed")])
         await r.worker().drain()
         row = await r.stores.outbox.get(uid)
+        gave_up = await gave_up_on(r.stores, uid)
     assert (row.status, row.attempts) == ("failed", 3), "three attempts, then failed"
+    assert gave_up == 1, "failed on passing errors only: `broadcast retry-failed` may try again"
     assert graph.texts_to(2) == ["doomed"] * 3
 
 
@@ -296,6 +300,7 @@ async def test_a_permanent_error_is_final_and_listed_as_failed(sqlite_url, tmp_p
         [uid, later] = await r.stores.outbox.enqueue([queued(1, "lost"), queued(1, "next")])
         await r.worker().drain()
         [row] = await r.stores.outbox.failed()
+        assert await gave_up_on(r.stores, uid) == 0, "refused for good: never tried again"
     assert (row.uid, row.status, row.attempts, row.error_code) == (uid, "failed", 1, "131026")
     assert graph.texts_to(1) == ["lost", "next"], "no retry; the contact's next one follows"
     listing = palabre("messages", "failed", env={"DATABASE_URL": sqlite_url})
@@ -303,6 +308,12 @@ async def test_a_permanent_error_is_final_and_listed_as_failed(sqlite_url, tmp_p
     assert later not in listing, "only the rows that need a look"
     assert ALICE not in listing and "8100001" not in listing and "lost" not in listing.split()
     assert line_of(row) in listing
+
+
+async def gave_up_on(stores: Stores, uid: str) -> int | None:
+    """The row's `gave_up` mark: 1 when it failed on retryable errors only."""
+    query = select(outbox_table.c.gave_up).where(outbox_table.c.uid == uid)
+    return await stores.database.run(lambda conn: conn.execute(query).scalar_one())
 
 
 def run_palabre(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

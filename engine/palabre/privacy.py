@@ -13,7 +13,9 @@ so one key finds it all:
 session and the address rows, blanks the address and text of every outbox row (rows not
 yet sent end `skipped` with the code `erased`), and leaves under the keyed hash only what
 proves what happened: statuses, the consent ledger (the proof of what they agreed to) and
-a tombstone (`erasures`). A later message from the same address starts afresh.
+a tombstone (`erasures`). The erasure withdraws broadcasts, so that no broadcast, not even
+one under way, reaches them again before they opt in anew. A later message from the same
+address starts afresh.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from palabre.db.schema import (
 from palabre.errors import ConfigError
 from palabre.outbox.statuses import HELD, INLINE, QUEUED, SKIPPED
 from palabre.outbox.store import PURGED
+from palabre.purposes import BROADCAST
 from palabre.runtime.engine import Engine
 
 ERASED = "erased"  # the error code of a row erased before it was sent
@@ -78,6 +81,8 @@ async def erase_contact(engine: Engine, address: str) -> Erasure:
         await engine.store.commit(key, None, lease=lease)
     now = engine.clock()
     counts = await stores.database.run(_erase, key, now, stores.database.dialect)
+    # No broadcast reaches them again until they opt in anew (nor one already under way).
+    await stores.consent.record(key, BROADCAST, False, "agent", detail="erased on request")
     return Erasure(key, had_session, *counts)
 
 

@@ -106,9 +106,11 @@ class Columns:
         names = [name.strip().lower() for name in header]
         address = [i for i, name in enumerate(names) if name in ADDRESS_COLUMNS]
         if not address:
+            # The cells are not repeated: a file without a header starts with a person's data.
             raise ConfigError(
-                f"{path}:1: no address column (name one of: {', '.join(ADDRESS_COLUMNS)}); "
-                f"the columns are: {', '.join(names) or 'none'}"
+                f"{path}:1: no address column among the {len(names)} columns of the first "
+                f"line: it names the columns, one of them {', '.join(ADDRESS_COLUMNS)} "
+                "(add that line if the file starts with data)"
             )
         self.address = address[0]
         language = [i for i, name in enumerate(names) if name in LANGUAGE_COLUMNS]

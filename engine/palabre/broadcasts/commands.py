@@ -86,12 +86,22 @@ def run_broadcast(args: argparse.Namespace) -> int:
         raise ConfigError(f"palabre broadcast takes one flow, not {len(args.what)} words")
     if not args.to:
         raise ConfigError("palabre broadcast FLOW needs --to contacts.csv (the audience)")
-    return asyncio.run(_new(args, action))
-
-
-async def _new(args: argparse.Namespace, flow_id: str) -> int:
-    settings = Settings.from_env()
+    if not args.yes and not sys.stdin.isatty():  # said now, not after a long dry run
+        raise ConfigError("no terminal to ask: pass --yes to start the broadcast")
     params = params_of(args.param)
+    plan = asyncio.run(_plan(args, action, params))
+    if plan is None:
+        return 1
+    # Asked outside the event loop, so that Ctrl-C at the question simply ends it.
+    if not args.yes and not _confirmed():
+        print("nothing was started")
+        return 1
+    return asyncio.run(_start(args, _broadcast(args, action, params, plan), plan))
+
+
+async def _plan(args: argparse.Namespace, flow_id: str, params: dict[str, str]) -> Plan | None:
+    """Read the audience, dry-run the flow, print what is wrong and what it costs."""
+    settings = Settings.from_env()
     async with prepared(args.flows, settings) as (engine, store):
         flow = engine.flows.get(flow_id)
         if flow is None:
@@ -105,30 +115,34 @@ async def _new(args: argparse.Namespace, flow_id: str) -> int:
             key_of=engine.contact_key,
         )
         plan = await plan_broadcast(engine, settings, flow_id, params, audience, args)
-        for note in plan.notes[:SHOWN_NOTES]:
-            print(note)
-        if len(plan.notes) > SHOWN_NOTES:
-            print(
-                f"... and {len(plan.notes) - SHOWN_NOTES} more lines "
-                "(`palabre broadcast status ID` lists them)"
-            )
-        for line in cost_lines(plan.estimate, plan.counts, plan.seconds, plan.rate):
-            print(line)
-        if not plan.estimate.recipients:
-            print("nobody to send to: nothing was started")
-            return 1
         await _not_again(store, args, flow_id, params)
-        if not args.yes and not _confirmed():
-            print("nothing was started")
-            return 1
-        broadcast = _broadcast(args, flow_id, params, plan)
-        await store.create(broadcast, plan.audience.recipients)
+    for note in plan.notes[:SHOWN_NOTES]:
+        print(note)
+    if len(plan.notes) > SHOWN_NOTES:
+        print(f"... and {len(plan.notes) - SHOWN_NOTES} more lines (the status lists them)")
+    for line in cost_lines(plan.estimate, plan.counts, plan.seconds, plan.rate):
+        print(line)
+    for warning in plan.warnings:
+        print(warning)
+    if not plan.estimate.sendable:
+        print("nobody to send to: nothing was started")
+        return None
+    return plan
+
+
+async def _start(args: argparse.Namespace, broadcast: Broadcast, plan: Plan) -> int:
+    """Snapshot the audience, then feed the outbox until the end or a stop."""
+    settings = Settings.from_env()
+    async with prepared(args.flows, settings) as (engine, store):
+        feeder = Feeder(engine, store, broadcast, plan.transport_of, ahead=plan.ahead)
+        stopped = _stop_on_signals(feeder)  # from here on, a signal is a pause
         print(
             f"broadcast {broadcast.id} started; "
             f"after a stop: palabre broadcast resume {broadcast.id}",
             flush=True,  # a process killed later has said which broadcast to resume
         )
-        return await _feed(engine, store, broadcast, plan)
+        await store.create(broadcast, plan.audience.recipients)
+        return await _feed(feeder, plan, stopped)
 
 
 async def _not_again(
@@ -150,10 +164,16 @@ async def _resume(args: argparse.Namespace, broadcast_id: str) -> int:
     settings = Settings.from_env()
     async with prepared(args.flows, settings) as (engine, store):
         broadcast = await _find(store, broadcast_id)
+        if broadcast.flow not in engine.flows:
+            raise ConfigError(
+                f"broadcast {broadcast.id} starts the flow '{broadcast.flow}', which is not in "
+                f"{args.flows}: pass the --flows it was started with"
+            )
         counts = await store.progress(broadcast.id)
         sample = next(iter(await store.waiting(broadcast.id, 1)), None)
         plan = Plan.for_resume(settings, broadcast, counts, sample)
-        return await _feed(engine, store, broadcast, plan)
+        feeder = Feeder(engine, store, broadcast, plan.transport_of, ahead=plan.ahead)
+        return await _feed(feeder, plan, _stop_on_signals(feeder))
 
 
 async def _status(args: argparse.Namespace, broadcast_id: str) -> int:
@@ -171,13 +191,10 @@ async def _status(args: argparse.Namespace, broadcast_id: str) -> int:
 
 
 async def _retry_failed(args: argparse.Namespace, broadcast_id: str) -> int:
-    from palabre.outbox.policy import RetryPolicy
-
     settings = Settings.from_env()
     async with prepared(args.flows, settings, engine_needed=False) as (_, store):
         broadcast = await _find(store, broadcast_id)
-        attempts = RetryPolicy.from_settings(settings).attempts
-        again = await store.retry_failed(broadcast.id, attempts)
+        again = await store.retry_failed(broadcast.id)
     print(
         f"{again} failed messages queued again; the workers send them "
         f"(palabre broadcast status {broadcast.id})"
@@ -188,11 +205,22 @@ async def _retry_failed(args: argparse.Namespace, broadcast_id: str) -> int:
 _ACTIONS: dict[str, Any] = {"resume": _resume, "status": _status, "retry-failed": _retry_failed}
 
 
-async def _feed(engine: Any, store: BroadcastStore, broadcast: Broadcast, plan: Plan) -> int:
-    feeder = Feeder(engine, store, broadcast, plan.transport_of, ahead=plan.ahead)
+def _stop_on_signals(feeder: Feeder) -> list[int]:
+    """Ctrl-C and SIGTERM pause the feeder; the list gets the signal, for the exit status."""
+    stopped: list[int] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, feeder.stop.set)
+
+        def stop(sig: int = sig) -> None:
+            stopped.append(sig)
+            feeder.stop.set()
+
+        loop.add_signal_handler(sig, stop)
+    return stopped
+
+
+async def _feed(feeder: Feeder, plan: Plan, stopped: list[int]) -> int:
+    broadcast = feeder.broadcast
     with Live(broadcast, plan.expected, plan.per_second) as live:
         counts = await feeder.run(live.show)
     if counts.finished:
@@ -203,7 +231,7 @@ async def _feed(engine: Any, store: BroadcastStore, broadcast: Broadcast, plan: 
         f"{counts.unsent} messages still queued (the workers send them). "
         f"Go on with: palabre broadcast resume {broadcast.id}"
     )
-    return 130
+    return 128 + (stopped[0] if stopped else signal.SIGINT)
 
 
 async def _find(store: BroadcastStore, broadcast_id: str) -> Broadcast:
@@ -224,7 +252,7 @@ def _broadcast(
         purpose=args.purpose,
         params=params,
         source=Path(args.to).name,
-        recipients=plan.estimate.recipients,
+        recipients=plan.estimate.sendable,
         created_at=time.time(),
         fingerprint=fingerprint_of(args, flow_id, params),
     )
@@ -238,8 +266,6 @@ def fingerprint_of(args: argparse.Namespace, flow_id: str, params: dict[str, str
 
 
 def _confirmed() -> bool:
-    if not sys.stdin.isatty():
-        raise ConfigError("no terminal to ask: pass --yes to start the broadcast")
     return input("Start it? [y/N] ").strip().lower() in ("y", "yes", "o", "oui")
 
 

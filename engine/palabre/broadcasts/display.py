@@ -28,9 +28,14 @@ def cost_lines(
 ) -> Iterator[str]:
     """The summary printed before a broadcast starts."""
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(counts.skipped.items()))
-    yield f"{many(estimate.recipients, 'recipient')} of {many(counts.lines, 'line')}" + (
+    yield f"{many(estimate.sendable, 'recipient')} of {many(counts.lines, 'line')}" + (
         f" (skipped: {skipped})" if skipped else ""
     )
+    if estimate.unknown:
+        yield (
+            f"  {many(estimate.unknown, 'recipient')} of unknown cost: the flow runs an action "
+            "before its first message, which a dry run does not"
+        )
     for language, cost in sorted(estimate.languages.items()):
         line = f"  {language or '?'}: {many(cost.recipients, 'recipient')}, "
         line += many(cost.messages, "message")

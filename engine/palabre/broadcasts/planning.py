@@ -26,6 +26,7 @@ from palabre.broadcasts.store import Progress as Counts
 from palabre.config import Settings
 from palabre.errors import ConfigError
 from palabre.outbox.limits import per_second, sender_rate, setting_name
+from palabre.purposes import BROADCAST, SERVICE
 from palabre.runtime.engine import Engine
 from palabre.starts import default_transport
 from palabre.stores.consent import channel_of
@@ -42,6 +43,7 @@ class Plan:
     rate: str  # the cap, as the settings name it
     expected: int  # messages the broadcast sends
     counts: Counts = field(default_factory=Counts)  # lines by skip reason
+    warnings: list[str] = field(default_factory=list)  # said before the question
 
     @property
     def notes(self) -> list[str]:
@@ -90,6 +92,7 @@ async def plan_broadcast(
 ) -> Plan:
     """Consent, a dry run and the pace, for a new broadcast of `flow_id` to `audience`."""
     await _skip_without_consent(engine, audience.sendable, args.purpose)
+    warnings = await _stopped_but_reached(engine, audience.sendable, args.purpose)
     transport_of = transports(settings, args.transport or "")
     found = await estimate(engine, flow_id, params, audience.recipients, transport_of)
     senders = {(transport_of(r), r.address) for r in audience.sendable}
@@ -98,7 +101,8 @@ async def plan_broadcast(
     for recipient in audience.recipients:
         if recipient.skip is not None:
             counts.skipped[recipient.skip] = counts.skipped.get(recipient.skip, 0) + 1
-    return Plan(audience, found, transport_of, cap, rate, found.messages, counts)
+    expected = found.messages + found.unknown  # at least one message each
+    return Plan(audience, found, transport_of, cap, rate, expected, counts, warnings)
 
 
 @asynccontextmanager
@@ -131,16 +135,38 @@ async def prepared(
 
 async def _skip_without_consent(engine: Engine, lines: list[Recipient], purpose: str) -> None:
     assert engine.stores is not None
-    by_channel: dict[str, list[Recipient]] = {}
-    for recipient in lines:
-        by_channel.setdefault(channel_of(recipient.address), []).append(recipient)
-    for channel, group in by_channel.items():
+    for channel, group in _by_channel(lines).items():
         keys = [r.contact_key for r in group if r.contact_key is not None]
         allowed = await engine.stores.consent.allowed(keys, channel, purpose)
         for recipient in group:
             if recipient.contact_key not in allowed:
                 recipient.skip = NO_CONSENT
                 recipient.detail = f"no {purpose} consent on {channel}"
+
+
+async def _stopped_but_reached(engine: Engine, lines: list[Recipient], purpose: str) -> list[str]:
+    """A `service` broadcast reaches those who said STOP to announcements: say how many."""
+    if purpose != SERVICE:
+        return []
+    assert engine.stores is not None
+    stopped = 0
+    for channel, group in _by_channel(lines).items():
+        keys = [r.contact_key for r in group if r.contact_key is not None]
+        latest = await engine.stores.consent.latest_among(keys, channel, BROADCAST)
+        stopped += sum(1 for granted in latest.values() if not granted)
+    if not stopped:
+        return []
+    return [
+        f"Warning: {stopped} of the recipients said STOP to announcements. A service message "
+        "still reaches them: send only what they must receive (a closure, an exam)."
+    ]
+
+
+def _by_channel(lines: list[Recipient]) -> dict[str, list[Recipient]]:
+    by_channel: dict[str, list[Recipient]] = {}
+    for recipient in lines:
+        by_channel.setdefault(channel_of(recipient.address), []).append(recipient)
+    return by_channel
 
 
 def _cap(settings: Settings, senders: set[tuple[str, str]]) -> tuple[float | None, str]:

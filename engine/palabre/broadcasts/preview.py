@@ -47,6 +47,12 @@ class Estimate:
     """A broadcast's cost, by language."""
 
     languages: dict[str, LanguageCost] = field(default_factory=dict)
+    unknown: int = 0  # lines whose first turn runs an action before its messages
+
+    @property
+    def sendable(self) -> int:
+        """The lines that will be started."""
+        return self.recipients + self.unknown
 
     @property
     def recipients(self) -> int:
@@ -64,11 +70,15 @@ class Estimate:
         return sum(cost.segments for cost in self.languages.values())
 
 
+class DryRunStopped(ActionError):
+    """The dry run reached an action: it runs none, so it knows no more of the turn."""
+
+
 class _NoActions(Mapping[str, Action]):
-    """A dry run's actions: the first one called fails the turn (nothing runs)."""
+    """A dry run's actions: the first one called ends the dry run of that line."""
 
     def __getitem__(self, name: str) -> Action:
-        raise ActionError(f"a broadcast's dry run runs no action ('{name}')")
+        raise DryRunStopped(f"a broadcast's dry run runs no action ('{name}')")
 
     def __iter__(self) -> Any:
         return iter(())
@@ -101,12 +111,14 @@ async def estimate(
         contact = contact_of(recipient, transport_of(recipient))
         outcome = await entrances.start(dry, contact, flow_id, {**params, **recipient.params})
         failed = [event for event in outcome.events if event.name == "turn_failed"]
-        if failed:
-            error = failed[0].data.get("error", "an error")
+        error = failed[0].data.get("error", "an error") if failed else None
+        if error == DryRunStopped.__name__:  # sendable; its cost is not known beforehand
+            found.unknown += 1
+        elif error:
             recipient.skip = INVALID
             recipient.detail = f"the flow's first turn failed on this line's data ({error})"
-            continue
-        _add(found, contact, outcome.messages)
+        else:
+            _add(found, contact, outcome.messages)
     return found
 
 

@@ -58,6 +58,7 @@ class Feeder:
         self.transport_of, self.ahead, self.poll = transport_of, ahead, poll
         self.origin = Origin("broadcast", broadcast.purpose, broadcast.id)
         self.stop = asyncio.Event()  # set: start no more lines (a pause, not a loss)
+        self.last_line = 0  # the last line read: the next are read after it
 
     async def run(self, show: Callable[[Progress], None]) -> Progress:
         """Feed until every message is settled or `stop` is set; returns the last count."""
@@ -68,7 +69,9 @@ class Feeder:
                 return progress
             room = min(BATCH, self.ahead - progress.unsent)
             if progress.waiting and room > 0:
-                await self._start(await self.store.waiting(self.broadcast.id, room))
+                lines = await self.store.waiting(self.broadcast.id, room, self.last_line)
+                self.last_line = max((r.line for r in lines), default=self.last_line)
+                await self._start(lines)
                 continue
             with contextlib.suppress(TimeoutError):  # a stop wakes the wait at once
                 await asyncio.wait_for(self.stop.wait(), self.poll)

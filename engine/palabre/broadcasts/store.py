@@ -105,11 +105,12 @@ class BroadcastStore:
             found = (await conn.execute(query)).scalar_one_or_none()
         return None if found is None else await self.get(found)
 
-    async def waiting(self, broadcast_id: str, limit: int) -> list[Recipient]:
-        """The next `limit` lines whose flow is not started yet, in file order."""
+    async def waiting(self, broadcast_id: str, limit: int, after: int = 0) -> list[Recipient]:
+        """The next `limit` lines after line `after` whose flow is not started yet, in
+        file order (a feeder passes the last line it read: no walk over those started)."""
         query = (
             select(recipients)
-            .where(_waiting(broadcast_id))
+            .where(_waiting(broadcast_id), recipients.c.line > after)
             .order_by(recipients.c.line)
             .limit(limit)
         )
@@ -130,24 +131,36 @@ class BroadcastStore:
 
     async def progress(self, broadcast_id: str) -> Progress:
         """Counts by reason and by status (one read of each table)."""
-        return await self.database.run(_progress, broadcast_id)
+        async with self.database.read() as conn:
+            return await conn.run_sync(_progress, broadcast_id)
 
     async def failures(self, broadcast_id: str, limit: int = 20) -> list[Failure]:
-        """The lines skipped or not delivered, with their reasons, in file order."""
-        return await self.database.run(_failures, broadcast_id, limit)
+        """The lines skipped at the snapshot, in file order, then the messages not sent
+        or not delivered, in the order they were queued: at most `limit` of each."""
+        async with self.database.read() as conn:
+            return await conn.run_sync(_failures, broadcast_id, limit)
 
-    async def retry_failed(self, broadcast_id: str, attempts: int) -> int:
-        """Queue again the broadcast's failed messages whose failures were retryable (the
-        worker gave up after `attempts`); returns how many. A message refused for good
-        (an invalid number, no consent) failed at its first attempt and stays failed."""
+    async def retry_failed(self, broadcast_id: str) -> int:
+        """Queue again the broadcast's messages the worker gave up on after retryable
+        errors only (the provider down, timeouts); returns how many. A message refused for
+        good, one that may have arrived (`unconfirmed`), or one whose address the
+        retention or an erasure blanked, is never sent again."""
         now = self.clock()
         retryable = update(outbox).where(
             outbox.c.broadcast_id == broadcast_id,
             outbox.c.status == FAILED,
-            outbox.c.attempts >= attempts,
+            outbox.c.gave_up == 1,
+            outbox.c.address != "",
         )
         statement = retryable.values(
-            status=QUEUED, attempts=0, next_attempt_at=now, send_started_at=None, updated_at=now
+            status=QUEUED,
+            attempts=0,
+            gave_up=None,
+            error_code=None,
+            last_error=None,
+            next_attempt_at=now,
+            send_started_at=None,
+            updated_at=now,
         )
         async with self.database.write() as conn:
             return (await conn.execute(statement)).rowcount

@@ -164,6 +164,7 @@ outbox = Table(
     Column("claimed_until", Double),
     Column("send_started_at", Double),
     Column("broadcast_id", Text),
+    Column("gave_up", Integer),  # 1: failed on retryable errors only, out of attempts
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
     UniqueConstraint("uid", name="uq_outbox_uid"),

@@ -191,6 +191,7 @@ class Claims:
                 "attempts": outcome.attempts,
                 "error_code": outcome.error_code,
                 "last_error": outcome.reason,
+                "gave_up": int(outcome.gave_up),
                 "updated_at": now,
                 **_UNCLAIMED,
             }

@@ -73,6 +73,7 @@ class Outcome:
     provider_id: str | None = None
     error_code: str | None = None
     reason: str | None = None
+    gave_up: bool = False  # failed on retryable errors, out of attempts: may be tried again
 
 
 def outcome_of(delivery: Delivery, attempts: int, policy: RetryPolicy, now: float) -> Outcome:
@@ -88,7 +89,7 @@ def outcome_of(delivery: Delivery, attempts: int, policy: RetryPolicy, now: floa
     if delivery.retryable and failures < policy.attempts:
         later = now + policy.retry_delay(failures)
         return Outcome(QUEUED, failures, later, None, code, reason)
-    return Outcome(FAILED, failures, error_code=code, reason=reason)
+    return Outcome(FAILED, failures, error_code=code, reason=reason, gave_up=delivery.retryable)
 
 
 def problems(settings: Settings) -> list[str]:

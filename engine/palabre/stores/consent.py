@@ -129,17 +129,23 @@ class ConsentLedger:
     async def allowed(self, contact_keys: list[str], channel: str, purpose: str) -> set[str]:
         """The keys among `contact_keys` that `purpose` may reach on `channel` now: what
         `allows` says of each, in a query per 500 keys (a broadcast's audience)."""
-        latest: dict[str, bool] = {}
-        async with self._db.read() as conn:
-            for first in range(0, len(contact_keys), 500):
-                query = _LATEST_AMONG.where(
-                    events.c.contact_key.in_(contact_keys[first : first + 500])
-                )
-                values = {"b_purpose": purpose, "b_channel": channel}
-                for key, granted in (await conn.execute(query, values)).all():
-                    latest[key] = bool(granted)  # in id order: the latest wins
+        latest = await self.latest_among(contact_keys, channel, purpose)
         default = GRANTED_BY_DEFAULT[purpose]
         return {key for key in contact_keys if latest.get(key, default)}
+
+    async def latest_among(
+        self, contact_keys: list[str], channel: str, purpose: str
+    ) -> dict[str, bool]:
+        """The latest grant (True) or withdrawal (False) of each key that has one."""
+        latest: dict[str, bool] = {}
+        values = {"b_purpose": purpose, "b_channel": channel}
+        async with self._db.read() as conn:
+            for first in range(0, len(contact_keys), 500):
+                chunk = contact_keys[first : first + 500]
+                query = _LATEST_AMONG.where(events.c.contact_key.in_(chunk))
+                for key, granted in (await conn.execute(query, values)).all():
+                    latest[key] = bool(granted)  # in id order: the latest wins
+        return latest
 
     async def withdrawn(self, contact_key: str, channel: str, purpose: str) -> bool:
         """Whether the contact's latest word on `purpose` (on `channel`) was a withdrawal."""

@@ -1,5 +1,5 @@
-"""Broadcasts: the broadcast, its audience snapshotted line by line, and the broadcast
-each outbox row belongs to.
+"""Broadcasts: the broadcast, its audience snapshotted line by line, the broadcast each
+outbox row belongs to, and whether a failed row failed on retryable errors only.
 
 Revision ID: 0006
 Revises: 0005
@@ -49,12 +49,14 @@ def upgrade() -> None:
     op.create_index("ix_broadcast_recipients_contact_key", "broadcast_recipients", ["contact_key"])
     with op.batch_alter_table("outbox") as outbox:
         outbox.add_column(sa.Column("broadcast_id", sa.Text(), nullable=True))
+        outbox.add_column(sa.Column("gave_up", sa.Integer(), nullable=True))
         outbox.create_index("ix_outbox_broadcast_id", ["broadcast_id", "status"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox") as outbox:
         outbox.drop_index("ix_outbox_broadcast_id")
+        outbox.drop_column("gave_up")
         outbox.drop_column("broadcast_id")
     op.drop_index("ix_broadcast_recipients_contact_key", table_name="broadcast_recipients")
     op.drop_table("broadcast_recipients")
