@@ -225,6 +225,8 @@ def test_ctrl_c_pauses_a_broadcast_with_nothing_lost(tmp_path):
     after = json.loads(palabre("broadcast", "status", broadcast_id, "--json", env=env,
                                cwd=ROOT).stdout)  # fmt: skip
     assert after["waiting"] == 20 and after["messages"] == {"queued": 10} == queued
+    listed = palabre("broadcast", "list", env=env, cwd=ROOT).stdout
+    assert broadcast_id in listed and "30 lines  20 lines waiting" in listed, listed
     twice = palabre(*command, "--yes", env=env, cwd=ROOT)
     assert twice.returncode == 2, "the same broadcast is not started twice by mistake"
     assert f"palabre broadcast resume {broadcast_id}` goes on with it" in twice.stderr

@@ -25,6 +25,7 @@ from palabre.broadcasts.store import Broadcast, BroadcastStore
 from palabre.config import Settings
 from palabre.db import migrate
 from palabre.db.schema import broadcast_recipients, metadata, outbox
+from palabre.outbox.retention import Retention, purge
 from palabre.privacy import erase_contact
 from palabre.purposes import BROADCAST
 from palabre.runtime.engine import Engine
@@ -338,3 +339,21 @@ async def test_a_service_broadcast_warns_of_those_who_said_stop(engine, tmp_path
     plan = await plan_broadcast(engine, engine.settings, "school_notice", PARAMS, audience, args)
     assert plan.estimate.sendable == 2, "service needs no opt-in"
     assert len(plan.warnings) == 1 and "1 of the recipients said STOP" in plan.warnings[0]
+
+
+async def test_a_broadcast_left_paused_loses_its_waiting_lines_to_the_retention(engine, tmp_path):
+    await consent(engine, number(1), number(2))
+    broadcast, _ = await snapshot(
+        engine, tmp_path, [f"{number(1)};fr;Zawadi;CM1", f"{number(2)};fr;Other;CM2"]
+    )
+    assert engine.stores is not None
+    await purge(engine.stores.outbox, Retention(bodies=0.0))  # "72 hours" have passed
+    progress = await store_of(engine).progress(broadcast.id)
+    assert progress.skipped == {"expired": 2} and progress.waiting == 0
+
+    def everything(conn) -> str:
+        return repr([conn.execute(select(table)).all() for table in metadata.sorted_tables])
+
+    assert "Zawadi" not in await engine.stores.database.run(everything)
+    await store_of(engine).purge(engine.clock() + 1, engine.clock() + 1)  # and 90 days
+    assert await store_of(engine).get(broadcast.id) is None

@@ -2,6 +2,7 @@
 
     palabre broadcast FLOW --to contacts.csv [--channel whatsapp|sms] [--param K=V]
                            [--purpose broadcast|service] [--transport NAME] [--yes]
+    palabre broadcast list             the newest broadcasts, and where each stands
     palabre broadcast resume ID        go on after Ctrl-C or a stopped process
     palabre broadcast status ID        counts by status, the failures and their reasons
     palabre broadcast retry-failed ID  queue again the messages that failed for a reason
@@ -10,7 +11,7 @@
 The command reads and checks the audience, prints what it will cost and asks before it
 starts; then it feeds the outbox (palabre.broadcasts.sending) while the workers of
 `palabre serve` or `palabre worker` send, and shows the progress. A flow named like one
-of the three actions cannot be broadcast by name: rename it.
+of the actions (list, resume, status, retry-failed) cannot be broadcast: rename it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from palabre.broadcasts.audience import read_audience
-from palabre.broadcasts.display import Live, cost_lines, status_lines
+from palabre.broadcasts.display import Live, cost_lines, list_line, status_lines
 from palabre.broadcasts.planning import Plan, plan_broadcast, prepared
 from palabre.broadcasts.sending import Feeder
 from palabre.broadcasts.store import Broadcast, BroadcastStore
@@ -47,7 +48,7 @@ def add_broadcast_command(commands: argparse._SubParsersAction[argparse.Argument
         "broadcast", help="start a flow for every contact of a CSV file (rate-limited, resumable)"
     )
     broadcast.add_argument(
-        "what", nargs="+", metavar="FLOW | resume ID | status ID | retry-failed ID"
+        "what", nargs="+", metavar="FLOW | list | resume ID | status ID | retry-failed ID"
     )
     broadcast.add_argument(
         "--to", metavar="CSV", help="the audience: a column address, optional language, parameters"
@@ -78,6 +79,8 @@ def add_broadcast_command(commands: argparse._SubParsersAction[argparse.Argument
 def run_broadcast(args: argparse.Namespace) -> int:
     """The `broadcast` command; returns the exit status."""
     action, *rest = args.what
+    if action == "list" and not rest:
+        return asyncio.run(_list(args))
     if action in ACTIONS:
         if len(rest) != 1:
             raise ConfigError(f"palabre broadcast {action} takes one broadcast id")
@@ -187,6 +190,17 @@ async def _status(args: argparse.Namespace, broadcast_id: str) -> int:
     else:
         for line in status_lines(broadcast, counts, failures):
             print(line)
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    async with prepared(args.flows, settings, engine_needed=False) as (_, store):
+        shown = [(b, await store.progress(b.id)) for b in await store.latest()]
+    for broadcast, counts in shown:
+        print(list_line(broadcast, counts))
+    if not shown:
+        print("no broadcast yet")
     return 0
 
 

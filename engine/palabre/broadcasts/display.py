@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -132,13 +133,20 @@ class Live:
             )
 
 
+def list_line(broadcast: Broadcast, counts: Counts) -> str:
+    """One broadcast in `palabre broadcast list`."""
+    when = datetime.fromtimestamp(broadcast.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+    state = "finished" if counts.finished else f"{counts.waiting} lines waiting"
+    return f"{broadcast.id}  {when}  {broadcast.flow}  {counts.lines} lines  {state}"
+
+
 def status_lines(broadcast: Broadcast, counts: Counts, failures: list[Failure]) -> Iterator[str]:
     """`palabre broadcast status ID`, as text."""
     yield (
         f"broadcast {broadcast.id}: flow {broadcast.flow}, {broadcast.purpose}, "
         f"from {broadcast.source}"
     )
-    state = "finished" if counts.finished else "queuing" if counts.waiting else "sending"
+    state = "finished" if counts.finished else "lines waiting" if counts.waiting else "sending"
     yield f"{counts.lines} lines, {state}: {counts_text(counts)}"
     for why, n in sorted(counts.skipped.items()):
         yield f"  skipped at the snapshot, {why}: {n}"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from palabre.broadcasts.audience import Recipient
 from palabre.db.database import Database
@@ -93,6 +93,13 @@ class BroadcastStore:
             return None
         return Broadcast(**{**row, "params": json.loads(row["params"])})
 
+    async def latest(self, limit: int = 20) -> list[Broadcast]:
+        """The newest broadcasts, newest first."""
+        query = select(broadcasts).order_by(broadcasts.c.created_at.desc()).limit(limit)
+        async with self.database.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [Broadcast(**{**row, "params": json.loads(row["params"])}) for row in rows]
+
     async def same_as(self, fingerprint: str) -> Broadcast | None:
         """The latest broadcast with this fingerprint (the same one started before)."""
         query = (
@@ -164,6 +171,28 @@ class BroadcastStore:
         )
         async with self.database.write() as conn:
             return (await conn.execute(statement)).rowcount
+
+    async def purge(self, bodies_before: float, rows_before: float) -> dict[str, int]:
+        """The retention's part in broadcasts: lines of a broadcast created before
+        `bodies_before` and still not started lose their address and parameters and end
+        `expired` (resuming it three days on would surprise its parents); broadcasts
+        created before `rows_before` are deleted with their lines."""
+        return await self.database.run(_purge, bodies_before, rows_before)
+
+
+def _purge(conn: Connection, bodies_before: float, rows_before: float) -> dict[str, int]:
+    old = select(broadcasts.c.id).where(broadcasts.c.created_at < bodies_before)
+    stale = (recipients.c.broadcast_id.in_(old)) & recipients.c.skip.is_(None)
+    stale &= recipients.c.started_at.is_(None)
+    expired = conn.execute(
+        update(recipients)
+        .where(stale)
+        .values(skip="expired", detail="not started within the retention", address="", params="{}")
+    ).rowcount
+    gone = select(broadcasts.c.id).where(broadcasts.c.created_at < rows_before)
+    lines = conn.execute(delete(recipients).where(recipients.c.broadcast_id.in_(gone))).rowcount
+    heads = conn.execute(delete(broadcasts).where(broadcasts.c.created_at < rows_before)).rowcount
+    return {"broadcast_lines_expired": expired, "broadcast_lines": lines, "broadcasts": heads}
 
 
 def _line_row(broadcast_id: str, recipient: Recipient) -> dict[str, Any]:

@@ -10,7 +10,9 @@ A row is settled once no worker will touch it again: sent or further, failed,
 unconfirmed, expired. Rows still queued or being sent are never purged. A held row
 (its turn never committed, and its message never came back) is deleted once it is older
 than the bodies' time. The purge runs in `palabre serve` (and `palabre worker`) every
-ten minutes; on several machines each one runs it, which is harmless.
+ten minutes; on several machines each one runs it, which is harmless. A broadcast's lines
+not started after the bodies' time end `expired` and lose their address and parameters;
+a broadcast goes with its rows.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from palabre.broadcasts.store import BroadcastStore
 from palabre.config import Settings
 from palabre.config_checks import finite_number, shown
 from palabre.outbox.store import Outbox
@@ -51,9 +54,12 @@ class Retention:
 
 
 async def purge(outbox: Outbox, retention: Retention) -> None:
-    """Forget what the retention no longer allows; logs the counts, never a body."""
+    """Forget what the retention no longer allows (in the outbox and in broadcasts'
+    audiences); logs the counts, never a body."""
     now = outbox.clock()
-    purged = await outbox.purge(now - retention.bodies, now - max(retention.rows, retention.bodies))
+    bodies, rows = now - retention.bodies, now - max(retention.rows, retention.bodies)
+    purged = await outbox.purge(bodies, rows)
+    purged |= await BroadcastStore(outbox.database, outbox.clock).purge(bodies, rows)
     if any(purged.values()):
         log.info("outbox purged", extra=purged)
 
