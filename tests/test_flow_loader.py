@@ -155,3 +155,25 @@ def test_hostile_yaml_is_reported_never_raised(text):
     _, problems = parse_flow(parse_source(text, "f.yaml"))
     assert problems
     assert all(p.file == "f.yaml" and p.line >= 1 and p.column >= 1 for p in problems)
+
+
+def test_event_triggers_are_read_and_bad_names_located():
+    flow, problems = parse(
+        """\
+        id: called
+        triggers: {event: [ticket.called, ticket.soon], fr: [ticket]}
+        steps:
+          hi: {kind: end, text: "Ticket {{ event.data.ticket }}"}
+        """
+    )
+    assert problems == [] and flow.events == ("ticket.called", "ticket.soon")
+    assert flow.triggers == {"fr": ("ticket",)}
+    found = messages(
+        """\
+        id: called
+        triggers: {event: "ticket called!"}
+        steps:
+          hi: {kind: end, text: Hi}
+        """
+    )
+    assert any("'ticket called!' is no event name" in m and ":2:" in m for m in found), found

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pluggy
 
+from palabre.api.commands import add_api_commands
 from palabre.broadcasts.commands import add_broadcast_command
 from palabre.config import Settings
 from palabre.db.commands import add_db_commands
@@ -103,6 +104,7 @@ def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
     add_outbox_commands(commands)
     add_start_command(commands)
     add_broadcast_command(commands)
+    add_api_commands(commands)
     add_contacts_commands(commands)
     add_db_commands(commands)
     plugins.hook.register_commands(commands=commands)

@@ -212,3 +212,29 @@ broadcast_recipients = Table(
     Column("started_at", Double),
     Index("ix_broadcast_recipients_contact_key", "contact_key"),
 )
+
+# Keys to the events API (`palabre apikey create NAME`): only a keyed hash of each key is
+# kept (palabre.api.keys), found by that hash; a revoked key stays, to say so.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("digest", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double),
+    UniqueConstraint("digest", name="uq_api_keys_digest"),
+)
+
+# Each event a key sent (POST /api/v1/events), by the caller's id: the same (key, id)
+# again gets the same answer and sends nothing. `digest` is the request's, to tell a
+# replay from a different event under a reused id; `answer` is the JSON answered.
+event_requests = Table(
+    "event_requests",
+    metadata,
+    Column("key_name", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("digest", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Index("ix_event_requests_created_at", "created_at"),
+)

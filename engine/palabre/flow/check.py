@@ -113,9 +113,11 @@ class Checker:
     def check_templates(self) -> None:
         before = variables_before(self.flow)
         live = reachable(self.flow)
+        # A flow outside events start reads the event that started it.
+        builtins = BUILTIN_VARIABLES | ({"event"} if self.flow.events else set())
         for step in self.flow.steps.values():
             # An unreachable step is already reported; its variables would only add noise.
-            known = before[step.id] | BUILTIN_VARIABLES if step.id in live else None
+            known = before[step.id] | builtins if step.id in live else None
             for name, source, expression, extra in _templates_of(step):
                 self._template(
                     step, name, source, None if known is None else known | extra, expression

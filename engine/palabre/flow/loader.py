@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from palabre.flow.source import PathKey, Source, read_source
 from palabre.flow.suggest import closest
 
 TOP_KEYS = {"id", "title", "triggers", "settings", "steps"}
+EVENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SETTINGS_TYPES = {
     "default_locale": "str",
     "locales": "words",
@@ -62,7 +64,7 @@ def parse_flow(source: Source) -> tuple[Flow | None, list[Problem]]:
         steps=_steps(source, data.get("steps", {})),
         positions=source.positions,
     )
-    flow.triggers, flow.default = _triggers(source, data.get("triggers", {}))
+    flow.triggers, flow.default, flow.events = _triggers(source, data.get("triggers", {}))
     return flow, sorted(source.problems)
 
 
@@ -103,22 +105,42 @@ def _check_locale(source: Source, path: PathKey, locale: str) -> None:
         source.problem(path, f"unsupported locale '{locale}'", closest(locale, SUPPORTED_LOCALES))
 
 
-def _triggers(source: Source, raw: Any) -> tuple[dict[str, tuple[str, ...]], bool]:
+def _triggers(source: Source, raw: Any) -> tuple[dict[str, tuple[str, ...]], bool, tuple[str, ...]]:
+    """Keywords per locale, `default: true`, and `event:` names (outside events)."""
     if not isinstance(raw, dict):
-        source.problem(("triggers",), "triggers must map a locale to keywords, or default: true")
-        return {}, False
+        source.problem(
+            ("triggers",), "triggers must map a locale to keywords, default: true, or event:"
+        )
+        return {}, False, ()
     words: dict[str, tuple[str, ...]] = {}
     default = False
+    events: tuple[str, ...] = ()
     for key, value in raw.items():
         path = ("triggers", key)
         if key == "default":
             default = _field(source, path, "bool", value) is True
             continue
+        if key == "event":
+            events = _events(source, path, value)
+            continue
         _check_locale(source, path, key)
         parsed = _field(source, path, "words", value)
         if parsed is not MISSING:
             words[key] = parsed
-    return words, default
+    return words, default, events
+
+
+def _events(source: Source, path: PathKey, value: Any) -> tuple[str, ...]:
+    names = _field(source, path, "words", value)
+    if names is MISSING:
+        return ()
+    for name in names:
+        if not EVENT_NAME.fullmatch(name):
+            source.problem(
+                path,
+                f"'{name}' is no event name: letters, digits, '.', '_' or '-', like ticket.called",
+            )
+    return tuple(names)
 
 
 def _steps(source: Source, raw: Any) -> dict[str, Step]:

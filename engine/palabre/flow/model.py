@@ -80,6 +80,7 @@ class Flow:
     steps: dict[str, Step]
     triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     default: bool = False
+    events: tuple[str, ...] = ()  # outside events that start it (`triggers: {event: ...}`)
     where: Where = (1, 1)
     positions: dict[tuple[str | int, ...], Where] = field(default_factory=dict, repr=False)
 

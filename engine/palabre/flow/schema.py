@@ -70,10 +70,13 @@ def flow_schema() -> dict[str, Any]:
             "title": {"type": "string"},
             "triggers": {
                 "type": "object",
-                "description": "keywords that start this flow, per locale; default: true",
-                "properties": {"default": {"type": "boolean"}},
+                "description": (
+                    "keywords that start this flow, per locale; default: true; "
+                    "event: the outside events (POST /api/v1/events) that start it"
+                ),
+                "properties": {"default": {"type": "boolean"}, "event": TYPES["words"].schema},
                 "additionalProperties": TYPES["words"].schema,
-                "propertyNames": {"enum": ["default", *SUPPORTED_LOCALES]},
+                "propertyNames": {"enum": ["default", "event", *SUPPORTED_LOCALES]},
             },
             "settings": {"type": "object", "properties": settings},
             "steps": {

@@ -78,6 +78,7 @@ async def _queue(
             held=not inline,
             purpose=origin.purpose,
             broadcast_id=origin.broadcast_id,
+            expires_at=origin.expires_at,
         )
         for n, message in enumerate(sendable)
     ]

@@ -16,7 +16,7 @@ from typing import Any
 from palabre.purposes import BROADCAST, SERVICE
 from palabre.runtime.messages import Option, Outbound
 
-PRIORITY = {"reply": 0, "start": 5, "agent": 5, "broadcast": 9}
+PRIORITY = {"reply": 0, "event": 3, "start": 5, "agent": 5, "broadcast": 9}
 KINDS = tuple(PRIORITY)
 
 
@@ -26,7 +26,7 @@ class Queued:
 
     message: Outbound  # id, channel, contact (address), text, language, options, image
     contact_key: str
-    kind: str  # "reply" | "start" | "agent" | "broadcast"
+    kind: str  # "reply" | "event" | "start" | "agent" | "broadcast"
     idempotency_key: str  # replies: f"{inbound_key}:{n}"; starts: the caller's, or the uid
     inbound_key: str | None = None
     inline: bool = False  # the transport answers inline (TwiML, simulator): never claimed
@@ -58,11 +58,13 @@ class Queued:
 @dataclass(frozen=True)
 class Origin:
     """Who starts a flow for a contact, as its rows record it: `palabre start` (kind
-    `start`), or a broadcast (kind `broadcast`, its purpose and id)."""
+    `start`), a broadcast (kind `broadcast`, its purpose and id), an outside event (kind
+    `event`, with a time after which its messages are no use)."""
 
     kind: str = "start"
     purpose: str = ""  # "" means by kind
     broadcast_id: str | None = None
+    expires_at: float | None = None  # not sent by then, it is `expired` (a notification's ttl)
 
 
 STARTED, REPLIED = Origin(), Origin(kind="reply")

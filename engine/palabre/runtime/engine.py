@@ -129,11 +129,13 @@ class Engine(World):
         *,
         key: str | None = None,
         origin: Origin = STARTED,
+        variables: Mapping[str, Any] | None = None,
     ) -> Reply:
         """Begin `flow_id` for a contact who did not write; its messages are outbox rows
         (kind `start`, or the `origin`'s: a broadcast) before the session is committed.
         The same `key` (an idempotency key) for the same contact starts the flow once:
-        later calls get the first rows back, with the event `start_duplicated`."""
+        later calls get the first rows back, with the event `start_duplicated`.
+        `variables` are readable in the flow's templates (an outside event: `event`)."""
         contact_key = self.contact_key(contact.address)
         start_key = start_key_of(contact_key, key)
         async with self.store.locked(contact_key, load=True) as lease:
@@ -141,7 +143,7 @@ class Engine(World):
             if key is not None and await self._queued(start_key):
                 return await self._again(contact_key, start_key, "start_duplicated")
             _, session = lease.loaded or await self.store.load(contact_key, None)
-            outcome = await entrances.start(self, contact, flow_id, params, session)
+            outcome = await entrances.start(self, contact, flow_id, params, session, variables)
             uids = await self._queue_start(outcome, contact_key, start_key, origin)
             channel = channel_of(contact.address, contact.channel)
             await self._record_consent(outcome, contact_key, channel, start_key)

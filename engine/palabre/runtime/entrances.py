@@ -69,8 +69,10 @@ async def start(
     flow_id: str,
     params: Mapping[str, Any] | None = None,
     session: Session | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Begin `flow_id` for `contact`, with `params` readable as `params` in its templates.
+    """Begin `flow_id` for `contact`, with `params` readable as `params` in its templates
+    (and `variables`, such as an outside `event`, under their names).
 
     A conversation in progress (`session`) is interrupted, and says so in an event.
     """
@@ -86,7 +88,8 @@ async def start(
         turn.event("conversation_interrupted", flow=session.get("flow"))
     languages = flow.settings.locales
     lang = contact.language if contact.language in languages else flow.settings.default_locale
-    return await _run(turn, session, turn.start(flow, lang, dict(params or {})))
+    started = turn.start(flow, lang, dict(params or {}), dict(variables or {}))
+    return await _run(turn, session, started)
 
 
 async def _run(turn: Turn, session: Session | None, work: Any) -> Outcome:

@@ -61,7 +61,7 @@ class Turn:
     def variables(self) -> dict[str, Any]:
         stored = self.session["vars"] if self.session else {}
         builtins = {"lang": self.lang, "locale": self.lang, "flow": self.flow.id}
-        return {"params": {}, **stored, **builtins}
+        return {"params": {}, "event": {}, **stored, **builtins}
 
     def variables_set(self, name: str, value: Any) -> None:
         assert self.session is not None
@@ -69,17 +69,24 @@ class Turn:
 
     # -- starting and ending ------------------------------------------------------------
 
-    async def start(self, flow: Flow, lang: str, params: dict[str, Any] | None = None) -> None:
+    async def start(
+        self,
+        flow: Flow,
+        lang: str,
+        params: dict[str, Any] | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> None:
         """Start `flow` from its first step; the message that started it is not an answer.
 
-        `params` (from whoever started the flow) are readable as `params` in templates.
+        `params` (from whoever started the flow) are readable as `params` in templates;
+        `variables` (an outside event: `event`) under their own names.
         """
         self.flow = flow
         self.session = {
             "flow": flow.id,
             "step": flow.start,
             "lang": lang,
-            "vars": {"params": params} if params else {},
+            "vars": {**({"params": params} if params else {}), **(variables or {})},
             "tries": 0,
             "state": "ask",
             "at": self.world.clock(),

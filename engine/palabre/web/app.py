@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from palabre.api.routes import api_routes
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.errors import StoreError
@@ -69,6 +70,7 @@ def create_app(
         )
         host = Host(engine, settings, client, insecure_dev, {t.name: t for t in transports})
         app.state.host = host
+        app.state.events_api = None  # made from this host at the first event
         jobs: list[asyncio.Task[None]] = []
         try:
             created = await host.stores.open()  # StoreError when the schema is behind
@@ -93,6 +95,7 @@ def create_app(
                 await client.aclose()
 
     routes: list[BaseRoute] = [
+        *api_routes(),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/media/{token}", media),

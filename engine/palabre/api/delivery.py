@@ -1,0 +1,104 @@
+"""An event, delivered: each flow it triggers is started for the person, once per
+(API key, event id), and the answer (the messages' ids) is kept and given again.
+
+The flows start as `palabre start` starts them (Engine.start): their messages become
+outbox rows of kind `event`, sent by the workers, after replies and before broadcasts,
+under the `service` consent; `ttl` makes them `expired` rather than late. Each start's
+idempotency key is the key's name, the event id and the flow, so that two copies of a
+request at once start each flow once, and the stored answer settles who answers first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from palabre.addresses import read_address
+from palabre.api.problems import Problem
+from palabre.api.requests import EventRequest
+from palabre.db.inserts import insert_new
+from palabre.db.schema import event_requests
+from palabre.outbox.rows import Origin
+from palabre.runtime.engine import Engine
+from palabre.runtime.entrances import Contact
+from palabre.starts import default_transport
+
+
+class EventDesk:
+    """Turns checked event requests into started flows, once each."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        if engine.stores is None:
+            raise ValueError("the events API needs the durable stores")
+        self.engine, self.database, self.clock = engine, engine.stores.database, clock
+
+    def flows_for(self, event: str) -> list[str]:
+        """The flows `event` starts, by id."""
+        return sorted(flow.id for flow in self.engine.flows.values() if event in flow.events)
+
+    async def deliver(self, key_name: str, request: EventRequest) -> dict[str, Any]:
+        """Start the flows `request` triggers (or give the first answer again)."""
+        before = await self._answered(key_name, request)
+        if before is not None:
+            return before
+        messages: list[str] = []
+        for flow_id in self.flows_for(request.event):
+            messages += await self._start(key_name, request, flow_id)
+        answer = {"id": request.id, "event": request.event, "messages": messages}
+        return await self._keep(key_name, request, answer)
+
+    async def _start(self, key_name: str, request: EventRequest, flow_id: str) -> list[str]:
+        address = read_address(request.to)
+        transport = default_transport(address, self.engine.settings)
+        contact = Contact(request.to, transport, request.channel, request.lang)
+        expires = self.clock() + request.ttl if request.ttl else None
+        event = {"name": request.event, "id": request.id, "data": request.data}
+        reply = await self.engine.start(
+            contact,
+            flow_id,
+            key=f"event:{key_name}:{request.id}:{flow_id}",
+            origin=Origin("event", expires_at=expires),
+            variables={"event": event},
+        )
+        return reply.uids
+
+    async def _answered(self, key_name: str, request: EventRequest) -> dict[str, Any] | None:
+        query = select(event_requests.c.digest, event_requests.c.answer).where(
+            event_requests.c.key_name == key_name, event_requests.c.event_id == request.id
+        )
+        async with self.database.read() as conn:
+            found = (await conn.execute(query)).first()
+        if found is None:
+            return None
+        if found[0] != request.digest:
+            raise Problem(
+                422,
+                "id-reused",
+                "This id was used for another event",
+                "an event id names one event: send this one under a new id",
+            )
+        answer: dict[str, Any] = json.loads(found[1])
+        return answer
+
+    async def _keep(
+        self, key_name: str, request: EventRequest, answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store the answer; when a copy of the request stored one first, that one."""
+        row = {
+            "key_name": key_name,
+            "event_id": request.id,
+            "digest": request.digest,
+            "answer": json.dumps(answer),
+            "created_at": self.clock(),
+        }
+        statement = insert_new(self.database.dialect, event_requests)
+        async with self.database.write() as conn:
+            added = (await conn.execute(statement, row)).first()
+        if added is not None:
+            return answer
+        first = await self._answered(key_name, request)
+        return first if first is not None else answer

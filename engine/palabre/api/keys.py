@@ -1,0 +1,89 @@
+"""API keys for the events API: `plb_` and 43 random URL-safe characters (256 bits).
+
+A key is shown once, when it is made; the database keeps only its keyed hash (HMAC-SHA256
+under a key derived from PALABRE_SECRET), by which a request's key is found in one
+indexed read. A slow password hash (argon2) would protect guessable secrets; these are
+random and long, so a keyed hash is as safe and costs microseconds on every request
+(GitHub and GitLab keep their tokens the same way). Without PALABRE_SECRET, a stolen
+database alone cannot test a guessed key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+
+from palabre.db.database import Database
+from palabre.db.schema import api_keys
+from palabre.errors import ConfigError
+
+PREFIX = "plb_"
+_PURPOSE = b"palabre api key v1"  # domain separation from the other keyed hashes
+MAX_KEY_CHARS = 100
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key as `palabre apikey list` shows it (never the key itself)."""
+
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+def key_hasher(secret: bytes) -> bytes:
+    """The key that API keys are hashed with, derived from the deployment secret."""
+    return hmac.new(secret, _PURPOSE, hashlib.sha256).digest()
+
+
+def digest_of(hasher: bytes, key: str) -> str:
+    """The keyed hash of an API key, as stored."""
+    return hmac.new(hasher, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+class ApiKeys:
+    """The API keys on the database."""
+
+    def __init__(
+        self, database: Database, hasher: bytes, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.database, self.hasher, self.clock = database, hasher, clock
+
+    async def create(self, name: str) -> str:
+        """A new key named `name`, returned once; ConfigError when the name is taken."""
+        key = PREFIX + secrets.token_urlsafe(32)
+        row = {"name": name, "digest": digest_of(self.hasher, key), "created_at": self.clock()}
+        async with self.database.write() as conn:
+            taken = await conn.execute(select(api_keys.c.name).where(api_keys.c.name == name))
+            if taken.first() is not None:
+                raise ConfigError(f"an API key named '{name}' exists: revoke it or pick a name")
+            await conn.execute(insert(api_keys).values(row))
+        return key
+
+    async def revoke(self, name: str) -> bool:
+        """Revoke the key `name`; False when there is no such key in force."""
+        live = (api_keys.c.name == name) & api_keys.c.revoked_at.is_(None)
+        async with self.database.write() as conn:
+            done = await conn.execute(update(api_keys).where(live).values(revoked_at=self.clock()))
+        return bool(done.rowcount)
+
+    async def owner(self, key: str) -> str | None:
+        """The name of the key in force that `key` is, or None."""
+        if not key.startswith(PREFIX) or len(key) > MAX_KEY_CHARS:
+            return None
+        found = (api_keys.c.digest == digest_of(self.hasher, key)) & api_keys.c.revoked_at.is_(None)
+        async with self.database.read() as conn:
+            return (await conn.execute(select(api_keys.c.name).where(found))).scalar_one_or_none()
+
+    async def all(self) -> list[ApiKey]:
+        """Every key, in force or revoked, by name."""
+        query = select(api_keys.c.name, api_keys.c.created_at, api_keys.c.revoked_at)
+        async with self.database.read() as conn:
+            rows = (await conn.execute(query.order_by(api_keys.c.name))).all()
+        return [ApiKey(*row) for row in rows]

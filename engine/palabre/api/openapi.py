@@ -1,0 +1,120 @@
+"""The OpenAPI 3.1 document of the events API, served at /api/v1/openapi.json.
+
+It is written out rather than generated, and tests/test_events_api.py holds it to the
+routes: every path and method it names is served, its example is accepted, and each
+answer it lists is one a request can get.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from palabre.api.requests import MAX_DATA_KEYS, MAX_ID_CHARS, MAX_TTL
+from palabre.flow.loader import SUPPORTED_LOCALES
+
+EXAMPLE = {
+    "event": "ticket.called",
+    "id": "T-A42-called",
+    "to": "+243812345678",
+    "channel": "sms",
+    "lang": "fr",
+    "data": {"ticket": "A42", "counter": "3"},
+    "ttl": 600,
+}
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def document() -> dict[str, Any]:
+    """The document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Palabre events API", "version": "1"},
+        "paths": {"/api/v1/events": {"post": _post_events()}},
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Event": _event(), "Accepted": _accepted(), "Problem": _problem()},
+        },
+        "security": [{"apiKey": []}],
+    }
+
+
+def _post_events() -> dict[str, Any]:
+    problems = {
+        "400": "the body is not JSON",
+        "401": "no key, or a key unknown or revoked",
+        "413": "the body is larger than 64 KiB",
+        "415": "the body is not application/json",
+        "422": "fields are wrong (each named in `errors`), or the id was used for another event",
+        "429": "this key sends too fast (see Retry-After)",
+        "503": "the database is unavailable: retry later",
+    }
+    responses: dict[str, Any] = {
+        "202": {
+            "description": "accepted: the flows the event triggers are started",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+        }
+    }
+    for status, why in problems.items():
+        content = {"application/problem+json": {"schema": PROBLEM}}
+        responses[status] = {"description": why, "content": content}
+    return {
+        "summary": "Tell Palabre that something happened to a person",
+        "operationId": "postEvent",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Event"},
+                    "example": EXAMPLE,
+                }
+            },
+        },
+        "responses": responses,
+    }
+
+
+def _event() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["event", "id", "to"],
+        "additionalProperties": False,
+        "properties": {
+            "event": {"type": "string", "description": "a flow's `triggers: {event: ...}`"},
+            "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+            "to": {"type": "string", "description": "+243..., a national number, whatsapp:+..."},
+            "channel": {"enum": ["whatsapp", "sms"]},
+            "lang": {"enum": list(SUPPORTED_LOCALES)},
+            "data": {"type": "object", "maxProperties": MAX_DATA_KEYS},
+            "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_TTL},
+        },
+    }
+
+
+def _accepted() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["id", "event", "messages"],
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"type": "string"},
+            "messages": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+
+
+def _problem() -> dict[str, Any]:
+    error = {
+        "type": "object",
+        "properties": {"pointer": {"type": "string"}, "detail": {"type": "string"}},
+    }
+    return {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {"type": "array", "items": error},
+        },
+    }

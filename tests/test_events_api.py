@@ -1,0 +1,190 @@
+"""The events API over real HTTP on loopback: `POST /api/v1/events` with a key made by
+`palabre apikey create`, to a flow triggered by the event, whose SMS the app's own worker
+sends to a fake Twilio; every refusal a problem document naming what is wrong; the
+OpenAPI document held to the routes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.twilio_fakes import SMS_FROM, FakeTwilio, settings_for, sign
+
+import palabre_twilio
+from palabre import builtins
+from palabre.api.keys import ApiKeys, key_hasher
+from palabre.api.openapi import EXAMPLE
+from palabre.config import SECRET
+from palabre.db.database import Database
+from palabre.plugins import make_plugin_manager
+from palabre.web.app import create_app
+
+TICKET = """\
+id: ticket_called
+title: Your turn
+settings: {locales: [fr, en], default_locale: fr}
+triggers: {event: ticket.called}
+steps:
+  called:
+    kind: ask
+    text: "Ticket {{ event.data.ticket }} : c'est votre tour au guichet {{ event.data.counter }}."
+    choices: [{id: "keep", title: "Je viens"}]
+    save_as: answer
+  bye: {kind: end, text: "Merci, le guichet {{ event.data.counter }} vous attend."}
+"""
+PERSON = "+243812345678"
+
+
+def event(**fields: object) -> dict[str, object]:
+    return {"event": "ticket.called", "id": "T-A42", "to": PERSON, "data": {
+        "ticket": "A42", "counter": "3"}} | fields  # fmt: skip
+
+
+@pytest.fixture
+def served(tmp_path: Path, live_server):
+    """The app (its worker sending to a fake Twilio), a key, and the fake."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "ticket.yaml").write_text(TICKET, encoding="utf-8")
+    fake = FakeTwilio()
+    with live_server(fake.app) as api:
+        settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE="5/minute")
+        settings.secrets[SECRET] = "events-api-test-secret-" + "2" * 32
+        manager = make_plugin_manager([builtins, palabre_twilio], entry_points=False)
+        app = create_app([flows], settings, plugins=manager)
+        with live_server(app) as server:
+            key = _key(settings, "smartqueue")
+            yield server.url, key, fake, settings
+
+
+def _key(settings, name: str) -> str:
+    import asyncio
+
+    async def make() -> str:
+        database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")
+        try:
+            return await ApiKeys(database, key_hasher(settings.secret(SECRET))).create(name)
+        finally:
+            await database.aclose()
+
+    return asyncio.run(make())
+
+
+def post(base: str, body: object, key: str | None, **headers: str) -> httpx.Response:
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{base}/api/v1/events", json=body, headers=auth | headers, timeout=20)
+
+
+def problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    document = response.json()
+    assert document["status"] == status and document["title"] and document["detail"]
+    return document
+
+
+def sent_to(fake: FakeTwilio, count: int) -> list[dict]:
+    """The SMS the fake got, once `count` came (polled: the worker sends when it can)."""
+    deadline = time.monotonic() + 20
+    while len(fake.requests) < count:
+        assert time.monotonic() < deadline, f"{len(fake.requests)} of {count} sent"
+        time.sleep(0.02)
+    return [request["form"] for request in fake.requests]
+
+
+def test_an_event_becomes_the_flows_message_once_per_id(served):
+    base, key, fake, _ = served
+    first = post(base, event(), key)
+    assert first.status_code == 202, first.text
+    answer = first.json()
+    assert answer["id"] == "T-A42" and len(answer["messages"]) == 1
+    (sms,) = sent_to(fake, 1)
+    assert sms["To"] == PERSON and sms["From"] == SMS_FROM
+    assert sms["Body"].startswith("Ticket A42 : c'est votre tour au guichet 3.")
+    again = post(base, event(), key)
+    assert (again.status_code, again.json()) == (202, answer), "the same answer, nothing new"
+    reused = problem(post(base, event(data={"ticket": "B7"}), key), 422)
+    assert reused["type"].endswith("/id-reused")
+    assert len(fake.requests) == 1, "a duplicate id sends nothing"
+
+
+def test_the_person_answers_the_notification_and_the_flow_goes_on(served):
+    base, key, fake, settings = served
+    assert post(base, event(), key).status_code == 202
+    sent_to(fake, 1)
+    params = {"MessageSid": "SM" + "9" * 32, "AccountSid": settings.option("TWILIO_ACCOUNT_SID"),
+              "From": PERSON, "To": SMS_FROM, "Body": "1", "NumMedia": "0"}  # fmt: skip
+    url = f"{base}/twilio"
+    headers = {"X-Twilio-Signature": sign(url, params)}
+    reply = httpx.post(url, data=params, headers=headers, timeout=20)
+    assert reply.status_code == 200 and "le guichet 3 vous attend" in reply.text
+
+
+def test_keys_are_checked_and_revoked_keys_refused(served):
+    base, key, fake, settings = served
+    missing = problem(post(base, event(), None), 401)
+    assert missing["type"].endswith("/unauthorized")
+    assert problem(post(base, event(), "plb_" + "x" * 43), 401)
+    import asyncio
+
+    async def revoke() -> None:
+        database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")
+        try:
+            await ApiKeys(database, key_hasher(settings.secret(SECRET))).revoke("smartqueue")
+        finally:
+            await database.aclose()
+
+    asyncio.run(revoke())
+    assert problem(post(base, event(), key), 401)["detail"] == "this key is unknown or revoked"
+    assert fake.requests == []
+
+
+def test_each_wrong_field_is_named_and_no_number_repeated(served):
+    base, key, _, _ = served
+    body = event(to="0812", ttl=0, too="+243", channel="fax")
+    body.pop("id")
+    document = problem(post(base, body, key), 422)
+    pointers = {error["pointer"] for error in document["errors"]}
+    assert pointers == {"#/to", "#/ttl", "#/too", "#/channel", "#/id"}, document
+    assert "0812" not in str(document)
+    unknown = problem(post(base, event(event="ticket.lost"), key), 422)
+    assert unknown["errors"] == [
+        {"pointer": "#/event", "detail": "no flow is triggered by this event"}
+    ]
+
+
+def test_bodies_are_refused_by_type_size_and_form(served):
+    base, key, _, _ = served
+    auth = {"Authorization": f"Bearer {key}"}
+    url = f"{base}/api/v1/events"
+    as_form = httpx.post(url, data={"event": "x"}, headers=auth, timeout=20)
+    assert problem(as_form, 415)
+    json_type = auth | {"Content-Type": "application/json"}
+    broken = httpx.post(url, content=b'{"event": ', headers=json_type, timeout=20)
+    assert problem(broken, 400)
+    huge = httpx.post(url, content=b" " * (65 * 1024), headers=json_type, timeout=20)
+    assert problem(huge, 413)
+
+
+def test_a_key_sending_too_fast_is_told_when_to_come_back(served):
+    base, key, _, _ = served
+    answers = [post(base, event(id=f"T-{n}"), key) for n in range(6)]
+    assert [a.status_code for a in answers] == [202] * 5 + [429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert problem(answers[-1], 429)["type"].endswith("/rate-limited")
+
+
+def test_the_openapi_document_matches_the_routes(served):
+    base, key, _, _ = served
+    document = httpx.get(f"{base}/api/v1/openapi.json", timeout=20).json()
+    assert document["openapi"].startswith("3.1")
+    for path, methods in document["paths"].items():
+        for method in methods:
+            answer = httpx.request(method.upper(), base + path, timeout=20)
+            assert answer.status_code != 404 and answer.status_code != 405, (path, method)
+    accepted = post(base, EXAMPLE, key)
+    assert accepted.status_code == 202, "the documented example is accepted"
+    documented = set(document["paths"]["/api/v1/events"]["post"]["responses"])
+    assert {"202", "400", "401", "413", "415", "422", "429"} <= documented
