@@ -5,7 +5,13 @@ OpenAPI document held to the routes."""
 
 from __future__ import annotations
 
+import json
+import os
+import random
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,21 +48,27 @@ def event(**fields: object) -> dict[str, object]:
         "ticket": "A42", "counter": "3"}} | fields  # fmt: skip
 
 
-@pytest.fixture
-def served(tmp_path: Path, live_server):
-    """The app (its worker sending to a fake Twilio), a key, and the fake."""
+@contextmanager
+def serving(tmp_path: Path, live_server, rate: str):
+    """The app (its worker sending to a fake Twilio), a key, the fake and the settings."""
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "ticket.yaml").write_text(TICKET, encoding="utf-8")
     fake = FakeTwilio()
     with live_server(fake.app) as api:
-        settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE="5/minute")
+        settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE=rate)
         settings.secrets[SECRET] = "events-api-test-secret-" + "2" * 32
         manager = make_plugin_manager([builtins, palabre_twilio], entry_points=False)
         app = create_app([flows], settings, plugins=manager)
         with live_server(app) as server:
             key = _key(settings, "smartqueue")
             yield server.url, key, fake, settings
+
+
+@pytest.fixture
+def served(tmp_path: Path, live_server):
+    with serving(tmp_path, live_server, "5/minute") as found:
+        yield found
 
 
 def _key(settings, name: str) -> str:
@@ -188,3 +200,62 @@ def test_the_openapi_document_matches_the_routes(served):
     assert accepted.status_code == 202, "the documented example is accepted"
     documented = set(document["paths"]["/api/v1/events"]["post"]["responses"])
     assert {"202", "400", "401", "413", "415", "422", "429"} <= documented
+
+
+def test_hostile_bodies_get_a_4xx_never_a_5xx(tmp_path, live_server):
+    """A bounded random loop of bodies, well-formed or not, each answered 202 or 4xx."""
+    rnd = random.Random(11)
+    values = [None, True, 0, -1, 10**30, 1.5, "", "x" * 300, "+243812345678", "0812",
+              "ticket.called", "\u0000", "توقف", [], {}, {"a": {"b": [1]}}, "whatsapp:+1"]  # fmt: skip
+    names = ["event", "id", "to", "channel", "lang", "data", "ttl", "too", ""]
+    with (
+        serving(tmp_path, live_server, "10000/minute") as (base, key, _, _),
+        httpx.Client(timeout=20) as client,
+    ):
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        for n in range(300):
+            fields = rnd.randint(0, 8)
+            body: object = {rnd.choice(names): rnd.choice(values) for _ in range(fields)}
+            if n % 10 == 0:
+                body = rnd.choice(values)
+            content = json.dumps(body).encode()
+            if n % 7 == 0:
+                content = content[: rnd.randint(0, len(content))]
+            answer = client.post(f"{base}/api/v1/events", content=content, headers=headers)
+            assert answer.status_code == 202 or 400 <= answer.status_code < 500, (
+                f"{answer.status_code} for {content!r}: {answer.text}"
+            )
+
+
+def test_the_commands_make_list_and_revoke_keys_and_notify_once_per_id(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "ticket.yaml").write_text(TICKET, encoding="utf-8")
+    env = {
+        **os.environ,
+        "PALABRE_SECRET": "events-cli-test-secret-" + "3" * 32,
+        "PALABRE_DATA_DIR": str(tmp_path / "data"),
+        "PALABRE_DEFAULT_REGION": "CD",
+        "PALABRE_DISABLE_PLUGINS": "meta_cloud",
+    }
+
+    def palabre(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "palabre.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    made = palabre("apikey", "create", "fleet")
+    assert made.returncode == 0 and made.stdout.startswith("plb_"), made.stderr
+    assert "shown once" in made.stderr
+    assert palabre("apikey", "create", "fleet").returncode == 2, "a name is used once"
+    assert palabre("apikey", "list").stdout == "fleet\tin force\n"
+    assert palabre("apikey", "revoke", "fleet").returncode == 0
+    assert palabre("apikey", "list").stdout == "fleet\trevoked\n"
+
+    notify = ["notify", "ticket.called", "--to", "0812345678", "--id", "T-9", "--flows"]
+    notify += [str(flows), "--data", "ticket=A9", "--data", "counter=2"]
+    first, again = palabre(*notify), palabre(*notify)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == json.loads(again.stdout), "the same id: the same answer"
+    assert len(json.loads(first.stdout)["messages"]) == 1
+    wrong = palabre("notify", "ticket.lost", "--to", "0812345678", "--flows", str(flows))
+    assert wrong.returncode == 1 and '"pointer": "#/event"' in wrong.stderr
