@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.serving import ROOT
 from tests.twilio_fakes import SMS_FROM, FakeTwilio, settings_for, sign
 
 import palabre_twilio
@@ -49,11 +50,11 @@ def event(**fields: object) -> dict[str, object]:
 
 
 @contextmanager
-def serving(tmp_path: Path, live_server, rate: str):
+def serving(tmp_path: Path, live_server, rate: str, flow: str = TICKET):
     """The app (its worker sending to a fake Twilio), a key, the fake and the settings."""
     flows = tmp_path / "flows"
     flows.mkdir()
-    (flows / "ticket.yaml").write_text(TICKET, encoding="utf-8")
+    (flows / "ticket.yaml").write_text(flow, encoding="utf-8")
     fake = FakeTwilio()
     with live_server(fake.app) as api:
         settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE=rate)
@@ -259,3 +260,27 @@ def test_the_commands_make_list_and_revoke_keys_and_notify_once_per_id(tmp_path)
     assert len(json.loads(first.stdout)["messages"]) == 1
     wrong = palabre("notify", "ticket.lost", "--to", "0812345678", "--flows", str(flows))
     assert wrong.returncode == 1 and '"pointer": "#/event"' in wrong.stderr
+
+
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Send notifications from your system")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_section_runs_as_written(tmp_path, live_server):
+    """The README's flow, served; its curl line run by curl (its JSON parsed from it)."""
+    section = readme_section()
+    flow = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    command = section.split("```sh\ncurl", 1)[1].split("```", 1)[0]
+    with serving(tmp_path, live_server, "5/minute", flow=flow) as (base, key, fake, _):
+        shell = "curl" + command.replace("http://127.0.0.1:8000", base)
+        done = subprocess.run(
+            ["bash", "-c", shell], env={**os.environ, "PALABRE_KEY": key},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["id"] == "T-A42-called" and len(answer["messages"]) == 1
+        (sms,) = sent_to(fake, 1)
+    assert sms["Body"].startswith("Ticket A42 : c'est votre tour au guichet 3.")
