@@ -24,6 +24,11 @@ class KindSpec:
 
 
 NEXT = FieldSpec("step", "the step that follows (default: the next one in the file)")
+TEMPLATE = FieldSpec(
+    "mapping",
+    "the approved WhatsApp template sent instead outside the 24-hour window: "
+    "{meta: {name, language, components}, twilio: {content_sid, variables}}",
+)
 
 KINDS: dict[str, KindSpec] = {
     "say": KindSpec(
@@ -31,6 +36,7 @@ KINDS: dict[str, KindSpec] = {
         {
             "text": FieldSpec("text", "the message (a Jinja template)", True),
             "image": FieldSpec("str", "a template giving a media id to attach (empty: none)"),
+            "template": TEMPLATE,
             "next": NEXT,
         },
     ),
@@ -39,6 +45,7 @@ KINDS: dict[str, KindSpec] = {
         {
             "text": FieldSpec("text", "the question", True),
             "save_as": FieldSpec("name", "the variable that receives the answer", True),
+            "template": TEMPLATE,
             "choices": FieldSpec("choices", "answers offered as buttons, a list or numbers"),
             "normalize": FieldSpec("words", "cleaners applied before validation, in order"),
             "validate": FieldSpec("mapping", "rules the cleaned answer must pass"),
@@ -93,6 +100,7 @@ KINDS: dict[str, KindSpec] = {
         {
             "text": FieldSpec("text", "a last message"),
             "image": FieldSpec("str", "a template giving a media id to attach (empty: none)"),
+            "template": TEMPLATE,
         },
     ),
     "handoff": KindSpec(

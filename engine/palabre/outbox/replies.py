@@ -34,14 +34,22 @@ def start_key_of(contact_key: str, key: str | None) -> str:
 
 
 async def queue_replies(
-    outbox: Outbox, inbound: Inbound, messages: list[Outbound], contact_key: str, inline: bool
+    outbox: Outbox,
+    inbound: Inbound,
+    messages: list[Outbound],
+    contact_key: str,
+    inline: bool,
+    *,
+    on_whatsapp: bool = False,
 ) -> list[str]:
     """Queue `messages`, the replies to `inbound`, as held rows; returns their uids in
     order. `inline` rows are answered by the transport itself (TwiML, the simulator) and
-    never claimed by a worker.
+    never claimed by a worker. `on_whatsapp`: the message came on WhatsApp, whose 24-hour
+    window it opens, in the same transaction (palabre.outbox.windows).
     """
     answers = inbound_key_of(inbound)
-    return await _queue(outbox, messages, contact_key, REPLIED, answers, inline)
+    seen = contact_key if on_whatsapp else None
+    return await _queue(outbox, messages, contact_key, REPLIED, answers, inline, seen)
 
 
 async def queue_start(
@@ -62,10 +70,13 @@ async def _queue(
     origin: Origin,
     answers: str | None,
     inline: bool,
+    seen: str | None = None,
 ) -> list[str]:
     # Messages no transport sends (the terminal's, the test harness's) are not rows.
     sendable = [message for message in messages if message.transport]
     if not sendable:
+        if seen is not None:
+            await outbox.enqueue([], seen=seen)
         return []
     items = [
         Queued(
@@ -82,7 +93,7 @@ async def _queue(
         )
         for n, message in enumerate(sendable)
     ]
-    return await outbox.enqueue(items, replacing=answers)
+    return await outbox.enqueue(items, replacing=answers, seen=seen)
 
 
 def _key(answers: str | None, n: int) -> str:

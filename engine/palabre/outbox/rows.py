@@ -1,5 +1,6 @@
 """What goes into the outbox (`Queued`), what a row looks like (`Row`), and the message a
-row holds: an `Outbound` saved as JSON (text, language, options, image) and rebuilt.
+row holds: an `Outbound` saved as JSON (text, language, options, image, the template
+that stands for it outside WhatsApp's 24-hour window) and rebuilt.
 
 A row's uid is the message's `Outbound.id`; its `channel` column is the name of the
 transport that sends it (`Outbound.transport`: "twilio", "meta_cloud"...), or
@@ -101,6 +102,7 @@ def payload_of(message: Outbound) -> str:
             "options": [[option.id, option.title] for option in message.options],
             "image": message.image,
             "channel": message.channel,
+            **({"template": message.template} if message.template else {}),
         },
         ensure_ascii=False,
     )
@@ -118,4 +120,5 @@ def outbound_of(uid: str, transport: str, address: str, payload: str) -> Outboun
         channel=data.get("channel", ""),
         transport=transport,
         id=uid,
+        template=data.get("template"),
     )

@@ -41,6 +41,7 @@ from palabre.outbox.statuses import (
     SENT,
     forward,
 )
+from palabre.outbox.windows import last_inbound, note_inbound
 from palabre.runtime.messages import Outbound
 
 PURGED = "{}"  # the payload of a row whose body the retention no longer allows
@@ -56,19 +57,30 @@ class Outbox:
         # The turns of a moment queue, release and mark their rows in one transaction.
         self.commits = group_commit(database)
 
-    async def enqueue(self, items: list[Queued], *, replacing: str | None = None) -> list[str]:
+    async def enqueue(
+        self, items: list[Queued], *, replacing: str | None = None, seen: str | None = None
+    ) -> list[str]:
         """Add rows, in order, in one transaction; returns their uids. An idempotency key
         already queued keeps its row, and its uid is returned.
 
         `replacing` names a turn run again (its inbound key): the rows an earlier run of
         it queued and never sent (held, inline) are replaced by these, so a session that
-        moved on meanwhile never gets replies written for the one before.
+        moved on meanwhile never gets replies written for the one before. `seen` is the
+        contact key of a WhatsApp contact who just wrote: their window opens (windows).
         """
         dialect, now = self.database.dialect, self.clock()
-        uids: list[str] = await self.commits.run(
-            lambda conn: _enqueue(conn, dialect, items, now, replacing)
-        )
+
+        def work(conn: Connection) -> list[str]:
+            if seen is not None:
+                note_inbound(conn, dialect, seen, now)
+            return _enqueue(conn, dialect, items, now, replacing)
+
+        uids: list[str] = await self.commits.run(work)
         return uids
+
+    async def last_inbound(self, contact_key: str) -> float | None:
+        """When the WhatsApp contact last wrote (their 24-hour window), or None."""
+        return await self.database.run(last_inbound, contact_key)
 
     async def replies_to(self, inbound_key: str) -> list[Outbound]:
         """The messages once queued in answer to `inbound_key` (an inbound message, or a

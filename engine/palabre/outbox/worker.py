@@ -30,15 +30,17 @@ import socket
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
 from palabre.outbox.claims import Claimed, Claims
 from palabre.outbox.limits import RateLimits, Slot
 from palabre.outbox.policy import Outcome, RetryPolicy, outcome_of
-from palabre.outbox.statuses import QUEUED, SENDING, SKIPPED
+from palabre.outbox.statuses import FAILED, QUEUED, SENDING, SKIPPED
 from palabre.outbox.store import Outbox
+from palabre.outbox.windows import WINDOW_CLOSED, is_open
+from palabre.runtime.messages import Outbound
 from palabre.stores.consent import channel_of
 from palabre.transports import Delivery, Host, Transport
 
@@ -144,7 +146,10 @@ class Worker:
             if not await self._consented(row):  # checked last, right before the send
                 await self._skip(row)
                 return
-            delivery = await self._start_and_send(flight, transport, slot)
+            message = await self._in_window(row)
+            if message is None:
+                return
+            delivery = await self._start_and_send(flight, transport, slot, message)
             if delivery is None:
                 return
             outcome = outcome_of(delivery, row.attempts, self.policy, self.box.clock())
@@ -182,8 +187,24 @@ class Worker:
             await asyncio.sleep(wait)
         return slot
 
+    async def _in_window(self, row: Claimed) -> Outbound | None:
+        """The message as it may leave: its text inside WhatsApp's 24-hour window, its
+        template outside; None when it may not (recorded `window_closed`, see windows)."""
+        message = row.outbound()
+        if channel_of(row.address, message.channel) != "whatsapp":
+            return message
+        if is_open(await self.box.last_inbound(row.contact_key), self.box.clock()):
+            return message
+        if message.template:
+            return replace(message, as_template=True)
+        reason = "outside WhatsApp's 24-hour window, and its step declares no template"
+        outcome = Outcome(FAILED, row.attempts, error_code=WINDOW_CLOSED, reason=reason)
+        await self.claims.record(row, outcome)
+        log.warning("outbox message not sent", extra={"uid": row.uid, "error_code": WINDOW_CLOSED})
+        return None
+
     async def _start_and_send(
-        self, flight: Flight, transport: Transport, slot: Slot
+        self, flight: Flight, transport: Transport, slot: Slot, message: Outbound
     ) -> Delivery | None:
         """Commit that the send starts, take the room in the sender's window, then send;
         None when the claim was lost meanwhile. The room is taken last, right before the
@@ -198,7 +219,7 @@ class Worker:
             flight.calling = True
             watching = ANSWERS.set(answers)
             try:
-                return await self._send(transport, flight.row)
+                return await self._send(transport, message)
             finally:
                 ANSWERS.reset(watching)
         finally:
@@ -207,9 +228,9 @@ class Worker:
             except Exception as exc:  # the window forgets the send after limits.HELD
                 log.warning("rate limit window not updated: %s", type(exc).__name__)
 
-    async def _send(self, transport: Transport, row: Claimed) -> Delivery:
+    async def _send(self, transport: Transport, message: Outbound) -> Delivery:
         try:
-            return await transport.send(row.outbound())
+            return await transport.send(message)
         except Exception as exc:  # a transport bug: the request may have gone out
             detail = f"the transport raised {type(exc).__name__}"
             return Delivery(

@@ -112,7 +112,7 @@ class Engine(World):
             channel = channel_of(inbound.contact, inbound.channel)
             withdrawn = await self._broadcasts_withdrawn(key, channel, inbound.text)
             outcome = await entrances.resume(self, session, inbound, broadcasts_withdrawn=withdrawn)
-            uids = await self._queue_replies(outcome, inbound, key, inline)
+            uids = await self._queue_replies(outcome, inbound, key, inline, channel)
             once = message_key(inbound.message_id) if inbound.message_id else None
             await self._record_consent(outcome, key, channel, once)
             await self._commit(key, outcome, lease, inbound.message_id, began)
@@ -153,11 +153,14 @@ class Engine(World):
         return Reply(outcome.messages, outcome.events, uids)
 
     async def _queue_replies(
-        self, outcome: Outcome, inbound: Inbound, key: str, inline: bool
+        self, outcome: Outcome, inbound: Inbound, key: str, inline: bool, channel: str
     ) -> list[str]:
         if self.stores is None:  # the terminal and bare tests: nothing is sent
             return []
-        return await queue_replies(self.stores.outbox, inbound, outcome.messages, key, inline)
+        whatsapp = channel == "whatsapp" and bool(inbound.transport)
+        return await queue_replies(
+            self.stores.outbox, inbound, outcome.messages, key, inline, on_whatsapp=whatsapp
+        )
 
     async def _broadcasts_withdrawn(self, key: str, channel: str, text: str) -> bool:
         """Whether a START word in `text` would give broadcasts back: read only then."""

@@ -56,6 +56,10 @@ class Outbound:
     channel: str = ""
     transport: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+    # The approved template that stands for it outside WhatsApp's 24-hour window, its
+    # parameters rendered: {"meta": {name, language, components}, "twilio": {...}}.
+    template: dict[str, Any] | None = None
+    as_template: bool = False  # the window is closed: send `template`, not the text
 
 
 @dataclass(frozen=True)

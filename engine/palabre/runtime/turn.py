@@ -110,7 +110,13 @@ class Turn:
     def event(self, name: str, **data: Any) -> None:
         self.reply.events.append(Event(name, data))
 
-    def send(self, text: str, options: tuple[Option, ...] = (), image: str | None = None) -> None:
+    def send(
+        self,
+        text: str,
+        options: tuple[Option, ...] = (),
+        image: str | None = None,
+        template: dict[str, Any] | None = None,
+    ) -> None:
         inbound = self.inbound
         message = Outbound(
             inbound.contact,
@@ -120,6 +126,7 @@ class Turn:
             image or None,
             channel=inbound.channel,
             transport=inbound.transport,
+            template=template,
         )
         self.reply.messages.append(message)
 
@@ -133,7 +140,21 @@ class Turn:
     def send_text(self, step: Step, field: str) -> None:
         image = step.get("image")
         media = self.render(image, f"{self.where(step)}.image").strip() if image else None
-        self.send(self.text_of(step, field), image=media)
+        self.send(self.text_of(step, field), image=media, template=self.template_of(step))
+
+    def template_of(self, step: Step) -> dict[str, Any] | None:
+        """The step's approved template, its parameters rendered like any text."""
+        declared = step.get("template")
+        return self._rendered(declared, f"{self.where(step)}.template") if declared else None
+
+    def _rendered(self, value: Any, where: str) -> Any:
+        if isinstance(value, str):
+            return self.render(value, where)
+        if isinstance(value, dict):
+            return {k: self._rendered(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._rendered(v, f"{where}[{n}]") for n, v in enumerate(value)]
+        return value
 
     def ask(self, step: Step, prefix: str = "", field: str = "text") -> None:
         """Put the question of `step` (with its choices), optionally after `prefix`."""
@@ -142,7 +163,7 @@ class Turn:
         options = self.world.speech.options(
             step.get("choices", []), self.lang, self.variables(), f"{self.where(step)}.choices"
         )
-        self.send(f"{prefix}\n{text}" if prefix else text, options)
+        self.send(f"{prefix}\n{text}" if prefix else text, options, template=self.template_of(step))
         self.session.update(step=step.id, state="ask")
         self.waiting = True
 

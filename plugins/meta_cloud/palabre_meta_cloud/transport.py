@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from palabre.addresses import InvalidAddress
+from palabre.outbox.windows import WINDOW_CLOSED
 from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
 from palabre_meta_cloud.compose import MAX_CAPTION, image_body, message_body, template_body
@@ -100,7 +101,10 @@ class MetaCloudTransport:
         self._webhook = Webhook(config, host)
 
     async def send(self, message: Outbound) -> Delivery:
-        """Send an engine message: its image first if any, then text, buttons or a list."""
+        """Send an engine message: its image first if any, then text, buttons or a list;
+        outside the 24-hour window (`as_template`), its approved template instead."""
+        if message.as_template:
+            return await self._send_declared_template(message)
         if message.image:
             return await self._send_with_image(message, message.image)
         return await self._post(message.contact, lambda: message_body(message))
@@ -156,6 +160,18 @@ class MetaCloudTransport:
     ) -> Delivery:
         """Send an approved template (needed more than 24 hours after the last message)."""
         return await self._post(contact, lambda: template_body(contact, name, language, components))
+
+    async def _send_declared_template(self, message: Outbound) -> Delivery:
+        """The step's `template.meta`: {name, language, components}, parameters rendered."""
+        declared = (message.template or {}).get("meta")
+        if not isinstance(declared, dict) or not declared.get("name"):
+            detail = "outside the 24-hour window, and the step's template has no meta: part"
+            return Delivery(None, "failed", error_code=WINDOW_CLOSED, detail=detail)
+        language = str(declared.get("language") or message.language)
+        components = declared.get("components")
+        return await self.send_template(
+            message.contact, str(declared["name"]), language, components
+        )
 
     def sender_for(self, address: str) -> str | None:
         """The phone number id that sends (for the outbox's per-sender rate limit)."""

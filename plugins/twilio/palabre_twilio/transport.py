@@ -25,13 +25,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from palabre.errors import ConfigError
+from palabre.outbox.windows import WINDOW_CLOSED
 from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
 from palabre_twilio.config import TwilioConfig, load_sdk
 from palabre_twilio.form import MalformedRequest, Params, read_form
 from palabre_twilio.inbound import UnreachableSender, channel_of, to_inbound
 from palabre_twilio.replies import Part, parts, twiml
-from palabre_twilio.rest import post_message
+from palabre_twilio.rest import post_message, post_template
 from palabre_twilio.signature import HEADER, is_signed
 from palabre_twilio.status import read_status, record_status
 
@@ -103,6 +104,21 @@ class TwilioTransport:
         await record_status(host, update)
         return Response(status_code=204)
 
+    async def _send_declared_template(
+        self, message: Outbound, config: TwilioConfig, sender: str
+    ) -> Delivery:
+        """Outside the 24-hour window: the step's `template.twilio`, {content_sid,
+        variables}, its variables rendered."""
+        declared = (message.template or {}).get("twilio")
+        if not isinstance(declared, dict) or not declared.get("content_sid"):
+            detail = "outside the 24-hour window, and the step's template has no twilio: part"
+            return Delivery(None, "failed", error_code=WINDOW_CLOSED, detail=detail)
+        variables = {str(k): str(v) for k, v in (declared.get("variables") or {}).items()}
+        host = self._ready()[0]
+        return await post_template(
+            host.http, config, message.contact, sender, str(declared["content_sid"]), variables
+        )
+
     async def send(self, message: Outbound) -> Delivery:
         """Send `message` through the REST API, in as many parts as SMS needs."""
         host, config = self._ready()
@@ -111,6 +127,8 @@ class TwilioTransport:
         if not (sender and config.account_sid and config.token):
             detail = "set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and the sender number to send"
             return Delivery(None, "failed", error_code="not_configured", detail=detail)
+        if message.as_template:
+            return await self._send_declared_template(message, config, sender)
         first: Delivery | None = None
         for part in parts(message, await self._media_url(message)):
             delivery = await post_message(

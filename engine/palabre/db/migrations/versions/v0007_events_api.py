@@ -1,4 +1,5 @@
-"""The events API: its keys (a keyed hash each) and the events received, by the caller's id.
+"""The events API: its keys (a keyed hash each) and the events received, by the caller's
+id; and when each WhatsApp contact last wrote (the 24-hour window).
 
 Revision ID: 0007
 Revises: 0006
@@ -35,9 +36,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_name", "event_id", name="pk_event_requests"),
     )
     op.create_index("ix_event_requests_created_at", "event_requests", ["created_at"])
+    op.create_table(
+        "whatsapp_windows",
+        sa.Column("contact_key", sa.Text(), nullable=False),
+        sa.Column("last_inbound_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("contact_key", name="pk_whatsapp_windows"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("whatsapp_windows")
     op.drop_index("ix_event_requests_created_at", table_name="event_requests")
     op.drop_table("event_requests")
     op.drop_table("api_keys")

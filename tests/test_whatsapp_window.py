@@ -1,0 +1,168 @@
+"""WhatsApp's 24-hour window at send time (palabre.outbox.windows), through the real Meta
+and Twilio transports to fakes built from their documented payloads: free text inside
+the window, the step's template outside it (parameters rendered), and with no template
+a local `window_closed` failure with no provider call. SMS has no window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.db_fixtures import Clock
+from tests.meta_fakes import ALICE, ALICE_AT, FakeGraph
+from tests.test_outbox import outbox_settings
+from tests.twilio_fakes import FakeTwilio
+from tests.twilio_fakes import settings_for as twilio_settings
+
+import palabre_twilio
+from palabre import builtins
+from palabre.bootstrap import build_engine
+from palabre.db import migrate
+from palabre.db.database import Database
+from palabre.outbox.worker import Worker
+from palabre.plugins import make_plugin_manager
+from palabre.runtime.entrances import Contact
+from palabre.runtime.messages import Inbound
+from palabre.stores.bundle import Stores
+from palabre.transports import Host
+from palabre_meta_cloud import MetaCloudTransport
+from palabre_twilio import TwilioTransport
+
+pytestmark = pytest.mark.anyio
+
+SECRET = b"window-test-secret-" + b"0" * 32
+FLOW = """\
+id: ticket
+settings: {locales: [fr], default_locale: fr}
+triggers: {event: ticket.called, fr: [ticket]}
+steps:
+  called:
+    kind: say
+    text: "Ticket {{ event.data.ticket }} : c'est votre tour."
+    template:
+      meta:
+        name: ticket_called
+        language: fr
+        components:
+          - type: body
+            parameters: [{type: text, text: "{{ event.data.ticket }}"}]
+      twilio:
+        content_sid: HX0123456789abcdef0123456789abcdef
+        variables: {"1": "{{ event.data.ticket }}"}
+"""
+PLAIN = """\
+id: plain_notice
+settings: {locales: [fr], default_locale: fr}
+steps:
+  only: {kind: end, text: "Sans modèle."}
+"""
+EVENT = {"event": {"name": "ticket.called", "id": "e1", "data": {"ticket": "A42"}}}
+
+
+async def world(tmp_path: Path, settings, transport, http: httpx.AsyncClient, clock: Clock):
+    """An engine on the flow above, its stores, and a worker sending through `transport`."""
+    flows = tmp_path / "flows"
+    flows.mkdir(exist_ok=True)
+    (flows / "ticket.yaml").write_text(FLOW, encoding="utf-8")
+    (flows / "plain.yaml").write_text(PLAIN, encoding="utf-8")
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/palabre.db")
+    await migrate.upgrade(database)
+    stores = Stores.on(database, SECRET, clock)
+    plugins = make_plugin_manager([builtins, palabre_twilio], entry_points=False)
+    engine = build_engine([flows], settings, plugins=plugins, stores=stores, clock=clock)
+    host = Host(engine, settings, http, transports={transport.name: transport})
+    await transport.startup(host)
+    return engine, Worker(host, stores.outbox, poll=0.01)
+
+
+async def notify(engine, address: str, transport: str, channel: str) -> None:
+    contact = Contact(address, transport, channel, "fr")
+    await engine.start(contact, "ticket", key="e1", variables=EVENT)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+async def meta_world(tmp_path: Path, clock: Clock):
+    graph = FakeGraph()
+    settings = outbox_settings(tmp_path, graph.url)
+    http = httpx.AsyncClient(transport=graph.asgi(), base_url=graph.url)
+    engine, worker = await world(tmp_path, settings, MetaCloudTransport(), http, clock)
+    return graph, engine, worker, http
+
+
+async def test_inside_the_window_the_text_goes(tmp_path, clock):
+    graph, engine, worker, http = await meta_world(tmp_path, clock)
+    try:
+        inbound = Inbound(ALICE_AT, "bonjour", channel="whatsapp", transport="meta_cloud",
+                          message_id="wamid.IN1")  # fmt: skip
+        await engine.handle(inbound)  # opens the window
+        clock.now += 23 * 3600
+        await notify(engine, ALICE_AT, "meta_cloud", "whatsapp")
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    last = graph.bodies(ALICE)[-1]
+    assert last["type"] == "text" and "Ticket A42" in last["text"]["body"]
+
+
+async def test_outside_the_window_the_declared_template_goes_with_its_parameters(tmp_path, clock):
+    graph, engine, worker, http = await meta_world(tmp_path, clock)
+    try:
+        inbound = Inbound(ALICE_AT, "bonjour", channel="whatsapp", transport="meta_cloud",
+                          message_id="wamid.IN1")  # fmt: skip
+        await engine.handle(inbound)
+        await worker.drain()
+        clock.now += 25 * 3600  # the window closed an hour ago
+        await notify(engine, ALICE_AT, "meta_cloud", "whatsapp")
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    template = graph.bodies(ALICE)[-1]
+    assert template["type"] == "template", template
+    assert template["template"]["name"] == "ticket_called"
+    assert template["template"]["language"] == {"code": "fr"}
+    (body,) = template["template"]["components"]
+    assert body["parameters"] == [{"type": "text", "text": "A42"}]
+
+
+async def test_outside_the_window_without_a_template_nothing_reaches_the_provider(tmp_path, clock):
+    graph, engine, worker, http = await meta_world(tmp_path, clock)
+    try:
+        contact = Contact(ALICE_AT, "meta_cloud", "whatsapp", "fr")
+        await engine.start(contact, "plain_notice", key="p1")  # Alice never wrote
+        await worker.drain()
+        (row,) = await engine.stores.outbox.rows(10)
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    assert (row.status, row.error_code) == ("failed", "window_closed")
+    assert "24-hour window" in (row.last_error or "")
+    assert graph.bodies(ALICE) == [], "no provider call"
+
+
+async def test_twilio_sends_the_content_template_and_sms_has_no_window(tmp_path, clock):
+    fake = FakeTwilio()
+    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
+    http = fake.client()
+    engine, worker = await world(tmp_path, settings, TwilioTransport(), http, clock)
+    try:
+        await notify(engine, "whatsapp:+243810000001", "twilio", "whatsapp")
+        await engine.start(Contact("tel:+243810000002", "twilio", "sms", "fr"), "ticket",
+                           key="e2", variables=EVENT)  # fmt: skip
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    by_to = {r["form"]["To"]: r["form"] for r in fake.requests}
+    whatsapp = by_to["whatsapp:+243810000001"]
+    assert whatsapp["ContentSid"] == "HX0123456789abcdef0123456789abcdef"
+    assert json.loads(whatsapp["ContentVariables"]) == {"1": "A42"}
+    assert "Body" not in whatsapp, "a template is sent without a Body"
+    assert by_to["+243810000002"]["Body"].startswith("Ticket A42"), "SMS: the text, always"
