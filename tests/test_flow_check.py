@@ -336,3 +336,53 @@ def test_an_unknown_filter_in_a_translation_is_reported_for_its_language(tmp_pat
         "f.yaml:4:24: steps.a.text: the 'fr' translation: unknown filter 'uper' "
         "(did you mean 'upper'?)"
     ]
+
+
+def test_an_event_flow_is_warned_where_a_step_may_meet_a_closed_window(tmp_path):
+    found = problems(
+        tmp_path,
+        """
+        id: called
+        triggers: {event: ticket.called}
+        steps:
+          hello:
+            kind: say
+            text: "Ticket {{ event.data.ticket }}"
+            template: {twilio: {content_sid: HX1, variables: {"1": "{{ event.data.ticket }}"}}}
+          coming: {kind: ask, text: "Coming?", save_as: coming}
+          thanks: {kind: end, text: "Thanks"}
+    """,
+    )
+    assert len(found) == 1, found
+    assert "steps.coming.template" in found[0] and "window_closed" in found[0]
+    assert not any("steps.thanks" in p for p in found), "after a question: inside the window"
+
+
+def test_a_declared_template_is_checked_whole(tmp_path):
+    found = problems(
+        tmp_path,
+        """
+        id: alert
+        steps:
+          alert:
+            kind: end
+            text: "Trip {{ params.trip }}"
+            template:
+              meta: {name: trip_alert, components: [{type: body, parameters: [
+                {type: text, text: "{{ params.trip }}"}, {type: text, text: "x"}]}]}
+              twilio: {content_sid: HX1, variables: {"1": "{{ params.trip }}"}}
+              telegram: {}
+    """,
+    )
+    joined = "\n".join(found)
+    assert "unknown provider(s) telegram" in joined
+    assert "Meta's body has 2 parameters and Twilio's template 1 variables" in joined
+    gap = problems(
+        tmp_path,
+        """
+        id: alert
+        steps:
+          alert: {kind: end, text: "Hi", template: {twilio: {content_sid: HX1, variables: {"2": "x"}}}}
+    """,
+    )
+    assert any('keyed "1", "2"' in p for p in gap), gap

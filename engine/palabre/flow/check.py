@@ -14,6 +14,7 @@ from palabre.flow.kinds import STEP_FIELDS
 from palabre.flow.model import Flow, Step, Text, Where
 from palabre.flow.suggest import closest, did_you_mean, known_list
 from palabre.flow.template_check import template_findings
+from palabre.flow.window_check import window_findings
 from palabre.i18n.catalogs import Catalogs
 from palabre.i18n.templates import PARSE_FAILURES, Templates
 
@@ -49,7 +50,14 @@ class Checker:
         self.check_reachable()
         self.check_templates()
         self.check_translations()
+        self.check_window()
         return sorted(self.problems)
+
+    def check_window(self) -> None:
+        """WhatsApp templates: whole, and declared where the 24-hour window may be shut."""
+        for step, path, message, warn in window_findings(self.flow):
+            where = step.field_where.get(path.split(".")[0], step.where)
+            self.add(where, f"steps.{step.id}.{path}", message, warn=warn)
 
     def check_references(self) -> None:
         steps = self.flow.steps
