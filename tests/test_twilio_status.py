@@ -7,8 +7,10 @@ The fakes and helpers these tests share are in `tests/twilio_fakes.py`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.twilio_fakes import (
     PHONE,
@@ -24,6 +26,7 @@ from tests.twilio_fakes import (
 
 from palabre.config import Settings
 from palabre.stores.bundle import open_stores
+from palabre_twilio.rest import delivery_of
 
 __all__ = ["server"]  # fixtures from tests/twilio_fakes.py
 
@@ -99,3 +102,23 @@ def test_error_21610_withdraws_the_contacts_consent(live_server, tmp_path):
     assert (logged.status, logged.error_code) == ("undelivered", "21610")
     allowed = in_consent(tmp_path, [(keys[0], "sms"), (keys[1], "whatsapp")])
     assert allowed == [False, True], "only 21610 (STOP) withdraws a contact's consent"
+
+
+def test_a_sandbox_refusal_is_logged_with_what_to_do(live_server, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with live_server(app_for(settings_for(tmp_path))) as running:
+        failed = status("SM5", "failed", to=WHATSAPP, ErrorCode="63015")
+        assert post(running.url, failed, path="/twilio/status").status_code == 204
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "join" in warning.getMessage() and "+14155238886" in warning.getMessage()
+    assert WHATSAPP.removeprefix("whatsapp:") not in caplog.text, "no number in the log"
+
+
+@pytest.mark.parametrize("code", [63015, 63016])
+def test_a_window_or_sandbox_refusal_is_final_and_says_why(code):
+    body = {"code": code, "message": "refused", "more_info": "", "status": 400}
+    delivery = delivery_of(httpx.Response(400, json=body))
+    assert (delivery.provider_id, delivery.error_code, delivery.retryable) == (
+        None, str(code), False,
+    )  # fmt: skip
+    assert "window" in delivery.detail or "sandbox" in delivery.detail

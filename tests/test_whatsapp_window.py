@@ -18,6 +18,8 @@ from tests.twilio_fakes import settings_for as twilio_settings
 
 import palabre_twilio
 from palabre import builtins
+from palabre.api.delivery import EventDesk
+from palabre.api.requests import read_event
 from palabre.bootstrap import build_engine
 from palabre.db import migrate
 from palabre.db.database import Database
@@ -166,3 +168,21 @@ async def test_twilio_sends_the_content_template_and_sms_has_no_window(tmp_path,
     assert json.loads(whatsapp["ContentVariables"]) == {"1": "A42"}
     assert "Body" not in whatsapp, "a template is sent without a Body"
     assert by_to["+243810000002"]["Body"].startswith("Ticket A42"), "SMS: the text, always"
+
+
+async def test_a_notification_past_its_ttl_expires_and_is_never_sent(tmp_path, clock):
+    graph, engine, worker, http = await meta_world(tmp_path, clock)
+    try:
+        desk = EventDesk(engine, clock)
+        body = {"event": "ticket.called", "id": "late", "to": ALICE_AT, "ttl": 300,
+                "data": {"ticket": "A42"}}  # fmt: skip
+        answer = await desk.deliver("queue", read_event(body, None, lambda _: True))
+        clock.now += 301  # the workers were down for five minutes
+        await worker.drain()
+        (row,) = await engine.stores.outbox.rows(10)
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    assert row.uid == answer["messages"][0] and row.kind == "event"
+    assert row.status == "expired", "a late 'your turn' is never sent"
+    assert graph.bodies(ALICE) == []

@@ -23,6 +23,7 @@ import httpx
 from palabre.addresses import WHATSAPP, Address, InvalidAddress, read_address
 from palabre.transports import Delivery, request_failed
 from palabre_twilio.config import TwilioConfig
+from palabre_twilio.status import HINTS
 
 INVALID_ADDRESS = "invalid_address"
 TOO_MANY_REQUESTS = "20429"
@@ -99,12 +100,13 @@ def delivery_of(response: httpx.Response) -> Delivery:
     code = data.get("code")
     error_code = str(code) if code is not None else None
     more = data.get("more_info") or ""
+    hint = HINTS.get(error_code or "")
     return Delivery(
         None,
         "failed",
         error_code=error_code,
-        retryable=retryable,
-        detail=f"HTTP {response.status_code} from Twilio {more}".strip(),
+        retryable=retryable and hint is None,
+        detail=hint or f"HTTP {response.status_code} from Twilio {more}".strip(),
         throttled=response.status_code == 429 or error_code == TOO_MANY_REQUESTS,
     )
 

@@ -21,6 +21,19 @@ from palabre_twilio.inbound import SID, recipient_of
 log = logging.getLogger("palabre.twilio")
 
 OPTED_OUT = "21610"
+SANDBOX = "+14155238886"  # Twilio's WhatsApp sandbox number
+# Why a WhatsApp message failed, as the person running Palabre can act on it.
+HINTS = {
+    "63015": (
+        "the recipient has not joined the WhatsApp sandbox, or their join lapsed (3 days): "
+        f"they must send 'join <your code>' to {SANDBOX} again; an approved sender has no "
+        "such rule"
+    ),
+    "63016": (
+        "outside WhatsApp's 24-hour window: declare an approved template on the step "
+        "(template: {twilio: {content_sid, variables}})"
+    ),
+}
 STATUS = re.compile(r"[a-z_]{1,32}")
 
 
@@ -74,12 +87,14 @@ async def record_status(host: Host, update: StatusUpdate) -> None:
                 detail=OPTED_OUT,
                 key=f"twilio:{OPTED_OUT}:{update.message_sid}:{purpose}",
             )
-    log.info(
-        "twilio status received",
-        extra={
-            "message_sid": update.message_sid,
-            "status": update.status,
-            "error_code": update.error_code,
-            "contact": key,
-        },
-    )
+    fields = {
+        "message_sid": update.message_sid,
+        "status": update.status,
+        "error_code": update.error_code,
+        "contact": key,
+    }
+    hint = HINTS.get(update.error_code or "")
+    if hint:  # final: the outbox never retries a failed status
+        log.warning("twilio message failed: %s", hint, extra=fields)
+        return
+    log.info("twilio status received", extra=fields)
