@@ -150,6 +150,8 @@ hook    register_settings          test_plugins::test_plugins_own_settings_secti
 hook    check_flow                 test_plugins::test_plugins_own_settings_sections_and_check_them
 hook    check_flow                 test_dhis2_settings_check::test_settings_problems_are_located_at_file_line_column
 hook    check_settings             test_startup_settings::test_plugins_add_their_lines_through_check_settings
+hook    doctor_notes               test_doctor::test_plugins_add_notes_through_doctor_notes_and_notes_are_not_errors
+hook    doctor_notes               test_doctor::test_a_sandbox_sender_is_a_note_with_the_join_rules
 hook    register_actions           test_plugins::test_two_plugins_may_not_claim_one_action
 hook    register_actions           test_engine::test_action_results_and_on_error
 hook    register_template_filters  test_plugins::test_third_party_plugins_override_the_trylast_builtins

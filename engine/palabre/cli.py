@@ -22,6 +22,7 @@ from palabre.api.commands import add_api_commands
 from palabre.broadcasts.commands import add_broadcast_command
 from palabre.config import Settings
 from palabre.db.commands import add_db_commands
+from palabre.doctor import add_doctor_command
 from palabre.errors import FlowError, PalabreError, Problem
 from palabre.logs import configure_logging
 from palabre.outbox.commands import add_outbox_commands
@@ -105,6 +106,7 @@ def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
     add_start_command(commands)
     add_broadcast_command(commands)
     add_api_commands(commands)
+    add_doctor_command(commands)
     add_contacts_commands(commands)
     add_db_commands(commands)
     plugins.hook.register_commands(commands=commands)

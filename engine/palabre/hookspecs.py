@@ -8,8 +8,9 @@ built-in defaults are `trylast` so any plugin can override them.
 Phases:
 1. command line: `register_commands`;
 2. checking flows: `register_settings`, `check_flow`;
-3. start-up: `check_settings`, `register_actions`, `register_template_filters`,
-   `register_transports`, `register_workers`, `make_session_store`, `make_stores`;
+3. start-up: `check_settings`, `doctor_notes`, `register_actions`,
+   `register_template_filters`, `register_transports`, `register_workers`,
+   `make_session_store`, `make_stores`;
 4. conversation: actions run from flow steps (see `palabre.actions.Action`); `on_event`
    hears what every turn did, after it is committed.
 """
@@ -79,6 +80,19 @@ def check_settings(settings: Settings) -> list[str]:
     `.env`, lists every plugin's lines with Palabre's own, and refuses to start (exit
     status 2) when there is any. `settings.dev` is true under `--insecure-dev`, where
     missing credentials may be allowed; malformed ones never are. Never repeat a secret.
+    """
+
+
+@hookspec
+def doctor_notes(settings: Settings) -> list[str]:
+    """Return lines a person running Palabre should know about these settings, which are
+    not errors: a test sender with rules of its own, a feature left off by a missing setting.
+
+    `palabre doctor` calls it with the settings from the environment and `.env` (never in
+    dev mode) and prints each line as `note: <line>`, after the errors; notes alone leave
+    its exit status 0. A problem that must keep `palabre serve` from starting belongs in
+    `check_settings` instead. Say what it means and what to do, in one line; never repeat
+    a secret.
     """
 
 

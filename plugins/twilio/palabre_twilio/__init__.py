@@ -9,15 +9,20 @@ from __future__ import annotations
 from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.transports import Transport
-from palabre_twilio import config
+from palabre_twilio import config, sandbox
 from palabre_twilio.transport import TwilioTransport
 
-__all__ = ["TwilioTransport", "check_settings", "register_transports"]
+__all__ = ["TwilioTransport", "check_settings", "doctor_notes", "register_transports"]
 
 
 @hookimpl
 def check_settings(settings: Settings) -> list[str]:
     return config.problems(settings)
+
+
+@hookimpl
+def doctor_notes(settings: Settings) -> list[str]:
+    return sandbox.notes(settings)
 
 
 @hookimpl
