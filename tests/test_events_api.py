@@ -154,8 +154,19 @@ def test_keys_are_checked_and_revoked_keys_refused(served):
     assert fake.requests == []
 
 
+def test_an_event_its_flow_cannot_render_is_refused_and_sends_nothing(served):
+    base, key, fake, _ = served
+    refused = problem(post(base, event(id="T-1", data={"ticket": "A42"}), key), 422)
+    assert refused["errors"][0]["pointer"] == "#/data", refused
+    assert post(base, event(id="T-2"), key).status_code == 202
+    (sms,) = sent_to(fake, 1)
+    assert sms["Body"].startswith("Ticket A42"), "only the event that could be told was sent"
+
+
 def test_each_wrong_field_is_named_and_no_number_repeated(served):
     base, key, _, _ = served
+    hidden = problem(post(base, event(**{"+243812345678": "x"}), key), 422)
+    assert "243812345678" not in str(hidden), "an odd field name is not repeated"
     body = event(to="0812", ttl=0, too="+243", channel="fax")
     body.pop("id")
     document = problem(post(base, body, key), 422)
@@ -248,6 +259,8 @@ def test_the_commands_make_list_and_revoke_keys_and_notify_once_per_id(tmp_path)
     assert made.returncode == 0 and made.stdout.startswith("plb_"), made.stderr
     assert "shown once" in made.stderr
     assert palabre("apikey", "create", "fleet").returncode == 2, "a name is used once"
+    assert palabre("apikey", "create", "cli").returncode == 2, "the name notify sends under"
+    assert palabre("apikey", "create", "a:b").returncode == 2, "names are plain words"
     assert palabre("apikey", "list").stdout == "fleet\tin force\n"
     assert palabre("apikey", "revoke", "fleet").returncode == 0
     assert palabre("apikey", "list").stdout == "fleet\trevoked\n"

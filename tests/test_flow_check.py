@@ -386,3 +386,24 @@ def test_a_declared_template_is_checked_whole(tmp_path):
     """,
     )
     assert any('keyed "1", "2"' in p for p in gap), gap
+
+
+def test_ten_twilio_variables_have_no_gap_and_an_event_starts_one_flow(tmp_path):
+    ten = ", ".join(f'"{n}": x' for n in range(1, 11))
+    assert (
+        problems(
+            tmp_path,
+            f"""
+        id: many
+        steps:
+          hi: {{kind: end, text: Hi, template: {{twilio: {{content_sid: HX1, variables: {{{ten}}}}}}}}}
+    """,
+        )
+        == []
+    )
+    first = write(tmp_path, "a.yaml", "id: a\ntriggers: {event: x.done}\nsteps: {s: {kind: end}}\n")
+    second = write(
+        tmp_path, "b.yaml", "id: b\ntriggers: {event: x.done}\nsteps: {s: {kind: end}}\n"
+    )
+    _, found = load_flows([first, second], Toolkit.create(None))
+    assert any("the event 'x.done' already starts the flow 'a'" in str(p) for p in found), found

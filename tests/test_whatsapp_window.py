@@ -186,3 +186,17 @@ async def test_a_notification_past_its_ttl_expires_and_is_never_sent(tmp_path, c
     assert row.uid == answer["messages"][0] and row.kind == "event"
     assert row.status == "expired", "a late 'your turn' is never sent"
     assert graph.bodies(ALICE) == []
+
+
+async def test_a_late_redelivery_never_moves_the_window_back(tmp_path, clock):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/palabre.db")
+    await migrate.upgrade(database)
+    outbox = Stores.on(database, SECRET, clock).outbox
+    try:
+        await outbox.enqueue([], seen="contact-1")
+        opened = clock.now
+        clock.now -= 3600  # a worker whose clock lags an hour
+        await outbox.enqueue([], seen="contact-1")
+        assert await outbox.last_inbound("contact-1") == opened
+    finally:
+        await database.aclose()

@@ -69,6 +69,20 @@ def locales_for(files: list[Path], settings: Settings) -> Path | None:
     return PACKAGED_LOCALES if PACKAGED_LOCALES.is_dir() else None
 
 
+def _shared_events(flows: dict[str, Flow]) -> list[Problem]:
+    """An event starts one flow: two would each interrupt the other's conversation."""
+    owner: dict[str, Flow] = {}
+    found = []
+    for flow in flows.values():
+        for event in flow.events:
+            first = owner.setdefault(event, flow)
+            if first is not flow:
+                where = flow.locate("triggers", "event")
+                message = f"the event '{event}' already starts the flow '{first.id}' ({first.file})"
+                found.append(Problem(flow.file, *where, "triggers.event", message))
+    return found
+
+
 def load_flows(files: list[Path], toolkit: Toolkit) -> tuple[dict[str, Flow], list[Problem]]:
     """Parse and check every file; returns the flows that parsed and every problem."""
     flows: dict[str, Flow] = {}
@@ -89,6 +103,7 @@ def load_flows(files: list[Path], toolkit: Toolkit) -> tuple[dict[str, Flow], li
             )
             continue
         flows[flow.id] = flow
+    problems += _shared_events(flows)
     actions = collect_actions(toolkit.plugins)
     owned = {name for batch in toolkit.plugins.hook.register_settings() for name in batch}
     for flow in flows.values():

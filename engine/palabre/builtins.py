@@ -11,6 +11,7 @@ from typing import Any
 
 from palabre.actions import Action
 from palabre.actions.registry import ACTION as REMEMBER
+from palabre.api import routes as api_routes
 from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
@@ -46,8 +47,10 @@ def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
 
 @hookimpl(trylast=True)
 def check_settings(settings: Settings) -> list[str]:
-    """The outbox's settings: rates, pacing, attempts, backoff, lease, retention."""
-    return limits.problems(settings) + policy.problems(settings) + retention.problems(settings)
+    """The outbox's settings (rates, pacing, attempts, backoff, lease, retention) and the
+    events API's rate."""
+    found = limits.problems(settings) + policy.problems(settings) + retention.problems(settings)
+    return found + api_routes.problems(settings)
 
 
 @hookimpl(trylast=True)

@@ -34,6 +34,7 @@ from palabre.db.schema import (
     erasures,
     messages,
     outbox,
+    whatsapp_windows,
 )
 from palabre.errors import ConfigError
 from palabre.outbox.statuses import HELD, INLINE, QUEUED, SKIPPED
@@ -69,6 +70,7 @@ async def export_contact(engine: Engine, address: str) -> dict[str, Any]:
         "messages": rows["outbox"],
         "deliveries": rows["log"],
         "broadcasts": rows["broadcasts"],
+        "whatsapp_last_wrote_at": rows["whatsapp_last_wrote_at"],
         "erased_at": rows["erased_at"],
     }
 
@@ -119,6 +121,7 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
     audience = [dict(r) for r in conn.execute(lines).mappings()]
     for line in audience:
         line["params"] = json.loads(line["params"] or "{}")
+    window = select(whatsapp_windows.c.last_inbound_at).where(whatsapp_windows.c.contact_key == key)
     logged = select(messages).where(messages.c.contact_key == key)
     erased = select(erasures.c.at).where(erasures.c.contact_key == key)
     return {
@@ -126,6 +129,7 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
         "addresses": addresses,
         "outbox": sent,
         "broadcasts": audience,
+        "whatsapp_last_wrote_at": conn.execute(window).scalar_one_or_none(),
         "log": [dict(r) for r in conn.execute(logged).mappings()],
         "erased_at": conn.execute(erased).scalar_one_or_none(),
     }
@@ -143,6 +147,7 @@ def _erase(conn: Connection, key: str, now: float, dialect: str) -> tuple[int, i
         update(outbox).where(mine).values(address="", payload=PURGED, updated_at=now)
     ).rowcount
     _erase_audience(conn, key)
+    conn.execute(delete(whatsapp_windows).where(whatsapp_windows.c.contact_key == key))
     owner = select(contact_addresses.c.contact_id).where(contact_addresses.c.key == key)
     contact_id = conn.execute(owner).scalar_one_or_none()
     removed = 0

@@ -10,6 +10,7 @@ request at once start each flow once, and the stored answer settles who answers 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from palabre.addresses import read_address
-from palabre.api.problems import Problem
+from palabre.api.problems import FieldError, Problem, invalid
 from palabre.api.requests import EventRequest
 from palabre.db.inserts import insert_new
 from palabre.db.schema import event_requests
@@ -26,6 +27,13 @@ from palabre.outbox.rows import Origin
 from palabre.runtime.engine import Engine
 from palabre.runtime.entrances import Contact
 from palabre.starts import default_transport
+
+
+def start_key(key_name: str, event_id: str, flow_id: str) -> str:
+    """The idempotency key of one flow started by one event of one API key (hashed: no
+    choice of names and ids can make two of them alike)."""
+    what = json.dumps([key_name, event_id, flow_id], ensure_ascii=False)
+    return "event:" + hashlib.sha256(what.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class EventDesk:
@@ -60,10 +68,20 @@ class EventDesk:
         reply = await self.engine.start(
             contact,
             flow_id,
-            key=f"event:{key_name}:{request.id}:{flow_id}",
+            key=start_key(key_name, request.id, flow_id),
             origin=Origin("event", expires_at=expires),
             variables={"event": event},
         )
+        if any(e.name == "turn_failed" for e in reply.events):  # nothing was sent
+            raise invalid(
+                [
+                    FieldError(
+                        "#/data",
+                        f"the flow '{flow_id}' failed on this event's data: "
+                        "a field its texts use is missing or too long (see the log)",
+                    )
+                ]
+            )
         return reply.uids
 
     async def _answered(self, key_name: str, request: EventRequest) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from palabre.db.schema import api_keys
 from palabre.errors import ConfigError
 
 PREFIX = "plb_"
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # who uses it: smartqueue, fleet-alerts
+RESERVED = ("cli",)  # `palabre notify` sends under this name
 _PURPOSE = b"palabre api key v1"  # domain separation from the other keyed hashes
 MAX_KEY_CHARS = 100
 
@@ -56,13 +59,19 @@ class ApiKeys:
         self.database, self.hasher, self.clock = database, hasher, clock
 
     async def create(self, name: str) -> str:
-        """A new key named `name`, returned once; ConfigError when the name is taken."""
+        """A new key named `name`, returned once; ConfigError when the name is taken,
+        reserved or malformed."""
+        if not NAME.fullmatch(name) or name in RESERVED:
+            raise ConfigError(
+                f"a key's name is 1 to 40 lower-case letters, digits, '-' or '_', and not "
+                f"{', '.join(RESERVED)}: like smartqueue or fleet-alerts"
+            )
         key = PREFIX + secrets.token_urlsafe(32)
         row = {"name": name, "digest": digest_of(self.hasher, key), "created_at": self.clock()}
         async with self.database.write() as conn:
             taken = await conn.execute(select(api_keys.c.name).where(api_keys.c.name == name))
             if taken.first() is not None:
-                raise ConfigError(f"an API key named '{name}' exists: revoke it or pick a name")
+                raise ConfigError(f"an API key named '{name}' exists (revoked or not): pick a name")
             await conn.execute(insert(api_keys).values(row))
         return key
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ FIELDS = ("event", "id", "to", "channel", "lang", "data", "ttl")
 MAX_ID_CHARS = 200
 MAX_TTL = 7 * 86400  # a week: anything later is no notification
 MAX_DATA_KEYS = 50
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def read_event(body: Any, region: str | None, known: Callable[[str], bool]) -> E
     `known(event)` says whether a flow is triggered by the event."""
     if not isinstance(body, dict):
         raise invalid([FieldError("#", "the body must be a JSON object")])
-    errors = [FieldError(f"#/{name}", "unknown field") for name in body if name not in FIELDS]
+    errors = _unknown_fields(body)
     event = _event(body.get("event"), known, errors)
     event_id = _id(body.get("id"), errors)
     address = _address(body.get("to"), body.get("channel"), region, errors)
@@ -65,6 +67,17 @@ def read_event(body: Any, region: str | None, known: Callable[[str], bool]) -> E
     if errors or address is None:
         raise invalid(errors)
     return EventRequest(event, event_id, str(address), address.channel, lang, data, ttl)
+
+
+def _unknown_fields(body: dict[str, Any]) -> list[FieldError]:
+    """Unknown fields, named when their name is a plain word (a typo such as `too`); any
+    other name may be data sent in the wrong place, and is not repeated."""
+    unknown = [name for name in body if name not in FIELDS]
+    named = [FieldError(f"#/{name}", "unknown field") for name in unknown if WORD.fullmatch(name)]
+    others = len(unknown) - len(named)
+    if others:
+        named.append(FieldError("#", f"{others} unknown fields whose names are not shown"))
+    return named
 
 
 def _event(value: Any, known: Callable[[str], bool], errors: list[FieldError]) -> str:

@@ -25,7 +25,8 @@ from palabre.api.keys import ApiKeys, key_hasher
 from palabre.api.openapi import document
 from palabre.api.problems import Problem, unauthorized
 from palabre.api.requests import read_event
-from palabre.config import SECRET
+from palabre.config import SECRET, Settings
+from palabre.config_checks import shown
 from palabre.outbox.schedules import storage_for
 from palabre.transports import Host
 from palabre.web.body import BodyError, parse_json, read_body
@@ -50,7 +51,7 @@ class EventsApi:
         settings = host.settings
         keys = ApiKeys(host.stores.database, key_hasher(settings.secret(SECRET)))
         limiter = MovingWindowRateLimiter(storage_for(settings.redis_url))
-        rate = parse(settings.option(RATE) or DEFAULT_RATE)
+        rate = parse(settings.option(RATE) or DEFAULT_RATE)  # checked at start (problems)
         return cls(keys, EventDesk(host.engine), limiter, rate, settings.default_region)
 
 
@@ -121,3 +122,15 @@ async def _json_body(request: Request) -> object:
         return parse_json(await read_body(request, MAX_BODY))
     except BodyError as exc:
         raise Problem(exc.status_code, "bad-body", "The body cannot be read", exc.reason) from None
+
+
+def problems(settings: Settings) -> list[str]:
+    """One line when PALABRE_API_RATE is not a rate `limits` reads."""
+    raw = settings.option(RATE)
+    if not raw:
+        return []
+    try:
+        readable = parse(raw).amount >= 1
+    except ValueError:
+        readable = False
+    return [] if readable else [f"{RATE}={shown(raw)} is not a rate: write it like 100/second"]

@@ -83,8 +83,8 @@ def _twilio(twilio: Any) -> Generator[tuple[str, str], None, int | None]:
         yield "template.twilio", "a Twilio template needs its `content_sid` (HX...)"
         return None
     variables = twilio.get("variables") or {}
-    keys = sorted(str(k) for k in variables) if isinstance(variables, dict) else None
-    if keys is None or keys != [str(n) for n in range(1, len(keys) + 1)]:
+    keys = {str(k) for k in variables} if isinstance(variables, dict) else None
+    if keys is None or keys != {str(n) for n in range(1, len(keys) + 1)}:
         yield "template.twilio.variables", 'variables are keyed "1", "2"... with no gap'
         return None
     return len(keys)

@@ -32,8 +32,13 @@ def _upsert(dialect: str) -> Any:
     statement = insert_for(dialect, windows).values(
         contact_key=bindparam("b_key"), last_inbound_at=bindparam("b_at")
     )
-    newer = {"last_inbound_at": statement.excluded.last_inbound_at}
-    return statement.on_conflict_do_update(index_elements=["contact_key"], set_=newer)
+    later = statement.excluded.last_inbound_at
+    # A message redelivered late, or a worker whose clock lags, never moves it back.
+    return statement.on_conflict_do_update(
+        index_elements=["contact_key"],
+        set_={"last_inbound_at": later},
+        where=windows.c.last_inbound_at < later,
+    )
 
 
 def note_inbound(conn: Connection, dialect: str, contact_key: str, at: float) -> None:

@@ -89,10 +89,15 @@ async def start(
     languages = flow.settings.locales
     lang = contact.language if contact.language in languages else flow.settings.default_locale
     started = turn.start(flow, lang, dict(params or {}), dict(variables or {}))
-    return await _run(turn, session, started)
+    return await _run(turn, session, started, apologize=False)
 
 
-async def _run(turn: Turn, session: Session | None, work: Any) -> Outcome:
+async def _run(
+    turn: Turn, session: Session | None, work: Any, *, apologize: bool = True
+) -> Outcome:
+    """Run a turn; when it fails, the session stays as it was and, in answer to the
+    contact (`apologize`), they are told. A started flow that fails sends nothing: no one
+    asked, and its caller hears of it (`turn_failed`)."""
     try:
         with per_turn():  # all of this turn's templates share one time allowance
             await work
@@ -100,7 +105,8 @@ async def _run(turn: Turn, session: Session | None, work: Any) -> Outcome:
         key = turn.world.contact_key(turn.inbound.contact)
         log.error("turn failed: %s", exc, extra={"contact": key, "flow": turn.flow.id})
         failed = Turn(turn.world, turn.inbound, session)
-        failed.send_plain(texts.INTERNAL_ERROR)
+        if apologize:
+            failed.send_plain(texts.INTERNAL_ERROR)
         failed.event("turn_failed", flow=turn.flow.id, error=type(exc).__name__)
         return Outcome(session, failed.reply.messages, failed.reply.events)
     return Outcome(turn.session, turn.reply.messages, turn.reply.events)

@@ -145,7 +145,9 @@ class Turn:
     def template_of(self, step: Step) -> dict[str, Any] | None:
         """The step's approved template, its parameters rendered like any text."""
         declared = step.get("template")
-        return self._rendered(declared, f"{self.where(step)}.template") if declared else None
+        if not declared or self.inbound.channel != "whatsapp":  # SMS has no window
+            return None
+        return self._rendered(declared, f"{self.where(step)}.template")
 
     def _rendered(self, value: Any, where: str) -> Any:
         if isinstance(value, str):
