@@ -297,3 +297,55 @@ def test_the_readme_section_runs_as_written(tmp_path, live_server):
         assert answer["id"] == "T-A42-called" and len(answer["messages"]) == 1
         (sms,) = sent_to(fake, 1)
     assert sms["Body"].startswith("Ticket A42 : c'est votre tour au guichet 3.")
+
+
+def test_a_broadcast_purpose_event_reaches_only_those_who_agreed(tmp_path, live_server):
+    flow = TICKET.replace("{event: ticket.called}", "{event: ticket.called, purpose: broadcast}")
+    with serving(tmp_path, live_server, "5/minute", flow=flow) as (base, key, fake, settings):
+        database = f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}"
+        first = post(base, event(id="promo-1"), key)
+        assert first.status_code == 202  # accepted; the outbox decides at send time
+        assert _settled(database, first.json()["messages"][0]) == "skipped"
+        _agree(database, settings, f"tel:{PERSON}")
+        second = post(base, event(id="promo-2"), key)
+        (sms,) = sent_to(fake, 1)
+    assert _settled(database, second.json()["messages"][0]) == "sent"
+    assert sms["To"] == PERSON, "only after the person agreed to announcements"
+
+
+def _settled(url: str, uid: str) -> str:
+    """The row's status once the worker is done with it (polled: it sends when it can)."""
+    import asyncio
+
+    from palabre.outbox.store import Outbox
+
+    async def read() -> str:
+        database = Database(url)
+        try:
+            row = await Outbox(database).get(uid)
+            return row.status if row else "missing"
+        finally:
+            await database.aclose()
+
+    deadline = time.monotonic() + 20
+    while (status := asyncio.run(read())) in ("held", "queued", "sending", "missing"):
+        assert time.monotonic() < deadline, f"still {status}"
+        time.sleep(0.02)
+    return status
+
+
+def _agree(url: str, settings, address: str) -> None:
+    import asyncio
+
+    from palabre.contacts import contact_hasher, contact_key
+    from palabre.stores.consent import ConsentLedger
+
+    async def write() -> None:
+        database = Database(url)
+        try:
+            key = contact_key(contact_hasher(settings.secret(SECRET)), address)
+            await ConsentLedger(database).record(key, "broadcast", True, "import")
+        finally:
+            await database.aclose()
+
+    asyncio.run(write())

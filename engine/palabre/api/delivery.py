@@ -3,9 +3,11 @@
 
 The flows start as `palabre start` starts them (Engine.start): their messages become
 outbox rows of kind `event`, sent by the workers, after replies and before broadcasts,
-under the `service` consent; `ttl` makes them `expired` rather than late. Each start's
-idempotency key is the key's name, the event id and the flow, so that two copies of a
-request at once start each flow once, and the stored answer settles who answers first.
+under the consent the flow's `triggers: {purpose: ...}` names (`service` by default; a
+`broadcast` one reaches no one who said STOP); `ttl` makes them `expired` rather than
+late. Each start's idempotency key hashes the key's name, the event id and the flow, so
+that two copies of a request at once start each flow once, and the stored answer settles
+who answers first.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class EventDesk:
             contact,
             flow_id,
             key=start_key(key_name, request.id, flow_id),
-            origin=Origin("event", expires_at=expires),
+            origin=Origin("event", self.engine.flows[flow_id].event_purpose, expires_at=expires),
             variables={"event": event},
         )
         if any(e.name == "turn_failed" for e in reply.events):  # nothing was sent

@@ -65,6 +65,7 @@ def parse_flow(source: Source) -> tuple[Flow | None, list[Problem]]:
         positions=source.positions,
     )
     flow.triggers, flow.default, flow.events = _triggers(source, data.get("triggers", {}))
+    flow.event_purpose = _event_purpose(source, data.get("triggers", {}))
     return flow, sorted(source.problems)
 
 
@@ -123,11 +124,22 @@ def _triggers(source: Source, raw: Any) -> tuple[dict[str, tuple[str, ...]], boo
         if key == "event":
             events = _events(source, path, value)
             continue
+        if key == "purpose":
+            continue  # read by _event_purpose
         _check_locale(source, path, key)
         parsed = _field(source, path, "words", value)
         if parsed is not MISSING:
             words[key] = parsed
     return words, default, events
+
+
+def _event_purpose(source: Source, raw: Any) -> str:
+    """`triggers: {purpose: broadcast}`: the consent the event's messages need."""
+    value = raw.get("purpose", "service") if isinstance(raw, dict) else "service"
+    if value not in ("service", "broadcast"):
+        source.problem(("triggers", "purpose"), "purpose is service or broadcast")
+        return "service"
+    return str(value)
 
 
 def _events(source: Source, path: PathKey, value: Any) -> tuple[str, ...]:

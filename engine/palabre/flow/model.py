@@ -81,6 +81,7 @@ class Flow:
     triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     default: bool = False
     events: tuple[str, ...] = ()  # outside events that start it (`triggers: {event: ...}`)
+    event_purpose: str = "service"  # the consent its event messages need (`purpose:`)
     where: Where = (1, 1)
     positions: dict[tuple[str | int, ...], Where] = field(default_factory=dict, repr=False)
 

@@ -72,11 +72,16 @@ def flow_schema() -> dict[str, Any]:
                 "type": "object",
                 "description": (
                     "keywords that start this flow, per locale; default: true; "
-                    "event: the outside events (POST /api/v1/events) that start it"
+                    "event: the outside events (POST /api/v1/events) that start it; "
+                    "purpose: the consent their messages need (service, or broadcast)"
                 ),
-                "properties": {"default": {"type": "boolean"}, "event": TYPES["words"].schema},
+                "properties": {
+                    "default": {"type": "boolean"},
+                    "event": TYPES["words"].schema,
+                    "purpose": {"enum": ["service", "broadcast"]},
+                },
                 "additionalProperties": TYPES["words"].schema,
-                "propertyNames": {"enum": ["default", "event", *SUPPORTED_LOCALES]},
+                "propertyNames": {"enum": ["default", "event", "purpose", *SUPPORTED_LOCALES]},
             },
             "settings": {"type": "object", "properties": settings},
             "steps": {
