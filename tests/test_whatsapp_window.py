@@ -159,6 +159,10 @@ async def test_twilio_sends_the_content_template_and_sms_has_no_window(tmp_path,
         await engine.start(Contact("tel:+243810000002", "twilio", "sms", "fr"), "ticket",
                            key="e2", variables=EVENT)  # fmt: skip
         await worker.drain()
+        # The fake answers each request in order, with one sid each.
+        sent_to = [r["form"]["To"] for r in fake.requests]
+        sid = fake.sids[sent_to.index("whatsapp:+243810000001")]
+        logged = await engine.stores.messages.get(sid)
     finally:
         await engine.aclose()
         await http.aclose()
@@ -167,6 +171,7 @@ async def test_twilio_sends_the_content_template_and_sms_has_no_window(tmp_path,
     assert whatsapp["ContentSid"] == "HX0123456789abcdef0123456789abcdef"
     assert json.loads(whatsapp["ContentVariables"]) == {"1": "A42"}
     assert "Body" not in whatsapp, "a template is sent without a Body"
+    assert logged, "the template's sid is in the message log, for its status callbacks"
     assert by_to["+243810000002"]["Body"].startswith("Ticket A42"), "SMS: the text, always"
 
 

@@ -115,9 +115,19 @@ class TwilioTransport:
             return Delivery(None, "failed", error_code=WINDOW_CLOSED, detail=detail)
         variables = {str(k): str(v) for k, v in (declared.get("variables") or {}).items()}
         host = self._ready()[0]
-        return await post_template(
+        key = host.contact_key(message.contact)
+        delivery = await post_template(
             host.http, config, message.contact, sender, str(declared["content_sid"]), variables
         )
+        if delivery.provider_id is None:
+            log.warning(
+                "twilio send failed", extra={"contact": key, "error_code": delivery.error_code}
+            )
+            return delivery
+        # In the message log, so that its status callbacks (63015, delivered...) find it.
+        await host.stores.messages.sent(delivery.provider_id, "twilio", key, status=delivery.status)
+        log.info("twilio template sent", extra={"contact": key, "sid": delivery.provider_id})
+        return delivery
 
     async def send(self, message: Outbound) -> Delivery:
         """Send `message` through the REST API, in as many parts as SMS needs."""
