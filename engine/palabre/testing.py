@@ -5,7 +5,8 @@
         transcript = bot.converse(["Bonjour", "Mbengue"], lang="fr")
         assert str(transcript) == snapshot
 
-`bot.start(flow_id, params, lang=...)` begins a flow for a contact who wrote nothing.
+`bot.start(flow_id, params, lang=...)` begins a flow for a contact who wrote nothing;
+`bot.start(flow_id, event={"name": ..., "id": ..., "data": {...}})` as an event would.
 
 Everything that would make a transcript change from run to run is pinned: the clock
 starts at 2026-01-01 00:00 UTC and only moves with `wait(...)`, the secret is fixed,
@@ -132,13 +133,18 @@ class Bot:
         lang: str | None = None,
         contact: str = "+243810000001",
         channel: str = "test",
+        event: dict[str, Any] | None = None,
     ) -> Transcript:
         """Begin `flow_id` for a contact who wrote nothing (a notice, a broadcast), with
-        `params`; the transcript holds what the contact is sent."""
+        `params`; the transcript holds what the contact is sent. `event` ({name, id, data})
+        is what an outside event gives the flow, readable as `event` in its texts."""
         from palabre.runtime.entrances import Contact
 
         started = Contact(contact, channel=channel, language=lang)
-        reply = self._loop.run_until_complete(self.engine.start(started, flow_id, params))
+        variables = {"event": event} if event is not None else None
+        reply = self._loop.run_until_complete(
+            self.engine.start(started, flow_id, params, variables=variables)
+        )
         transcript = Transcript([f"-- {flow_id} started --"], [reply])
         transcript.lines += [_bot_line(_shown(m)) for m in reply.messages]
         return transcript
