@@ -349,3 +349,34 @@ def _agree(url: str, settings, address: str) -> None:
             await database.aclose()
 
     asyncio.run(write())
+
+
+def test_the_retention_forgets_old_answers_and_the_id_is_new_again(served):
+    import asyncio
+
+    from palabre.outbox.retention import Retention, purge
+    from palabre.outbox.store import Outbox
+
+    base, key, fake, settings = served
+    first = post(base, event(), key).json()
+    sent_to(fake, 1)
+
+    async def purge_all() -> None:
+        database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")
+        try:
+            await purge(Outbox(database), Retention(bodies=0.0, rows=0.0))  # "90 days" later
+        finally:
+            await database.aclose()
+
+    asyncio.run(purge_all())
+    again = post(base, event(), key)
+    assert again.status_code == 202 and again.json()["messages"] != first["messages"]
+    assert len(again.json()["messages"]) == 1 and len(sent_to(fake, 2)) == 2, "sent anew"
+
+
+def test_the_openapi_document_declares_the_headers_of_its_refusals(served):
+    base, _, _, _ = served
+    responses = httpx.get(f"{base}/api/v1/openapi.json", timeout=20).json()["paths"][
+        "/api/v1/events"]["post"]["responses"]  # fmt: skip
+    assert "WWW-Authenticate" in responses["401"]["headers"]
+    assert "Retry-After" in responses["429"]["headers"] and "503" in responses

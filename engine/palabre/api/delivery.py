@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from palabre.addresses import read_address
 from palabre.api.problems import FieldError, Problem, invalid
 from palabre.api.requests import EventRequest
+from palabre.db.database import Database
 from palabre.db.inserts import insert_new
 from palabre.db.schema import event_requests
 from palabre.outbox.rows import Origin
@@ -36,6 +37,14 @@ def start_key(key_name: str, event_id: str, flow_id: str) -> str:
     choice of names and ids can make two of them alike)."""
     what = json.dumps([key_name, event_id, flow_id], ensure_ascii=False)
     return "event:" + hashlib.sha256(what.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+async def forget_events(database: Database, before: float) -> int:
+    """Delete the answers kept for events received before `before` (an id sent again
+    after that is a new event); returns how many."""
+    old = delete(event_requests).where(event_requests.c.created_at < before)
+    async with database.write() as conn:
+        return (await conn.execute(old)).rowcount
 
 
 class EventDesk:

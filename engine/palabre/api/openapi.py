@@ -46,7 +46,6 @@ def _post_events() -> dict[str, Any]:
         "415": "the body is not application/json",
         "422": "fields are wrong (each named in `errors`), or the id was used for another event",
         "429": "this key sends too fast (see Retry-After)",
-        "503": "the database is unavailable: retry later",
     }
     responses: dict[str, Any] = {
         "202": {
@@ -57,6 +56,14 @@ def _post_events() -> dict[str, Any]:
     for status, why in problems.items():
         content = {"application/problem+json": {"schema": PROBLEM}}
         responses[status] = {"description": why, "content": content}
+    # Answered by the server for every route, before or after the API's own checks.
+    responses["408"] = {"description": "the body did not arrive whole in time (text/plain)"}
+    responses["503"] = {
+        "description": "busy, or the database is unavailable: retry after Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+    responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
     return {
         "summary": "Tell Palabre that something happened to a person",
         "operationId": "postEvent",
