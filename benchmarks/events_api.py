@@ -1,0 +1,290 @@
+"""Benchmark: the events API (POST /api/v1/events) against a bare Starlette floor, with wrk.
+
+    python benchmarks/events_api.py --rounds 3 --seconds 10
+    python benchmarks/events_api.py --rounds 3 --profile 20   # and py-spy on both, under load
+
+Needs wrk (`sudo apt-get install -y wrk`); py-spy for --profile. Two servers, one uvicorn
+process each with the settings of `palabre serve`, each on its own embedded SQLite file:
+  floor   benchmarks/events_floor.py: the Bearer key's HMAC-SHA256 digest found by one
+          indexed SELECT, the JSON body, one INSERT of the event (a replay caught by its
+          primary key), 202
+  engine  `palabre serve` on a one-step flow triggered by `ticket.called` that ends with
+          one SMS; its key made by `palabre apikey create bench`, PALABRE_API_RATE lifted
+          out of the way. Each event: the key, the rate, the capped body, the fields, the
+          idempotency lookup, Engine.start (the contact's session lock and commit, the
+          outbox row), the stored answer, 202 with the message's id.
+Sending is the outbox's work, not the API's (benchmarks/drain_outbox.py measures it): the
+transports are disabled (PALABRE_DISABLE_PLUGINS=twilio,meta_cloud,web), so the outbox
+worker that `palabre serve` runs has no channel to claim rows for, as when `palabre
+worker` sends from another process; every event's row is written and stays queued.
+
+Both get one event (202, then the same request again is caught as a replay), a warm-up,
+then `--rounds` rounds of `--seconds`, alternating (floor first in odd rounds). wrk
+replays pre-built requests (benchmarks/requests_file.py's format, benchmarks/replay.lua),
+as many as twice the server's warm-up rate calls for: every request a new event id for
+a new person (+24381..., channel sms), so no two events wait for one contact's lock.
+Printed: per round and medians, req/s, p50/p99/max latency, the server's CPU µs per
+request from /proc and its busy share of a core, wrk's own CPU; the median throughput
+ratio, engine over floor (the goal: at least 0.8, else the exit status is 1); then one
+JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from statistics import median
+
+import httpx
+import servers
+from broadcast import run_palabre
+from comparison import Contacts
+from measure import Run
+from procstat import RssSampler, TreeCpu, load_average
+from profiling import PySpy
+from provenance import code_state
+from report import Round, figure, medians, ratios_line, row
+from requests_file import Message, http_post, write_requests
+from servers import SECRETS, Server, free_port, running, wait_until
+from wrk import run_wrk, wrk_binary
+
+GOAL = 0.8
+PATH = "/api/v1/events"
+WARMUP_RATE = 3000  # requests per second a warm-up file is sized for (no rate known yet)
+FLOW = """\
+id: bench_ticket
+title: Your turn
+settings: {locales: [en], default_locale: en}
+triggers: {event: ticket.called}
+steps:
+  called: {kind: end, text: "Ticket {{ event.data.ticket }}: it is your turn, counter 3."}
+"""
+COLUMNS = (
+    ("req/s", "throughput", "{:8.0f}"),
+    ("p50 ms", "p50_ms", "{:8.1f}"),
+    ("p99 ms", "p99_ms", "{:8.1f}"),
+    ("max ms", "max_ms", "{:8.0f}"),
+    ("CPU us/req", "cpu_us_per_request", "{:10.0f}"),
+    ("busy", "busy", "{:6.2f}"),
+    ("wrk us/req", "wrk_us_per_request", "{:10.1f}"),
+    ("wrk busy", "wrk_busy", "{:8.2f}"),
+    ("errors", "errors", "{:6.0f}"),
+)
+
+
+def event_post(key: str, contact: int) -> tuple[dict[str, str], bytes]:
+    """The headers and body of one event for person `contact`, whose number is its id."""
+    phone = Message(contact, 0, "").phone
+    body = {"event": "ticket.called", "id": f"bench-{contact}", "to": phone, "channel": "sms"}
+    body["data"] = {"ticket": f"A{contact % 1000}"}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return headers, json.dumps(body).encode()
+
+
+def engine_env(work: Path) -> dict[str, str]:
+    return {
+        "PALABRE_DATA_DIR": str(work / "data"),
+        "PALABRE_LOG_LEVEL": "WARNING",
+        "PALABRE_SECRET": SECRETS["PALABRE_SECRET"],
+        "PALABRE_API_RATE": "1000000/second",  # the benchmark measures work, not a cap
+        "PALABRE_DISABLE_PLUGINS": "twilio,meta_cloud,web",  # nothing sent (docstring)
+    }
+
+
+def api_key(work: Path, env: dict[str, str]) -> str:
+    """A key made by `palabre apikey create bench` on the engine's database."""
+    output = run_palabre(work, env, "apikey", "create", "bench")
+    return next(line for line in output.splitlines() if line.startswith("plb_"))
+
+
+@contextmanager
+def serving(name: str, command: list[str], env: dict[str, str], work: Path) -> Iterator[Server]:
+    """`command` on a free port, logging to `name`.log, once it says it is ready."""
+    port = free_port()
+    ready = "/readyz" if name == "palabre" else "/healthz"
+    with running([*command, "--port", str(port)], env, work / f"{name}.log") as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(url + ready, timeout=1).raise_for_status(), process, url)
+        yield Server(process, url)
+
+
+def start_both(stack: ExitStack, work: Path, key: str, env: dict[str, str]) -> dict[str, Server]:
+    """The floor (on its own SQLite file, with the same key) and `palabre serve`."""
+    floor = [sys.executable, str(servers.BENCH / "events_floor.py")]
+    floor += ["--database", str(work / "floor.db"), *servers.uvicorn_options()]
+    floor_env = {"PALABRE_SECRET": SECRETS["PALABRE_SECRET"], "BENCH_API_KEY": key}
+    (work / "flows").mkdir()
+    (work / "flows" / "bench_ticket.yaml").write_text(FLOW)
+    engine = [sys.executable, "-m", "palabre.cli", "serve", "--flows", str(work / "flows")]
+    return {
+        "floor": stack.enter_context(serving("floor", floor, floor_env, work)),
+        "engine": stack.enter_context(serving("palabre", engine, env, work)),
+    }
+
+
+def check(server: Server, key: str, contact: int) -> None:
+    """One event is taken (202), and the same again is caught; SystemExit if not."""
+    headers, body = event_post(key, contact)
+    first = httpx.post(server.url + PATH, content=body, headers=headers)
+    again = httpx.post(server.url + PATH, content=body, headers=headers)
+    if first.status_code != 202 or again.status_code not in (200, 202):
+        raise SystemExit(f"{server.url}: {first.status_code} {first.text}, then {again.text}")
+    if again.status_code == 202 and again.json() != first.json():
+        raise SystemExit(f"{server.url}: the replay got another answer: {again.text}")
+
+
+class Bench:
+    """Runs of either server: a request file of new people, wrk, CPU from /proc."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, key: str) -> None:
+        self.args, self.work, self.key = args, work, key
+        self.contacts = Contacts()
+
+    def requests_file(self, count: int) -> Path:
+        file, first = self.work / "requests.bin", self.contacts.take(count)
+        public = servers.PUBLIC_URL
+        posts = (event_post(self.key, contact) for contact in range(first, first + count))
+        write_requests(file, (http_post(public, PATH, *post) for post in posts))
+        return file
+
+    def run(
+        self,
+        server: Server,
+        name: str,
+        seconds: float,
+        rate: float,
+        started: Callable[[], None] | None = None,
+    ) -> Run:
+        """wrk on `server` for `seconds`, sized for twice `rate`; the run's figures."""
+        file = self.requests_file(int(max(rate, 200) * 2 * seconds) + self.args.connections)
+        clock = TreeCpu(server.pid)
+        before = clock.read()
+        if started is not None:
+            started()  # a profiler
+        with RssSampler(server.pid) as rss:
+            options = {"connections": self.args.connections, "threads": self.args.threads}
+            result = run_wrk(server.url + PATH, file, seconds=seconds, **options)
+        file.unlink()
+        used = clock.read() - before
+        return Run(
+            server=name,
+            requests=result.requests,
+            seconds=result.seconds,
+            throughput=result.throughput,
+            p50_ms=result.latency_ms("p50"),
+            p99_ms=result.latency_ms("p99"),
+            max_ms=result.latency_ms("max"),
+            errors=result.errors,
+            wrapped=int(result.summary["wrapped"]),
+            server_cpu=used,
+            child_cpu=clock.children(),
+            wrk_cpu=result.cpu,
+            redis_cpu=0.0,
+            graph_cpu=0.0,
+            rss_kib=rss.samples,
+        )
+
+    def rounds(self, pair: dict[str, Server], rates: dict[str, float]) -> list[Round]:
+        found = []
+        for number in range(1, self.args.rounds + 1):
+            order = ["floor", "engine"] if number % 2 else ["engine", "floor"]
+            runs = {n: self.run(pair[n], n, self.args.seconds, rates[n]) for n in order}
+            found.append(Round(runs["floor"], runs["engine"]))
+            print(f"  round {number}: ratio {found[-1].ratio:.2f}", file=sys.stderr)
+        return found
+
+    def profile(self, server: Server, name: str, rate: float) -> dict[str, object]:
+        """py-spy on `server` during one more run (profiling.PySpy), at --profile-rate: at
+        its 200 samples a second, the pauses of the SQLite writers holding the write lock
+        made Palabre fall to 3 requests a second, and others' waits exceed the busy timeout."""
+        self.args.profile_dir.mkdir(parents=True, exist_ok=True)
+        spy = PySpy(server.pid, self.args.profile, self.args.profile_dir / f"events-{name}.txt")
+        spy.command[spy.command.index("--rate") + 1] = str(self.args.profile_rate)
+        return spy.finish(self.run(server, name, self.args.profile, rate, spy.start), name)
+
+
+def table(found: list[Round]) -> str:
+    head = "".join(f" {label:>{len(fmt.format(0))}}" for label, _, fmt in COLUMNS)
+    lines = [f"{'round':<7}{'server':<8}{head}"]
+    for number, one in enumerate(found, 1):
+        for run in (one.floor, one.engine):
+            numbers = [figure(run, name) for _, name, _ in COLUMNS]
+            lines.append(row(str(number), run.server, numbers, COLUMNS))
+        lines.append(f"{'':7}{ratios_line(one.__getattribute__, False)}")
+    for server in ("floor", "engine"):
+        runs = [getattr(one, server) for one in found]
+        numbers = [median(figure(run, name) for run in runs) for _, name, _ in COLUMNS]
+        lines.append(row("median", server, numbers, COLUMNS))
+    lines.append(f"median {ratios_line(medians(found).__getitem__, False)}")
+    return "\n".join(lines)
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The events API vs a bare Starlette floor.")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10, help="per run")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds per server")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--profile", type=float, default=0, help="py-spy seconds per server")
+    parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples a second")
+    parser.add_argument(
+        "--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "palabre-profiles"
+    )
+    parser.add_argument("--json", type=Path, help="also write the JSON line to this file")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    wrk_binary()  # says how to install wrk before anything starts
+    result: dict = {"benchmark": "events_api", "code": code_state(), "loads": [load_average()]}
+    with tempfile.TemporaryDirectory(prefix="palabre-events-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        env = engine_env(work)
+        bench = Bench(args, work, api_key(work, env))
+        pair = start_both(stack, work, bench.key, env)
+        for server in pair.values():
+            check(server, bench.key, bench.contacts.take(1))
+        rates = {n: bench.run(s, n, args.warmup, WARMUP_RATE).throughput for n, s in pair.items()}
+        found = bench.rounds(pair, rates)
+        if args.profile:
+            result["profiles"] = [bench.profile(pair[n], n, rates[n]) for n in pair]
+        result["warnings"] = warnings(work / "palabre.log")
+    result["loads"].append(load_average())
+    ratio = print_results(args, found, result)
+    if ratio < GOAL:
+        raise SystemExit(f"the events API has {ratio:.2f} of the floor's throughput (goal {GOAL})")
+
+
+def print_results(args: argparse.Namespace, found: list[Round], result: dict) -> float:
+    """The table, the profiles, one JSON line (also to --json); the median ratio."""
+    print("load average before: {}   after: {}".format(*result["loads"]))
+    print(f"wrk: {args.threads} thread(s), {args.connections} connections, {args.seconds:g} s")
+    print(table(found))
+    for found_profile in result.get("profiles", []):
+        print(found_profile["text"])
+    print(f"Palabre's log lines at WARNING or above: {json.dumps(result['warnings'])}")
+    result["args"] = {key: str(value) for key, value in vars(args).items()}
+    result["median"] = medians(found)
+    result["rounds"] = [{"floor": r.floor.as_dict(), "engine": r.engine.as_dict()} for r in found]
+    line = json.dumps(result, ensure_ascii=False)
+    print(line)
+    if args.json:
+        args.json.write_text(line + "\n")
+    return float(result["median"]["ratio"])
+
+
+def warnings(log: Path) -> list[str]:
+    """Palabre's first five WARNING and ERROR lines (they never carry personal data)."""
+    lines = log.read_text(errors="replace").splitlines()
+    return [line[:300] for line in lines if " WARNING " in line or " ERROR " in line][:5]
+
+
+if __name__ == "__main__":
+    main()
