@@ -20,7 +20,7 @@ from typing import Any
 from palabre.addresses import read_address
 from palabre.broadcasts.audience import NO_CONSENT, Audience, Recipient
 from palabre.broadcasts.preview import Estimate, estimate
-from palabre.broadcasts.sending import ahead_for
+from palabre.broadcasts.sending import ahead_for, consented
 from palabre.broadcasts.store import Broadcast, BroadcastStore
 from palabre.broadcasts.store import Progress as Counts
 from palabre.config import Settings
@@ -135,13 +135,11 @@ async def prepared(
 
 async def _skip_without_consent(engine: Engine, lines: list[Recipient], purpose: str) -> None:
     assert engine.stores is not None
-    for channel, group in _by_channel(lines).items():
-        keys = [r.contact_key for r in group if r.contact_key is not None]
-        allowed = await engine.stores.consent.allowed(keys, channel, purpose)
-        for recipient in group:
-            if recipient.contact_key not in allowed:
-                recipient.skip = NO_CONSENT
-                recipient.detail = f"no {purpose} consent on {channel}"
+    allowed = await consented(engine.stores.consent, lines, purpose)
+    for recipient in lines:
+        if recipient.contact_key not in allowed:
+            recipient.skip = NO_CONSENT
+            recipient.detail = f"no {purpose} consent on {channel_of(recipient.address)}"
 
 
 async def _stopped_but_reached(engine: Engine, lines: list[Recipient], purpose: str) -> list[str]:

@@ -25,13 +25,26 @@ from palabre.broadcasts.preview import contact_of
 from palabre.broadcasts.store import Broadcast, BroadcastStore, Progress
 from palabre.outbox.rows import Origin
 from palabre.runtime.engine import Engine
-from palabre.stores.consent import channel_of
+from palabre.stores.consent import ConsentLedger, channel_of
 
 # How far ahead of its sender the queue is kept: about a restart of the command, so that
 # a resumed broadcast hardly leaves its sender idle. A STOP sent meanwhile still counts:
 # the worker reads the consent again before each send.
 AHEAD_SECONDS = 5.0
 BATCH = 100  # lines started between two looks at the outbox
+
+
+async def consented(ledger: ConsentLedger, lines: list[Recipient], purpose: str) -> set[str]:
+    """The contact keys among `lines` that `purpose` may reach now, each on its address's
+    channel: a query per channel (and per 500 keys), not one per line."""
+    by_channel: dict[str, list[str]] = {}
+    for recipient in lines:
+        if recipient.contact_key is not None:
+            by_channel.setdefault(channel_of(recipient.address), []).append(recipient.contact_key)
+    allowed: set[str] = set()
+    for channel, keys in by_channel.items():
+        allowed |= await ledger.allowed(keys, channel, purpose)
+    return allowed
 
 
 def ahead_for(per_second: float | None) -> int:
@@ -94,13 +107,7 @@ class Feeder:
         """The contact keys among `lines` whose consent stands now."""
         stores = self.engine.stores
         assert stores is not None
-        allowed: set[str] = set()
-        for channel in {channel_of(r.address) for r in lines}:
-            keys = [
-                r.contact_key for r in lines if r.contact_key and channel_of(r.address) == channel
-            ]
-            allowed |= await stores.consent.allowed(keys, channel, self.origin.purpose)
-        return allowed
+        return await consented(stores.consent, lines, self.origin.purpose)
 
     async def _start_one(self, recipient: Recipient) -> None:
         contact = contact_of(recipient, self.transport_of(recipient))

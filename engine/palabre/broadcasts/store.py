@@ -89,16 +89,14 @@ class BroadcastStore:
         query = select(broadcasts).where(broadcasts.c.id == broadcast_id)
         async with self.database.read() as conn:
             row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            return None
-        return Broadcast(**{**row, "params": json.loads(row["params"])})
+        return None if row is None else _broadcast(row)
 
     async def latest(self, limit: int = 20) -> list[Broadcast]:
         """The newest broadcasts, newest first."""
         query = select(broadcasts).order_by(broadcasts.c.created_at.desc()).limit(limit)
         async with self.database.read() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [Broadcast(**{**row, "params": json.loads(row["params"])}) for row in rows]
+        return [_broadcast(row) for row in rows]
 
     async def same_as(self, fingerprint: str) -> Broadcast | None:
         """The latest broadcast with this fingerprint (the same one started before)."""
@@ -193,6 +191,10 @@ def _purge(conn: Connection, bodies_before: float, rows_before: float) -> dict[s
     lines = conn.execute(delete(recipients).where(recipients.c.broadcast_id.in_(gone))).rowcount
     heads = conn.execute(delete(broadcasts).where(broadcasts.c.created_at < rows_before)).rowcount
     return {"broadcast_lines_expired": expired, "broadcast_lines": lines, "broadcasts": heads}
+
+
+def _broadcast(row: Any) -> Broadcast:
+    return Broadcast(**{**row, "params": json.loads(row["params"])})
 
 
 def _line_row(broadcast_id: str, recipient: Recipient) -> dict[str, Any]:

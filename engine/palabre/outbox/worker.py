@@ -143,13 +143,14 @@ class Worker:
             slot = await self._budget(transport, row)
             if slot is None:
                 return
-            if not await self._consented(row):  # checked last, right before the send
+            message = row.outbound()  # the row's JSON, read once for every check below
+            if not await self._consented(row, message):  # checked last, right before the send
                 await self._skip(row)
                 return
-            message = await self._in_window(row)
-            if message is None:
+            leaving = await self._in_window(row, message)
+            if leaving is None:
                 return
-            delivery = await self._start_and_send(flight, transport, slot, message)
+            delivery = await self._start_and_send(flight, transport, slot, leaving)
             if delivery is None:
                 return
             outcome = outcome_of(delivery, row.attempts, self.policy, self.box.clock())
@@ -162,8 +163,8 @@ class Worker:
             self._flights.pop(row.uid, None)
             self.box.wakeup.set()  # this contact's next row may be due now
 
-    async def _consented(self, row: Claimed) -> bool:
-        channel = channel_of(row.address, row.outbound().channel)
+    async def _consented(self, row: Claimed, message: Outbound) -> bool:
+        channel = channel_of(row.address, message.channel)
         return await self.host.stores.consent.allows(row.contact_key, channel, row.purpose)
 
     async def _skip(self, row: Claimed) -> None:
@@ -187,10 +188,9 @@ class Worker:
             await asyncio.sleep(wait)
         return slot
 
-    async def _in_window(self, row: Claimed) -> Outbound | None:
+    async def _in_window(self, row: Claimed, message: Outbound) -> Outbound | None:
         """The message as it may leave: its text inside WhatsApp's 24-hour window, its
         template outside; None when it may not (recorded `window_closed`, see windows)."""
-        message = row.outbound()
         if channel_of(row.address, message.channel) != "whatsapp":
             return message
         if is_open(await self.box.last_inbound(row.contact_key), self.box.clock()):
