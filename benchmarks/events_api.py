@@ -38,17 +38,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from statistics import median
 
 import httpx
 import servers
 from broadcast import run_palabre
 from comparison import Contacts
-from measure import Run
+from measure import Run, wrk_figures
 from procstat import RssSampler, TreeCpu, load_average
 from profiling import PySpy
 from provenance import code_state
-from report import Round, figure, medians, ratios_line, row
+from report import Round, medians, table
 from requests_file import Message, http_post, write_requests
 from servers import SECRETS, Server, free_port, running, wait_until
 from wrk import run_wrk, wrk_binary
@@ -173,17 +172,9 @@ class Bench:
         used = clock.read() - before
         return Run(
             server=name,
-            requests=result.requests,
-            seconds=result.seconds,
-            throughput=result.throughput,
-            p50_ms=result.latency_ms("p50"),
-            p99_ms=result.latency_ms("p99"),
-            max_ms=result.latency_ms("max"),
-            errors=result.errors,
-            wrapped=int(result.summary["wrapped"]),
+            **wrk_figures(result),
             server_cpu=used,
             child_cpu=clock.children(),
-            wrk_cpu=result.cpu,
             redis_cpu=0.0,
             graph_cpu=0.0,
             rss_kib=rss.samples,
@@ -206,22 +197,6 @@ class Bench:
         spy = PySpy(server.pid, self.args.profile, self.args.profile_dir / f"events-{name}.txt")
         spy.command[spy.command.index("--rate") + 1] = str(self.args.profile_rate)
         return spy.finish(self.run(server, name, self.args.profile, rate, spy.start), name)
-
-
-def table(found: list[Round]) -> str:
-    head = "".join(f" {label:>{len(fmt.format(0))}}" for label, _, fmt in COLUMNS)
-    lines = [f"{'round':<7}{'server':<8}{head}"]
-    for number, one in enumerate(found, 1):
-        for run in (one.floor, one.engine):
-            numbers = [figure(run, name) for _, name, _ in COLUMNS]
-            lines.append(row(str(number), run.server, numbers, COLUMNS))
-        lines.append(f"{'':7}{ratios_line(one.__getattribute__, False)}")
-    for server in ("floor", "engine"):
-        runs = [getattr(one, server) for one in found]
-        numbers = [median(figure(run, name) for run in runs) for _, name, _ in COLUMNS]
-        lines.append(row("median", server, numbers, COLUMNS))
-    lines.append(f"median {ratios_line(medians(found).__getitem__, False)}")
-    return "\n".join(lines)
 
 
 def arguments() -> argparse.Namespace:
@@ -266,7 +241,7 @@ def print_results(args: argparse.Namespace, found: list[Round], result: dict) ->
     """The table, the profiles, one JSON line (also to --json); the median ratio."""
     print("load average before: {}   after: {}".format(*result["loads"]))
     print(f"wrk: {args.threads} thread(s), {args.connections} connections, {args.seconds:g} s")
-    print(table(found))
+    print(table("events", found, COLUMNS))
     for found_profile in result.get("profiles", []):
         print(found_profile["text"])
     print(f"Palabre's log lines at WARNING or above: {json.dumps(result['warnings'])}")

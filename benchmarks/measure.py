@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from procstat import RssSampler, TreeCpu
@@ -127,23 +128,30 @@ def measure(
     used = [clock.read() - start for clock, start in zip(clocks, before, strict=True)]
     return Run(
         server=name,
-        requests=result.requests,
-        seconds=result.seconds,
-        throughput=result.throughput,
-        p50_ms=result.latency_ms("p50"),
-        p99_ms=result.latency_ms("p99"),
-        max_ms=result.latency_ms("max"),
-        errors=result.errors,
-        wrapped=int(result.summary["wrapped"]),
+        **wrk_figures(result),
         server_cpu=used[0],
         child_cpu=clocks[0].children() - child_before,
-        wrk_cpu=result.cpu,
         redis_cpu=used[1],
         graph_cpu=used[2],
         drain_seconds=drained,
         graph_requests=graph_requests(others.graph) - sent_before,
         rss_kib=rss.samples,
     )
+
+
+def wrk_figures(result: Any) -> dict[str, Any]:
+    """What a `Run` takes from wrk's result: counts, latencies, errors and wrk's own CPU."""
+    return {
+        "requests": result.requests,
+        "seconds": result.seconds,
+        "throughput": result.throughput,
+        "p50_ms": result.latency_ms("p50"),
+        "p99_ms": result.latency_ms("p99"),
+        "max_ms": result.latency_ms("max"),
+        "errors": result.errors,
+        "wrapped": int(result.summary["wrapped"]),
+        "wrk_cpu": result.cpu,
+    }
 
 
 def graph_requests(graph: Server) -> int:

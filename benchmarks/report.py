@@ -70,9 +70,10 @@ def row(label: str, server: str, numbers: list[float], columns: tuple) -> str:
     return f"{label:<7}{server:<8}{cells}"
 
 
-def table(config: str, rounds: list[Round]) -> str:
+def table(config: str, rounds: list[Round], columns: tuple[tuple[str, str, str], ...] = ()) -> str:
+    """The rounds and their medians, in `columns` (by default the webhooks' own)."""
     meta = config == "meta"
-    columns = COLUMNS + (META_COLUMNS if meta else ())
+    columns = columns or COLUMNS + (META_COLUMNS if meta else ())
     head = "".join(f" {label:>{len(fmt.format(0))}}" for label, _, fmt in columns)
     lines = [f"\n== {config}: {len(rounds)} rounds ==", f"{'round':<7}{'server':<8}{head}"]
     for number, one in enumerate(rounds, 1):
