@@ -81,6 +81,8 @@ async def test_media_is_served_by_any_worker_until_it_expires_then_purged(stores
     brief = await stores.media.put(b"\x89PNG brief", "image/png", ttl=60)
     token = await stores.media.token(brief)
     assert other.media.verify(token) == brief, "another worker checks the same signature"
+    assert await other.media.token(brief) == token, "and signs the same URL from the row"
+    assert await other.media.token("unknown") is None
     item = await other.media.get(brief)
     assert (item.data, item.content_type) == (b"\x89PNG brief", "image/png")
     assert (await other.media.get(kept)).expires_at == clock.now + DEFAULT_TTL
@@ -88,6 +90,7 @@ async def test_media_is_served_by_any_worker_until_it_expires_then_purged(stores
     assert other.media.verify(token) is None, "the token expires with its image"
     assert await other.media.get(brief) is None
     assert await stores.media.token(brief) is None
+    assert await other.media.token(brief) is None
     assert await other.media.purge() == 1, "only the expired image is deleted"
     assert await stores.media.get(kept) is not None
     assert await stores.media.purge() == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.db_fixtures import Clock
+from tests.db_fixtures import Clock, open_database, url
 from tests.meta_fakes import ALICE, ALICE_AT, FakeGraph
 from tests.test_outbox import outbox_settings
 from tests.twilio_fakes import FakeTwilio
@@ -33,6 +33,7 @@ from palabre_meta_cloud import MetaCloudTransport
 from palabre_twilio import TwilioTransport
 
 pytestmark = pytest.mark.anyio
+__all__ = ["url"]  # the fixture, shared in tests/db_fixtures.py
 
 SECRET = b"window-test-secret-" + b"0" * 32
 FLOW = """\
@@ -193,8 +194,8 @@ async def test_a_notification_past_its_ttl_expires_and_is_never_sent(tmp_path, c
     assert graph.bodies(ALICE) == []
 
 
-async def test_a_late_redelivery_never_moves_the_window_back(tmp_path, clock):
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/palabre.db")
+async def test_a_late_redelivery_never_moves_the_window_back(url, clock):
+    database = open_database(url)
     await migrate.upgrade(database)
     outbox = Stores.on(database, SECRET, clock).outbox
     try:
@@ -203,5 +204,8 @@ async def test_a_late_redelivery_never_moves_the_window_back(tmp_path, clock):
         clock.now -= 3600  # a worker whose clock lags an hour
         await outbox.enqueue([], seen="contact-1")
         assert await outbox.last_inbound("contact-1") == opened
+        clock.now = opened + 60  # the contact writes again
+        await outbox.enqueue([], seen="contact-1")
+        assert await outbox.last_inbound("contact-1") == opened + 60
     finally:
         await database.aclose()

@@ -16,10 +16,10 @@ SMS has no window.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from palabre.db.driver import DriverStatement
 from palabre.db.inserts import insert_for
 from palabre.db.schema import whatsapp_windows as windows
 
@@ -28,22 +28,23 @@ WINDOW_CLOSED = "window_closed"  # the error code of a row that could not be sen
 
 
 @cache
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str) -> DriverStatement:
     statement = insert_for(dialect, windows).values(
         contact_key=bindparam("b_key"), last_inbound_at=bindparam("b_at")
     )
     later = statement.excluded.last_inbound_at
     # A message redelivered late, or a worker whose clock lags, never moves it back.
-    return statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["contact_key"],
         set_={"last_inbound_at": later},
         where=windows.c.last_inbound_at < later,
     )
+    return DriverStatement(upsert)  # every WhatsApp message runs it
 
 
 def note_inbound(conn: Connection, dialect: str, contact_key: str, at: float) -> None:
     """Record, in the caller's transaction, that the contact wrote on WhatsApp at `at`."""
-    conn.execute(_upsert(dialect), {"b_key": contact_key, "b_at": at})
+    _upsert(dialect).rowcount(conn, {"b_key": contact_key, "b_at": at})
 
 
 _LAST = select(windows.c.last_inbound_at).where(windows.c.contact_key == bindparam("b_key"))

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,9 @@ from palabre.db.database import Database
 from palabre.db.schema import media
 
 DEFAULT_TTL = 24 * 3600
+# Expiries of the items this process stored lately: the turn that draws a QR code asks for
+# its URL at once, and reading the row back for its expiry cost a database trip per image.
+RECENT = 1024
 _INSERT = insert(media)  # built once; its values given at each run
 
 
@@ -45,13 +49,18 @@ class MediaStore:
         self._db = database
         self._key = hashlib.sha256(b"palabre-media\x00" + secret).digest()
         self._clock = clock
+        self._recent: OrderedDict[str, float] = OrderedDict()
 
     async def put(self, data: bytes, content_type: str, ttl: int = DEFAULT_TTL) -> str:
         """Store `data` for `ttl` seconds; returns its id."""
         media_id = secrets.token_urlsafe(16)
         row = {"id": media_id, "content_type": content_type, "data": data}
         # In the group commit the outbox shares: the turn's rows commit in the same trip.
-        await group_commit(self._db).execute(_INSERT, {**row, "expires_at": self._clock() + ttl})
+        expires_at = self._clock() + ttl
+        await group_commit(self._db).execute(_INSERT, {**row, "expires_at": expires_at})
+        self._recent[media_id] = expires_at
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
         return media_id
 
     async def get(self, media_id: str) -> StoredMedia | None:
@@ -70,8 +79,14 @@ class MediaStore:
 
     async def token(self, media_id: str) -> str | None:
         """A URL token for the item, valid until the item expires (None when unknown)."""
-        item = await self.get(media_id)
-        return self.sign(media_id, int(item.expires_at)) if item else None
+        expires_at = self._recent.get(media_id)
+        if expires_at is None:  # stored by another worker, or long ago
+            query = select(media.c.expires_at).where(media.c.id == media_id)
+            async with self._db.read() as conn:
+                expires_at = (await conn.execute(query)).scalar_one_or_none()
+        if expires_at is None or expires_at < self._clock():
+            return None
+        return self.sign(media_id, int(expires_at))
 
     def sign(self, media_id: str, expires_at: int) -> str:
         """The token naming `media_id` until `expires_at`."""

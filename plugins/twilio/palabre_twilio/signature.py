@@ -28,12 +28,19 @@ def is_signed(token: str, url: str, params: Params, signature: str | None) -> bo
     """True when `signature` is Twilio's signature of `url` and `params` with `token`."""
     if not signature:
         return False
-    sdk = load_sdk("twilio.request_validator")
-    validator, values, parsed = _validator(token), _Values(params), urlparse(url)
-    for candidate in (sdk.remove_port(parsed), sdk.add_port(parsed)):
+    validator, values = _validator(token), _Values(params)
+    for candidate in _signed_urls(url):
         if hmac.compare_digest(validator.compute_signature(candidate, values), signature):
             return True
     return False
+
+
+@lru_cache(maxsize=64)
+def _signed_urls(url: str) -> tuple[str, str]:
+    """The two forms of `url` Twilio may have signed: without, then with its default port
+    (a webhook's URL is one of a few, so each is parsed once)."""
+    sdk, parsed = load_sdk("twilio.request_validator"), urlparse(url)
+    return sdk.remove_port(parsed), sdk.add_port(parsed)
 
 
 @lru_cache(maxsize=8)
