@@ -64,12 +64,15 @@ steps:
 EVENT = {"event": {"name": "ticket.called", "id": "e1", "data": {"ticket": "A42"}}}
 
 
-async def world(tmp_path: Path, settings, transport, http: httpx.AsyncClient, clock: Clock):
-    """An engine on the flow above, its stores, and a worker sending through `transport`."""
+async def world(
+    tmp_path: Path, settings, transport, http: httpx.AsyncClient, clock: Clock, **more: str
+):
+    """An engine on the flows above (and `more`: file stem -> YAML), its stores, and a
+    worker sending through `transport`."""
     flows = tmp_path / "flows"
     flows.mkdir(exist_ok=True)
-    (flows / "ticket.yaml").write_text(FLOW, encoding="utf-8")
-    (flows / "plain.yaml").write_text(PLAIN, encoding="utf-8")
+    for stem, text in {"ticket": FLOW, "plain": PLAIN, **more}.items():
+        (flows / f"{stem}.yaml").write_text(text, encoding="utf-8")
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/palabre.db")
     await migrate.upgrade(database)
     stores = Stores.on(database, SECRET, clock)

@@ -29,6 +29,11 @@ TEMPLATE = FieldSpec(
     "the approved WhatsApp template sent instead outside the 24-hour window: "
     "{meta: {name, language, components}, twilio: {content_sid, variables}}",
 )
+TTL = FieldSpec(
+    "duration",
+    "how long the message is worth sending (e.g. 5m): not sent by then, it is `expired`, "
+    "never sent late",
+)
 
 KINDS: dict[str, KindSpec] = {
     "say": KindSpec(
@@ -37,6 +42,7 @@ KINDS: dict[str, KindSpec] = {
             "text": FieldSpec("text", "the message (a Jinja template)", True),
             "image": FieldSpec("str", "a template giving a media id to attach (empty: none)"),
             "template": TEMPLATE,
+            "ttl": TTL,
             "next": NEXT,
         },
     ),
@@ -46,6 +52,7 @@ KINDS: dict[str, KindSpec] = {
             "text": FieldSpec("text", "the question", True),
             "save_as": FieldSpec("name", "the variable that receives the answer", True),
             "template": TEMPLATE,
+            "ttl": TTL,
             "choices": FieldSpec("choices", "answers offered as buttons, a list or numbers"),
             "normalize": FieldSpec("words", "cleaners applied before validation, in order"),
             "validate": FieldSpec("mapping", "rules the cleaned answer must pass"),
@@ -101,6 +108,7 @@ KINDS: dict[str, KindSpec] = {
             "text": FieldSpec("text", "a last message"),
             "image": FieldSpec("str", "a template giving a media id to attach (empty: none)"),
             "template": TEMPLATE,
+            "ttl": TTL,
         },
     ),
     "handoff": KindSpec(

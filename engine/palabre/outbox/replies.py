@@ -16,6 +16,7 @@ Keys name what a row answers (its `inbound_key`) and its place in the turn:
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from palabre.outbox.rows import REPLIED, STARTED, Origin, Queued
 from palabre.outbox.store import Outbox
@@ -78,24 +79,33 @@ async def _queue(
         if seen is not None:
             await outbox.enqueue([], seen=seen)
         return []
-    items = [
-        Queued(
-            message,
-            contact_key,
-            origin.kind,
-            _key(answers, n),
-            answers,
-            inline,
-            held=not inline,
-            purpose=origin.purpose,
-            broadcast_id=origin.broadcast_id,
-            expires_at=origin.expires_at,
+    now = outbox.clock()
+    items = []
+    for n, message in enumerate(sendable):
+        expires_at = _earliest(origin.expires_at, now + message.ttl if message.ttl else None)
+        items.append(
+            Queued(
+                replace(message, expires_at=expires_at) if expires_at else message,
+                contact_key,
+                origin.kind,
+                _key(answers, n),
+                answers,
+                inline,
+                held=not inline,
+                purpose=origin.purpose,
+                broadcast_id=origin.broadcast_id,
+                expires_at=expires_at,
+            )
         )
-        for n, message in enumerate(sendable)
-    ]
     return await outbox.enqueue(items, replacing=answers, seen=seen)
 
 
 def _key(answers: str | None, n: int) -> str:
     # Without an inbound id (the terminal), nothing can be redelivered: any unique key.
     return f"{answers}:{n}" if answers else uuid.uuid4().hex
+
+
+def _earliest(*times: float | None) -> float | None:
+    """The earliest of the expiries given (an event's ttl, the step's), or None."""
+    given = [time for time in times if time is not None]
+    return min(given) if given else None

@@ -103,6 +103,7 @@ def payload_of(message: Outbound) -> str:
             "image": message.image,
             "channel": message.channel,
             **({"template": message.template} if message.template else {}),
+            **({"expires_at": message.expires_at} if message.expires_at else {}),
         },
         ensure_ascii=False,
     )
@@ -121,4 +122,5 @@ def outbound_of(uid: str, transport: str, address: str, payload: str) -> Outboun
         transport=transport,
         id=uid,
         template=data.get("template"),
+        expires_at=data.get("expires_at"),
     )

@@ -18,8 +18,8 @@ not hold its contact's later messages back.
 given the consent the row needs, palabre.stores.consent). `unconfirmed` (the request may have gone
 out, no answer came back) is final for the worker, which never resends it blindly, but a
 later provider status may still confirm it forward. Provider callbacks only ever apply
-`sent`, `delivered`, `read`, `failed` and `undelivered`: a provider's own `queued` must
-never make a row look unsent.
+`sent`, `delivered`, `read`, `failed`, `undelivered` and `expired`: a provider's own
+`queued` must never make a row look unsent.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ RANK = {
     EXPIRED: 6,
     SKIPPED: 6,
 }
-FROM_PROVIDER = frozenset({SENT, "delivered", "read", "failed", "undelivered"})
+# `expired`: the provider dropped it unsent when its validity ran out (Twilio's 30036).
+FROM_PROVIDER = frozenset({SENT, "delivered", "read", "failed", "undelivered", EXPIRED})
 ALL = tuple(RANK)
 _CURRENT = case(RANK, value=outbox.c.status, else_=0)
 

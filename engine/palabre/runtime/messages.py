@@ -60,6 +60,8 @@ class Outbound:
     # parameters rendered: {"meta": {name, language, components}, "twilio": {...}}.
     template: dict[str, Any] | None = None
     as_template: bool = False  # the window is closed: send `template`, not the text
+    ttl: int | None = None  # seconds it is worth sending (the step's `ttl`)
+    expires_at: float | None = None  # when queued: not sent by then, it is `expired`
 
 
 @dataclass(frozen=True)

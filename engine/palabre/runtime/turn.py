@@ -116,6 +116,7 @@ class Turn:
         options: tuple[Option, ...] = (),
         image: str | None = None,
         template: dict[str, Any] | None = None,
+        ttl: int | None = None,
     ) -> None:
         inbound = self.inbound
         message = Outbound(
@@ -127,6 +128,7 @@ class Turn:
             channel=inbound.channel,
             transport=inbound.transport,
             template=template,
+            ttl=ttl,
         )
         self.reply.messages.append(message)
 
@@ -140,7 +142,8 @@ class Turn:
     def send_text(self, step: Step, field: str) -> None:
         image = step.get("image")
         media = self.render(image, f"{self.where(step)}.image").strip() if image else None
-        self.send(self.text_of(step, field), image=media, template=self.template_of(step))
+        template, ttl = self.template_of(step), step.get("ttl")
+        self.send(self.text_of(step, field), image=media, template=template, ttl=ttl)
 
     def template_of(self, step: Step) -> dict[str, Any] | None:
         """The step's approved template, its parameters rendered like any text."""
@@ -165,7 +168,8 @@ class Turn:
         options = self.world.speech.options(
             step.get("choices", []), self.lang, self.variables(), f"{self.where(step)}.choices"
         )
-        self.send(f"{prefix}\n{text}" if prefix else text, options, template=self.template_of(step))
+        text = f"{prefix}\n{text}" if prefix else text
+        self.send(text, options, template=self.template_of(step), ttl=step.get("ttl"))
         self.session.update(step=step.id, state="ask")
         self.waiting = True
 

@@ -2,7 +2,7 @@
 
 It never stores a message body or a phone number: contacts are keyed hashes. Status
 callbacks may arrive out of order (a `sent` after its `delivered`), so a status only
-moves forward; `failed` and `undelivered` are final. Each change is one statement, so
+moves forward; `failed`, `undelivered` and `expired` are final. Each change is one statement, so
 two workers applying callbacks at once cannot move a status back.
 
 It is kept beside the outbox (palabre.outbox), one row per provider message id; a status
@@ -34,8 +34,9 @@ RANK = {
     "read": 5,
     "undelivered": 6,
     "failed": 6,
+    "expired": 6,  # dropped unsent by the provider when its validity ran out
 }
-FINAL = {"undelivered", "failed"}
+FINAL = {"undelivered", "failed", "expired"}
 _CURRENT_RANK = case(RANK, value=messages.c.status, else_=0)
 
 

@@ -16,6 +16,7 @@ is no address) fails without a request, for good.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ from palabre_twilio.status import HINTS
 
 INVALID_ADDRESS = "invalid_address"
 TOO_MANY_REQUESTS = "20429"
+MAX_VALIDITY = 36_000  # seconds: Twilio refuses a longer ValidityPeriod (error 21624)
 
 
 def twilio_to(address: Address) -> str:
@@ -43,8 +45,10 @@ async def post_message(
     sender: str,
     body: str,
     media_url: str | None = None,
+    validity: str | None = None,
 ) -> Delivery:
-    """POST one message (a body, an image URL or both) to the contact address `to`.
+    """POST one message (a body, an image URL or both) to the contact address `to`; with
+    a `validity` (see `validity_period`), Twilio drops it if still queued by then.
 
     A Delivery says if Twilio took it.
     """
@@ -53,7 +57,7 @@ async def post_message(
         content["Body"] = body
     if media_url:
         content["MediaUrl"] = media_url
-    return await _post(http, config, to, sender, content)
+    return await _post(http, config, to, sender, content, validity)
 
 
 async def post_template(
@@ -63,22 +67,39 @@ async def post_template(
     sender: str,
     content_sid: str,
     variables: dict[str, str],
+    validity: str | None = None,
 ) -> Delivery:
     """POST an approved template (Content API): `ContentSid` and its `ContentVariables`
     (a JSON object keyed "1", "2"...), and no Body, as Twilio asks."""
     content = {"ContentSid": content_sid}
     if variables:
         content["ContentVariables"] = json.dumps(variables, ensure_ascii=False)
-    return await _post(http, config, to, sender, content)
+    return await _post(http, config, to, sender, content, validity)
+
+
+def validity_period(expires_at: float | None, now: float) -> str | None:
+    """Twilio's `ValidityPeriod` for a message worth sending until `expires_at`: the whole
+    seconds left, from 1 to Twilio's most, 36,000 (10 hours); None without an expiry.
+    A message still in Twilio's queue then fails with error 30036 (read as `expired`)."""
+    if expires_at is None:
+        return None
+    return str(min(MAX_VALIDITY, max(1, math.ceil(expires_at - now))))
 
 
 async def _post(
-    http: httpx.AsyncClient, config: TwilioConfig, to: str, sender: str, content: dict[str, str]
+    http: httpx.AsyncClient,
+    config: TwilioConfig,
+    to: str,
+    sender: str,
+    content: dict[str, str],
+    validity: str | None,
 ) -> Delivery:
     try:
         form = {"To": twilio_to(read_address(to)), "From": sender, **content}
     except InvalidAddress as exc:
         return Delivery(None, "failed", error_code=INVALID_ADDRESS, detail=exc.reason)
+    if validity is not None:
+        form["ValidityPeriod"] = validity
     callback = config.status_callback()
     if callback:
         form["StatusCallback"] = callback

@@ -21,6 +21,7 @@ from palabre_twilio.inbound import SID, recipient_of
 log = logging.getLogger("palabre.twilio")
 
 OPTED_OUT = "21610"
+VALIDITY_EXPIRED = "30036"  # still in Twilio's queue past its ValidityPeriod: never sent
 SANDBOX = "+14155238886"  # Twilio's WhatsApp sandbox number
 # Why a WhatsApp message failed, as the person running Palabre can act on it.
 HINTS = {
@@ -58,6 +59,8 @@ def read_status(params: Params) -> StatusUpdate:
     error = params.get("ErrorCode", "").strip() or None
     if error is not None and not (error.isascii() and error.isdigit()):  # not `²` nor `١`
         raise MalformedRequest("ErrorCode is not a number")
+    if status == "failed" and error == VALIDITY_EXPIRED:
+        status = "expired"  # not a failure to act on: the message was not worth sending late
     return StatusUpdate(sid, status, error, recipient_of(params.get("To", "")))
 
 

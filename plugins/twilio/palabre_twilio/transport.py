@@ -32,7 +32,7 @@ from palabre_twilio.config import TwilioConfig, load_sdk
 from palabre_twilio.form import MalformedRequest, Params, read_form
 from palabre_twilio.inbound import UnreachableSender, channel_of, to_inbound
 from palabre_twilio.replies import Part, parts, twiml
-from palabre_twilio.rest import post_message, post_template
+from palabre_twilio.rest import post_message, post_template, validity_period
 from palabre_twilio.signature import HEADER, is_signed
 from palabre_twilio.status import read_status, record_status
 
@@ -116,8 +116,9 @@ class TwilioTransport:
         variables = {str(k): str(v) for k, v in (declared.get("variables") or {}).items()}
         host = self._ready()[0]
         key = host.contact_key(message.contact)
+        sid, validity = str(declared["content_sid"]), self._validity(message)
         delivery = await post_template(
-            host.http, config, message.contact, sender, str(declared["content_sid"]), variables
+            host.http, config, message.contact, sender, sid, variables, validity
         )
         if delivery.provider_id is None:
             log.warning(
@@ -142,7 +143,13 @@ class TwilioTransport:
         first: Delivery | None = None
         for part in parts(message, await self._media_url(message)):
             delivery = await post_message(
-                host.http, config, message.contact, sender, part.body, part.media_url
+                host.http,
+                config,
+                message.contact,
+                sender,
+                part.body,
+                part.media_url,
+                self._validity(message),
             )
             if delivery.provider_id is None:
                 log.warning(
@@ -157,6 +164,10 @@ class TwilioTransport:
             log.info("twilio message sent", extra={"contact": key, "sid": delivery.provider_id})
             first = first or delivery
         return first or Delivery(None, "failed", detail="the message has no text")
+
+    def _validity(self, message: Outbound) -> str | None:
+        """Twilio's ValidityPeriod for the message: what is left of its ttl, if it has one."""
+        return validity_period(message.expires_at, self._ready()[0].engine.clock())
 
     async def _media_url(self, message: Outbound) -> str | None:
         """The absolute, signed URL Twilio fetches the message's image from; None: text only."""
