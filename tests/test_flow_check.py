@@ -407,3 +407,29 @@ def test_ten_twilio_variables_have_no_gap_and_an_event_starts_one_flow(tmp_path)
     )
     _, found = load_flows([first, second], Toolkit.create(None))
     assert any("the event 'x.done' already starts the flow 'a'" in str(p) for p in found), found
+
+
+def test_a_variable_the_engine_sets_cannot_be_saved_over(tmp_path):
+    found = problems(
+        tmp_path,
+        """
+        id: demo
+        triggers: {event: ticket.called}
+        steps:
+          keep:
+            kind: ask
+            text: "Reply 1 to keep your place"
+            save_as: event
+          other:
+            kind: set
+            vars: {lang: "fr", note: "x"}
+          done: {kind: end, text: "{{ event.data.ticket }}"}
+        """,
+    )
+    names = "(event, flow, lang, locale, params)"
+    assert [line for line in found if "engine sets" in line] == [
+        f"f.yaml:8:14: steps.keep.save_as: 'event' is a variable the engine sets {names} "
+        "(pick another name, such as event_answer)",
+        f"f.yaml:11:11: steps.other.vars: 'lang' is a variable the engine sets {names} "
+        "(pick another name, such as lang_answer)",
+    ]

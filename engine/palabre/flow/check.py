@@ -9,7 +9,7 @@ from palabre.actions import Action
 from palabre.errors import Problem
 from palabre.flow.arguments import argument_problems
 from palabre.flow.conditions import unreadable
-from palabre.flow.graph import BUILTIN_VARIABLES, exits, reachable, variables_before
+from palabre.flow.graph import BUILTIN_VARIABLES, exits, reachable, sets, variables_before
 from palabre.flow.kinds import STEP_FIELDS
 from palabre.flow.model import Flow, Step, Text, Where
 from palabre.flow.suggest import closest, did_you_mean, known_list
@@ -19,6 +19,7 @@ from palabre.i18n.catalogs import Catalogs
 from palabre.i18n.templates import PARSE_FAILURES, Templates
 
 BUTTONS, BUTTON_TITLE, LIST_ROWS, ROW_TITLE, BODY = 3, 20, 10, 24, 1024
+ENGINE_VARIABLES = BUILTIN_VARIABLES | {"event"}  # `event`: what started an event's flow
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Checker:
     def run(self) -> list[Problem]:
         self.check_references()
         self.check_reachable()
+        self.check_names()
         self.check_templates()
         self.check_translations()
         self.check_window()
@@ -116,6 +118,19 @@ class Checker:
                     "this step can never be reached",
                     "point a `next` at it, or remove it",
                     warn=True,
+                )
+
+    def check_names(self) -> None:
+        """No step may set a variable the engine sets: it would hide it, or be lost."""
+        listed = ", ".join(sorted(ENGINE_VARIABLES))
+        for step in self.flow.steps.values():
+            for name in sorted(sets(step) & ENGINE_VARIABLES):
+                field = "save_as" if step.get("save_as") == name else "vars"
+                self.add(
+                    step.field_where.get(field, step.where),
+                    f"steps.{step.id}.{field}",
+                    f"'{name}' is a variable the engine sets ({listed})",
+                    f"pick another name, such as {name}_answer",
                 )
 
     def check_templates(self) -> None:
