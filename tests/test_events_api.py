@@ -360,6 +360,8 @@ def test_the_retention_forgets_old_answers_and_the_id_is_new_again(served):
     base, key, fake, settings = served
     first = post(base, event(), key).json()
     sent_to(fake, 1)
+    url = f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}"
+    assert _settled(url, first["messages"][0]) == "sent", "settled: the retention may take it"
 
     async def purge_all() -> None:
         database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")

@@ -16,14 +16,17 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from palabre.addresses import read_address
 from palabre.api.problems import FieldError, Problem, invalid
 from palabre.api.requests import EventRequest
+from palabre.db.batches import group_commit
 from palabre.db.database import Database
+from palabre.db.driver import DriverStatement
 from palabre.db.inserts import insert_new
 from palabre.db.schema import event_requests
 from palabre.outbox.rows import Origin
@@ -96,11 +99,8 @@ class EventDesk:
         return reply.uids
 
     async def _answered(self, key_name: str, request: EventRequest) -> dict[str, Any] | None:
-        query = select(event_requests.c.digest, event_requests.c.answer).where(
-            event_requests.c.key_name == key_name, event_requests.c.event_id == request.id
-        )
-        async with self.database.read() as conn:
-            found = (await conn.execute(query)).first()
+        """The answer kept for (key, id); a Problem when that id named another event."""
+        found = await self.database.run(_ANSWER.first, {"b_key": key_name, "b_id": request.id})
         if found is None:
             return None
         if found[0] != request.digest:
@@ -124,10 +124,24 @@ class EventDesk:
             "answer": json.dumps(answer),
             "created_at": self.clock(),
         }
-        statement = insert_new(self.database.dialect, event_requests)
-        async with self.database.write() as conn:
-            added = (await conn.execute(statement, row)).first()
+        statement = _keep_statement(self.database.dialect)
+        # In the group commit the outbox shares: the writes of events at once, one trip.
+        added = await group_commit(self.database).run(lambda conn: statement.first(conn, row))
         if added is not None:
             return answer
         first = await self._answered(key_name, request)
         return first if first is not None else answer
+
+
+# Every event runs these: built once, on the driver's cursor (palabre.db.driver).
+_ANSWER = DriverStatement(
+    select(event_requests.c.digest, event_requests.c.answer).where(
+        event_requests.c.key_name == bindparam("b_key"),
+        event_requests.c.event_id == bindparam("b_id"),
+    )
+)
+
+
+@cache
+def _keep_statement(dialect: str) -> DriverStatement:
+    return DriverStatement(insert_new(dialect, event_requests))

@@ -223,6 +223,16 @@ _DELIVERED_INLINE = DriverStatement(
     .values(status=SENT, updated_at=bindparam("b_now"))
 )
 
+_RELEASED = DriverStatement(  # every start with a key asks it first
+    select(outbox.c.uid)
+    .where(
+        outbox.c.inbound_key == bindparam("b_key"),
+        outbox.c.status != HELD,
+        outbox.c.status != INLINE,  # no IN list: see driver
+    )
+    .limit(1)
+)
+
 
 @cache
 def _insert_row(dialect: str) -> DriverStatement:
@@ -255,9 +265,7 @@ def _replies_to(conn: Connection, inbound_key: str) -> list[Outbound]:
 
 
 def _released(conn: Connection, inbound_key: str) -> bool:
-    done = outbox.c.status.not_in([HELD, INLINE])
-    query = select(outbox.c.uid).where(outbox.c.inbound_key == inbound_key, done).limit(1)
-    return conn.execute(query).first() is not None
+    return _RELEASED.first(conn, {"b_key": inbound_key}) is not None
 
 
 def _release(conn: Connection, uids: list[str], now: float) -> int:
