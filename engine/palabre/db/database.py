@@ -8,7 +8,8 @@ never overtaken by another process. PostgreSQL is reached through psycopg 3.
 
 Store code that runs on every message writes its transaction as one plain function of a
 synchronous `Connection` and hands it to `run`: on SQLite the whole transaction then
-takes one trip to a worker thread (through aiosqlite, each statement took several), and
+takes one trip to the database's thread (palabre.db.thread; through aiosqlite, each
+statement took several), and
 on PostgreSQL it runs on the async connection through SQLAlchemy's `run_sync`.
 
 The schema is checked before the first use (see `palabre.db.migrate.prepare`): a database
@@ -31,6 +32,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLA
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from palabre.config import Settings
+from palabre.db.thread import DatabaseThread
 from palabre.db.url import database_url, database_url_problem, shown
 from palabre.errors import ConfigError, StoreError, StoreUnavailable
 
@@ -51,6 +53,7 @@ class Database:
         self.where = shown(self.url)
         self.engine = _create_engine(self.url)
         self._sync: Engine | None = None  # SQLite only: the engine `run` uses, in a thread
+        self._thread = DatabaseThread("palabre-database")  # SQLite only: where `run` runs
         self._ready = False
         self._readying = asyncio.Lock()
 
@@ -110,7 +113,7 @@ class Database:
         if not self.embedded:
             async with self.connection() as conn:
                 return await conn.run_sync(bound)
-        return await asyncio.to_thread(self._in_thread, bound)
+        return await self._thread.run(self._in_thread, bound)
 
     def _in_thread(self, transaction: Callable[[Connection], T]) -> T:
         try:

@@ -1,8 +1,8 @@
 """One sqlite3 connection shared by threads, for the embedded session store.
 
-Calls run in `asyncio.to_thread`, one at a time; sqlite3 errors become StoreError
-(StoreUnavailable when the file stays busy). The file runs in WAL mode and overwrites what
-it deletes (`secure_delete`).
+Calls run in the file's own thread (palabre.db.thread), one at a time; sqlite3 errors
+become StoreError (StoreUnavailable when the file stays busy). The file runs in WAL mode
+and overwrites what it deletes (`secure_delete`).
 """
 
 from __future__ import annotations
@@ -15,20 +15,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from palabre.db.thread import DatabaseThread
 from palabre.errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 
 
 class SQLiteConnection:
-    """One sqlite3 connection shared by threads: calls run in `asyncio.to_thread`, one at a time.
+    """One sqlite3 connection shared by threads: calls run in its thread, one at a time.
 
     sqlite3 errors become StoreError (StoreUnavailable when the file stays busy).
     """
 
     def __init__(self, path: str | os.PathLike[str], schema: str) -> None:
         self.path = os.fspath(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # `run_sync` may also be called from other threads
+        self._thread = DatabaseThread("palabre-sessions")
         self._conn: sqlite3.Connection | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +50,7 @@ class SQLiteConnection:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` in a worker thread, holding the connection's lock."""
-        return await asyncio.to_thread(self.run_sync, fn, *args)
+        return await self._thread.run(self.run_sync, fn, *args)
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` in this thread, holding the connection's lock."""
