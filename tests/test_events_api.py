@@ -5,9 +5,11 @@ OpenAPI document held to the routes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -25,8 +27,11 @@ from palabre.api.keys import ApiKeys, key_hasher
 from palabre.api.openapi import EXAMPLE
 from palabre.config import SECRET
 from palabre.db.database import Database
+from palabre.errors import StoreUnavailable
 from palabre.plugins import make_plugin_manager
+from palabre.stores.sqlite import SQLiteSessionStore
 from palabre.web.app import create_app
+from palabre.web.body import BodyBudget
 
 TICKET = """\
 id: ticket_called
@@ -52,18 +57,29 @@ def event(**fields: object) -> dict[str, object]:
 @contextmanager
 def serving(tmp_path: Path, live_server, rate: str, flow: str = TICKET):
     """The app (its worker sending to a fake Twilio), a key, the fake and the settings."""
+    with serving_app(tmp_path, live_server, rate, flow) as (url, key, fake, settings, _):
+        yield url, key, fake, settings
+
+
+@contextmanager
+def serving_app(
+    tmp_path: Path, live_server, rate: str, flow: str = TICKET, *, store=None, budget=None,
+    **options: str,
+):  # fmt: skip
+    """As `serving`, and the app too; with `options` as settings, `store` as its session
+    store and `budget` as its BodyBudget when given."""
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "ticket.yaml").write_text(flow, encoding="utf-8")
     fake = FakeTwilio()
     with live_server(fake.app) as api:
-        settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE=rate)
+        settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE=rate, **options)
         settings.secrets[SECRET] = "events-api-test-secret-" + "2" * 32
         manager = make_plugin_manager([builtins, palabre_twilio], entry_points=False)
-        app = create_app([flows], settings, plugins=manager)
+        app = create_app([flows], settings, plugins=manager, store=store, body_budget=budget)
         with live_server(app) as server:
             key = _key(settings, "smartqueue")
-            yield server.url, key, fake, settings
+            yield server.url, key, fake, settings, app
 
 
 @pytest.fixture
@@ -73,7 +89,6 @@ def served(tmp_path: Path, live_server):
 
 
 def _key(settings, name: str) -> str:
-    import asyncio
 
     async def make() -> str:
         database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")
@@ -140,7 +155,6 @@ def test_keys_are_checked_and_revoked_keys_refused(served):
     missing = problem(post(base, event(), None), 401)
     assert missing["type"].endswith("/unauthorized")
     assert problem(post(base, event(), "plb_" + "x" * 43), 401)
-    import asyncio
 
     async def revoke() -> None:
         database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")
@@ -211,7 +225,13 @@ def test_the_openapi_document_matches_the_routes(served):
     accepted = post(base, EXAMPLE, key)
     assert accepted.status_code == 202, "the documented example is accepted"
     documented = set(document["paths"]["/api/v1/events"]["post"]["responses"])
-    assert {"202", "400", "401", "413", "415", "422", "429"} <= documented
+    assert {"202", "400", "401", "408", "413", "415", "422", "429", "503"} <= documented
+    assert media_of(base, 202) == accepted.headers["content-type"]
+    assert media_of(base, 401) == post(base, EXAMPLE, None).headers["content-type"]
+    bad_key = post(base, EXAMPLE, "plb_" + "x" * 43)
+    assert media_of(base, 401) == bad_key.headers["content-type"]
+    for status in (400, 413, 415, 422, 429):
+        assert media_of(base, status) == "application/problem+json", f"{status} is a problem"
 
 
 def test_hostile_bodies_get_a_4xx_never_a_5xx(tmp_path, live_server):
@@ -315,7 +335,6 @@ def test_a_broadcast_purpose_event_reaches_only_those_who_agreed(tmp_path, live_
 
 def _settled(url: str, uid: str) -> str:
     """The row's status once the worker is done with it (polled: it sends when it can)."""
-    import asyncio
 
     from palabre.outbox.store import Outbox
 
@@ -335,7 +354,6 @@ def _settled(url: str, uid: str) -> str:
 
 
 def _agree(url: str, settings, address: str) -> None:
-    import asyncio
 
     from palabre.contacts import contact_hasher, contact_key
     from palabre.stores.consent import ConsentLedger
@@ -352,7 +370,6 @@ def _agree(url: str, settings, address: str) -> None:
 
 
 def test_the_retention_forgets_old_answers_and_the_id_is_new_again(served):
-    import asyncio
 
     from palabre.outbox.retention import Retention, purge
     from palabre.outbox.store import Outbox
@@ -382,3 +399,123 @@ def test_the_openapi_document_declares_the_headers_of_its_refusals(served):
         "/api/v1/events"]["post"]["responses"]  # fmt: skip
     assert "WWW-Authenticate" in responses["401"]["headers"]
     assert "Retry-After" in responses["429"]["headers"] and "503" in responses
+    assert "Retry-After" in responses["503"]["headers"]
+
+
+def media_of(base: str, status: int) -> str | None:
+    """The one media type the OpenAPI document gives for `status` (None: no body)."""
+    responses = httpx.get(f"{base}/api/v1/openapi.json", timeout=20).json()["paths"][
+        "/api/v1/events"]["post"]["responses"]  # fmt: skip
+    content = responses[str(status)].get("content", {})
+    assert len(content) <= 1, f"{status} is documented with one media type"
+    return next(iter(content), None)
+
+
+# -- failed authentications, per client -------------------------------------------------------
+
+# Told by X-Forwarded-For, which uvicorn takes from a loopback client (FORWARDED_ALLOW_IPS).
+GUESSER, NEIGHBOUR = "203.0.113.7", "203.0.113.8"
+
+
+class Lookups:
+    """An ApiKeys whose `owner` (the key looked up in the database) is counted."""
+
+    def __init__(self, keys: ApiKeys) -> None:
+        self.count, self.looked_up = 0, keys.owner
+        keys.owner = self.owner  # type: ignore[method-assign]
+
+    async def owner(self, key: str) -> str | None:
+        self.count += 1
+        return await self.looked_up(key)
+
+
+def from_client(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def test_a_client_that_fails_to_authenticate_is_refused_before_any_key_is_looked_up(
+    tmp_path, live_server
+):
+    rate = {"PALABRE_API_FAILED_AUTH_RATE": "3/minute"}
+    with serving_app(tmp_path, live_server, "100/minute", **rate) as (base, key, _, _, app):
+        assert post(base, event(id="T-1"), key, **from_client(GUESSER)).status_code == 202
+        lookups = Lookups(app.state.events_api.keys)
+        for wrong in (None, "nope", "plb_" + "x" * 43):
+            assert problem(post(base, event(), wrong, **from_client(GUESSER)), 401)
+        assert lookups.count == 2, "a missing key is not looked up"
+        locked = post(base, event(id="T-2"), key, **from_client(GUESSER))
+        guessed = post(base, event(id="T-3"), "plb_" + "y" * 43, **from_client(GUESSER))
+        neighbour = post(base, event(id="T-4"), key, **from_client(NEIGHBOUR))
+        documented = media_of(base, 429)
+    for refused in (locked, guessed):
+        assert problem(refused, 429)["type"].endswith("/auth-rate-limited"), refused.text
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert refused.headers["content-type"] == documented
+        assert GUESSER not in refused.text and key not in refused.text
+    assert lookups.count == 3, "past the limit, no key is looked up; the neighbour's is"
+    assert neighbour.status_code == 202, "another client's good key still works"
+
+
+# -- the server's own refusals -------------------------------------------------------------------
+
+
+class GoesDown(SQLiteSessionStore):
+    """A real SQLite session store that is unavailable while `down` is set."""
+
+    down = False
+
+    def locked(self, contact, **options):
+        if self.down:
+            raise StoreUnavailable("the session store is down")
+        return super().locked(contact, **options)
+
+
+def test_a_store_outage_is_a_503_problem_and_the_same_id_is_taken_once_it_is_back(
+    tmp_path, live_server
+):
+    store = GoesDown(tmp_path / "sessions.db")
+    with serving_app(tmp_path, live_server, "100/minute", store=store) as (base, key, fake, *_):
+        store.down = True
+        refused = post(base, event(), key)
+        documented = media_of(base, 503)
+        store.down = False
+        again = post(base, event(), key)
+        (sms,) = sent_to(fake, 1)
+    assert problem(refused, 503)["type"].endswith("/unavailable")
+    assert refused.headers["Retry-After"] == "5" and documented == "application/problem+json"
+    assert again.status_code == 202 and sms["To"] == PERSON, "sent again, taken once"
+
+
+def test_a_body_without_room_or_too_slow_is_a_problem_document(tmp_path, live_server):
+    budget = BodyBudget(max_held=200, deadline=0.5)
+    with serving_app(tmp_path, live_server, "100/minute", budget=budget) as (base, key, *_):
+        busy = post(base, event(data={"ticket": "A" * 300, "counter": "3"}), key)
+        slow = half_sent(base, key, declared=100, sent=10)
+        status, head, document = answer_of(slow)
+        documented = media_of(base, 408)
+    assert problem(busy, 503)["type"].endswith("/busy") and busy.headers["Retry-After"]
+    assert status == 408 and "content-type: application/problem+json" in head, head
+    assert document["type"].endswith("/too-slow") and documented == "application/problem+json"
+
+
+def half_sent(base: str, key: str, declared: int, sent: int) -> socket.socket:
+    """An event POST declaring `declared` bytes of body whose first `sent` only are sent."""
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = (
+        f"POST /api/v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b" " * sent)
+    return sock
+
+
+def answer_of(sock: socket.socket) -> tuple[int, str, dict]:
+    """The status, the lower-cased head and the JSON body answered on `sock` (closed)."""
+    with sock, sock.makefile("rb") as answer:
+        lines = []
+        while (line := answer.readline().decode("latin-1").strip()) != "":
+            lines.append(line)
+        sizes = [h.split(":")[1] for h in lines if h.lower().startswith("content-length:")]
+        body = json.loads(answer.read(int(sizes[0])))
+    return int(lines[0].split(" ")[1]), "\n".join(lines).lower(), body

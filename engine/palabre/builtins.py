@@ -11,7 +11,7 @@ from typing import Any
 
 from palabre.actions import Action
 from palabre.actions.registry import ACTION as REMEMBER
-from palabre.api import routes as api_routes
+from palabre.api import rates as api_rates
 from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
@@ -48,9 +48,9 @@ def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
 @hookimpl(trylast=True)
 def check_settings(settings: Settings) -> list[str]:
     """The outbox's settings (rates, pacing, attempts, backoff, lease, retention) and the
-    events API's rate."""
+    events API's rates."""
     found = limits.problems(settings) + policy.problems(settings) + retention.problems(settings)
-    return found + api_routes.problems(settings)
+    return found + api_rates.problems(settings)
 
 
 @hookimpl(trylast=True)

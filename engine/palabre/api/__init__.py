@@ -4,6 +4,7 @@ and the flows triggered by that event message the person concerned.
     keys.py       API keys: made once, kept as a keyed hash, revoked by name
     requests.py   an event request read and checked, each fault named by its field
     problems.py   errors as RFC 9457 problem documents
+    rates.py      events per key, failed authentications per client: the 429s
     delivery.py   an event to the flows it triggers, once per (key, id)
     routes.py     POST /api/v1/events, GET /api/v1/openapi.json
     openapi.py    the OpenAPI document of those routes

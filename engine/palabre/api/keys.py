@@ -6,6 +6,11 @@ indexed read. A slow password hash (argon2) would protect guessable secrets; the
 random and long, so a keyed hash is as safe and costs microseconds on every request
 (GitHub and GitLab keep their tokens the same way). Without PALABRE_SECRET, a stolen
 database alone cannot test a guessed key.
+
+A key found in force is remembered by each process for REMEMBER_SECONDS (10 s), by its
+digest, so that a busy caller does not cost a database read per event: a revoked key is
+refused by every process within those 10 seconds (at once by the process that revoked
+it). Unknown and revoked keys are never remembered.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import hmac
 import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from palabre.db.database import Database
+from palabre.db.driver import DriverStatement
 from palabre.db.schema import api_keys
 from palabre.errors import ConfigError
 
@@ -29,6 +36,8 @@ NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # who uses it: smartqueue, fleet
 RESERVED = ("cli",)  # `palabre notify` sends under this name
 _PURPOSE = b"palabre api key v1"  # domain separation from the other keyed hashes
 MAX_KEY_CHARS = 100
+REMEMBER_SECONDS = 10.0  # how late a revocation may take effect in another process
+REMEMBERED_KEYS = 1024  # far more keys than a deployment has: a bound, not a working size
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class ApiKeys:
         self, database: Database, hasher: bytes, clock: Callable[[], float] = time.time
     ) -> None:
         self.database, self.hasher, self.clock = database, hasher, clock
+        self._found: OrderedDict[str, tuple[str, float]] = OrderedDict()  # digest: name, until
 
     async def create(self, name: str) -> str:
         """A new key named `name`, returned once; ConfigError when the name is taken,
@@ -80,15 +90,33 @@ class ApiKeys:
         live = (api_keys.c.name == name) & api_keys.c.revoked_at.is_(None)
         async with self.database.write() as conn:
             done = await conn.execute(update(api_keys).where(live).values(revoked_at=self.clock()))
+        for digest, (owner, _) in list(self._found.items()):
+            if owner == name:  # this process stops accepting it now, not in 10 s
+                del self._found[digest]
         return bool(done.rowcount)
 
     async def owner(self, key: str) -> str | None:
-        """The name of the key in force that `key` is, or None."""
+        """The name of the key in force that `key` is, or None (a key in force is
+        remembered for REMEMBER_SECONDS: a revocation may take that long to be seen)."""
         if not key.startswith(PREFIX) or len(key) > MAX_KEY_CHARS:
             return None
-        found = (api_keys.c.digest == digest_of(self.hasher, key)) & api_keys.c.revoked_at.is_(None)
-        async with self.database.read() as conn:
-            return (await conn.execute(select(api_keys.c.name).where(found))).scalar_one_or_none()
+        digest = digest_of(self.hasher, key)
+        remembered = self._found.get(digest)
+        if remembered is not None and remembered[1] > self.clock():
+            return remembered[0]
+        row = await self.database.run(_IN_FORCE.first, {"b_digest": digest})
+        name = None if row is None else str(row[0])
+        self._remember(digest, name)
+        return name
+
+    def _remember(self, digest: str, name: str | None) -> None:
+        """Keep a key found in force for a while; forget one that is no longer."""
+        self._found.pop(digest, None)
+        if name is None:
+            return
+        self._found[digest] = (name, self.clock() + REMEMBER_SECONDS)
+        if len(self._found) > REMEMBERED_KEYS:
+            self._found.popitem(last=False)  # the one found longest ago
 
     async def all(self) -> list[ApiKey]:
         """Every key, in force or revoked, by name."""
@@ -96,3 +124,11 @@ class ApiKeys:
         async with self.database.read() as conn:
             rows = (await conn.execute(query.order_by(api_keys.c.name))).all()
         return [ApiKey(*row) for row in rows]
+
+
+# Run once per key and process every REMEMBER_SECONDS: one trip, on the driver's cursor.
+_IN_FORCE = DriverStatement(
+    select(api_keys.c.name).where(
+        api_keys.c.digest == bindparam("b_digest"), api_keys.c.revoked_at.is_(None)
+    )
+)

@@ -2,7 +2,7 @@
 
 It is written out rather than generated, and tests/test_events_api.py holds it to the
 routes: every path and method it names is served, its example is accepted, and each
-answer it lists is one a request can get.
+answer it lists is one a request can get, with the media type and headers it lists.
 """
 
 from __future__ import annotations
@@ -42,10 +42,13 @@ def _post_events() -> dict[str, Any]:
     problems = {
         "400": "the body is not JSON",
         "401": "no key, or a key unknown or revoked",
+        "408": "the body did not arrive whole in time",
         "413": "the body is larger than 64 KiB",
         "415": "the body is not application/json",
         "422": "fields are wrong (each named in `errors`), or the id was used for another event",
-        "429": "this key sends too fast (see Retry-After)",
+        "429": "this key sends too fast, or too many requests from this client had no valid "
+        "key (then any key is refused until Retry-After)",
+        "503": "busy, or the database is unavailable: send it again after Retry-After",
     }
     responses: dict[str, Any] = {
         "202": {
@@ -56,14 +59,10 @@ def _post_events() -> dict[str, Any]:
     for status, why in problems.items():
         content = {"application/problem+json": {"schema": PROBLEM}}
         responses[status] = {"description": why, "content": content}
-    # Answered by the server for every route, before or after the API's own checks.
-    responses["408"] = {"description": "the body did not arrive whole in time (text/plain)"}
-    responses["503"] = {
-        "description": "busy, or the database is unavailable: retry after Retry-After",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    }
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}}}
     responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-    responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    responses["429"]["headers"] = retry_after
+    responses["503"]["headers"] = retry_after
     return {
         "summary": "Tell Palabre that something happened to a person",
         "operationId": "postEvent",

@@ -1,21 +1,20 @@
 """`POST /api/v1/events` and `GET /api/v1/openapi.json`.
 
 A request is answered in this order, each refusal a problem document (palabre.api.problems):
-the key (`Authorization: Bearer plb_...`: 401), the key's rate (PALABRE_API_RATE, 100 per
-second by default, in a moving window shared through Redis when set: 429 with
-Retry-After), the media type (415), the body (capped at 64 KiB before it is read: 413;
-not JSON: 400), the fields (422, each named), then the delivery: 202 with the ids of
-the messages queued, the same again for the same (key, id).
+the client's failed authentications (past PALABRE_API_FAILED_AUTH_RATE: 429 with
+Retry-After, before the key is looked up), the key (`Authorization: Bearer plb_...`: 401),
+the key's rate (PALABRE_API_RATE: 429 with Retry-After; both rates in palabre.api.rates),
+the media type (415), the body (capped at 64 KiB before it is read: 413; not JSON: 400;
+too slow: 408; no room to hold it now: 503), the fields (422, each named), then the
+delivery: 202 with the ids of the messages queued, the same again for the same (key, id);
+503 with Retry-After when the database or session store is unavailable.
 """
 
 from __future__ import annotations
 
-import math
-import time
+import logging
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
-from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -24,15 +23,17 @@ from palabre.api.delivery import EventDesk
 from palabre.api.keys import ApiKeys, key_hasher
 from palabre.api.openapi import document
 from palabre.api.problems import Problem, unauthorized
+from palabre.api.rates import ApiRates
 from palabre.api.requests import read_event
-from palabre.config import SECRET, Settings
-from palabre.config_checks import shown
-from palabre.outbox.schedules import storage_for
+from palabre.config import SECRET
+from palabre.errors import StoreError
 from palabre.transports import Host
-from palabre.web.body import BodyError, parse_json, read_body
+from palabre.web.body import BodyError, BodyTooSlow, ServerBusy, parse_json, read_body
+from palabre.web.errors import RETRY_AFTER_SECONDS
+
+log = logging.getLogger("palabre.api")
 
 MAX_BODY = 64 * 1024
-RATE, DEFAULT_RATE = "PALABRE_API_RATE", "100/second"
 
 
 @dataclass
@@ -41,8 +42,7 @@ class EventsApi:
 
     keys: ApiKeys
     desk: EventDesk
-    limiter: MovingWindowRateLimiter
-    rate: RateLimitItem
+    rates: ApiRates
     region: str | None
 
     @classmethod
@@ -50,9 +50,8 @@ class EventsApi:
         """The API over `host`'s engine, stores and settings."""
         settings = host.settings
         keys = ApiKeys(host.stores.database, key_hasher(settings.secret(SECRET)))
-        limiter = MovingWindowRateLimiter(storage_for(settings.redis_url))
-        rate = parse(settings.option(RATE) or DEFAULT_RATE)  # checked at start (problems)
-        return cls(keys, EventDesk(host.engine), limiter, rate, settings.default_region)
+        rates = ApiRates.from_settings(settings)
+        return cls(keys, EventDesk(host.engine), rates, settings.default_region)
 
 
 def api_routes() -> list[BaseRoute]:
@@ -68,12 +67,14 @@ async def post_event(request: Request) -> Response:
     api = _api(request)
     try:
         key_name = await _authenticated(request, api)
-        await _within_rate(api, key_name)
+        await api.rates.refuse_if_too_fast(key_name)
         body = await _json_body(request)
         event = read_event(body, api.region, lambda name: bool(api.desk.flows_for(name)))
         answer = await api.desk.deliver(key_name, event)
     except Problem as problem:
         return problem.response()
+    except StoreError as exc:
+        return _unavailable(exc).response()
     return JSONResponse(answer, 202)
 
 
@@ -91,27 +92,18 @@ def _api(request: Request) -> EventsApi:
 
 
 async def _authenticated(request: Request, api: EventsApi) -> str:
+    """The name of the request's key; a 401, or a 429 when its client failed too often."""
+    client = api.rates.client_of(request)
+    await api.rates.refuse_if_locked_out(client)  # before the key costs a database read
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
+        await api.rates.failed(client)
         raise unauthorized("send the key as `Authorization: Bearer plb_...`")
     name = await api.keys.owner(key.strip())
     if name is None:
+        await api.rates.failed(client)
         raise unauthorized("this key is unknown or revoked")
     return name
-
-
-async def _within_rate(api: EventsApi, key_name: str) -> None:
-    if await api.limiter.hit(api.rate, "api", key_name):
-        return
-    stats = await api.limiter.get_window_stats(api.rate, "api", key_name)
-    wait = max(1, math.ceil(stats.reset_time - time.time()))
-    raise Problem(
-        429,
-        "rate-limited",
-        "Too many events",
-        f"this key may send {api.rate}; wait {wait} s",
-        headers={"Retry-After": str(wait)},
-    )
 
 
 async def _json_body(request: Request) -> object:
@@ -122,15 +114,22 @@ async def _json_body(request: Request) -> object:
         return parse_json(await read_body(request, MAX_BODY))
     except BodyError as exc:
         raise Problem(exc.status_code, "bad-body", "The body cannot be read", exc.reason) from None
+    except (ServerBusy, BodyTooSlow) as exc:  # the server's refusals, told like the others
+        raise _refused_by_server(exc) from None
 
 
-def problems(settings: Settings) -> list[str]:
-    """One line when PALABRE_API_RATE is not a rate `limits` reads."""
-    raw = settings.option(RATE)
-    if not raw:
-        return []
-    try:
-        readable = parse(raw).amount >= 1
-    except ValueError:
-        readable = False
-    return [] if readable else [f"{RATE}={shown(raw)} is not a rate: write it like 100/second"]
+def _refused_by_server(exc: ServerBusy | BodyTooSlow) -> Problem:
+    """503 (no room to hold the body now) or 408 (it came too slowly), with their headers."""
+    headers = dict(exc.headers or {})
+    if isinstance(exc, ServerBusy):
+        return Problem(503, "busy", "Busy receiving other requests", exc.detail, headers=headers)
+    return Problem(408, "too-slow", "The body came too slowly", exc.detail, headers=headers)
+
+
+def _unavailable(exc: StoreError) -> Problem:
+    """503: the database or the session store failed; the caller sends the event again,
+    under the same id, after Retry-After."""
+    log.error("store failure while taking an event: %s", type(exc).__name__)
+    detail = f"the database is unavailable: send the event again in {RETRY_AFTER_SECONDS} s"
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return Problem(503, "unavailable", "Unavailable", detail, headers=retry)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("palabre.web")
+RETRY_AFTER_SECONDS = 5  # an outage worth retrying (a failover, a restart) lasts seconds
 
 
 async def store_failed(request: Request, exc: Exception) -> Response:
@@ -16,5 +17,5 @@ async def store_failed(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "temporarily unavailable, retry later"},
         status_code=503,
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
