@@ -265,6 +265,27 @@ async def test_an_unreachable_database_is_one_line_without_its_password():
     assert message.startswith("the database at postgresql://bot:***@127.0.0.1:")
 
 
+@pytest.mark.anyio
+async def test_a_sqlite_file_another_writer_holds_is_unavailable_in_one_line(tmp_path, monkeypatch):
+    import sqlite3
+
+    from palabre.db import database as databases
+
+    monkeypatch.setattr(databases, "BUSY_TIMEOUT_MS", 50)  # wait 50 ms for the lock, not 5 s
+    path = tmp_path / "palabre.db"
+    database = open_database(f"sqlite:///{path}")
+    await migrate.upgrade(database)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing
+    try:
+        with pytest.raises(StoreUnavailable) as failed:
+            await database.run(lambda conn: None)
+    finally:
+        holder.close()
+        await database.aclose()
+    assert "database is locked" in str(failed.value) and "\n" not in str(failed.value)
+
+
 # -- the command line: palabre db, and serve's refusal ---------------------------------------
 
 

@@ -213,8 +213,16 @@ def _on_sqlite_connect(dbapi_connection: Any, record: Any) -> None:
 
 def _on_sqlite_begin(conn: Any) -> None:
     statement = conn.get_execution_options().get(BEGIN, "BEGIN")
-    if statement:
-        conn.exec_driver_sql(statement)
+    if not statement:
+        return
+    # On the driver's cursor: SQLAlchemy's execution of a BEGIN cost more than the BEGIN.
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+    except conn.dialect.loaded_dbapi.Error as exc:  # "database is locked": StoreUnavailable
+        raise OperationalError(statement, None, exc) from exc
+    finally:
+        cursor.close()
 
 
 def _first_line(exc: BaseException) -> str:
