@@ -119,6 +119,7 @@ def read_address(text: str) -> Address:
     return parse_address(text)
 
 
+@lru_cache(maxsize=4096)  # a notification's person is often notified again soon
 def parse_phone(text: str, default_region: str | None = None) -> str:
     """The E.164 form (`+243812345678`) of a written phone number; InvalidAddress if none."""
     text = text.strip()

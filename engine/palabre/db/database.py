@@ -21,6 +21,7 @@ never shows the password.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -54,6 +55,7 @@ class Database:
         self.engine = _create_engine(self.url)
         self._sync: Engine | None = None  # SQLite only: the engine `run` uses, in a thread
         self._thread = DatabaseThread("palabre-database")  # SQLite only: where `run` runs
+        self._held: Connection | None = None  # SQLite only: `run`'s connection, in its thread
         self._ready = False
         self._readying = asyncio.Lock()
 
@@ -116,14 +118,27 @@ class Database:
         return await self._thread.run(self._in_thread, bound)
 
     def _in_thread(self, transaction: Callable[[Connection], T]) -> T:
+        conn = self._connection()
         try:
-            with (
-                self._sync_engine().connect() as conn,
-                conn.execution_options(**{BEGIN: "BEGIN IMMEDIATE"}).begin(),
-            ):
+            with conn.begin():
                 return transaction(conn)
         except SQLAlchemyError as exc:
+            self._let_go()  # a connection that failed is not trusted again
             raise self.failure(exc) from exc
+
+    def _connection(self) -> Connection:
+        """The connection `run` keeps between transactions (only its thread uses it):
+        a checkout and a close on every trip cost more than most transactions."""
+        if self._held is None:
+            held = self._sync_engine().connect()
+            self._held = held.execution_options(**{BEGIN: "BEGIN IMMEDIATE"})
+        return self._held
+
+    def _let_go(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            with contextlib.suppress(SQLAlchemyError):
+                held.close()
 
     def _sync_engine(self) -> Engine:
         if self._sync is None:
@@ -178,6 +193,7 @@ class Database:
         """Close every pooled connection."""
         await self.engine.dispose()
         if self._sync is not None:
+            await self._thread.run(self._let_go)
             await asyncio.to_thread(self._sync.dispose)
 
 
