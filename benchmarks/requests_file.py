@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def meta_post(message: Message, app_secret: str) -> Post:
             {
                 "from": wa_id,
                 "id": message.message_id("wamid.HBgMMjQzODEw"),
-                "timestamp": "1767225600",
+                "timestamp": str(int(time.time())),  # the window counts from it
                 "type": "text",
                 "text": {"body": message.text},
             }

@@ -277,8 +277,13 @@ def outbox_settled(tmp_path: Path) -> bool:
 # -- webhook bodies, as Meta documents them ---------------------------------------------
 
 
+# When the test contact wrote, as Meta says: the start of this test run. The 24-hour window
+# counts from it (palabre.outbox.windows), so a fixed date in the past would shut it.
+SENT = str(int(time.time()))
+
+
 def message(sender: str, wamid: str, kind: str, **content: Any) -> dict[str, Any]:
-    return {"from": sender, "id": wamid, "timestamp": "1717000000", "type": kind, **content}
+    return {"from": sender, "id": wamid, "timestamp": SENT, "type": kind, **content}
 
 
 def text(sender: str, wamid: str, body: str) -> dict[str, Any]:
@@ -290,7 +295,7 @@ def from_user(user_id: str, wamid: str, body: str) -> dict[str, Any]:
     return {
         "from_user_id": user_id,
         "id": wamid,
-        "timestamp": "1717000000",
+        "timestamp": SENT,
         "type": "text",
         "text": {"body": body},
     }

@@ -14,6 +14,7 @@ from tests.meta_fakes import (
     ALICE,
     ALICE_AT,
     BSUID,
+    SENT,
     change,
     from_user,
     graph,
@@ -47,6 +48,7 @@ def test_message_types_become_inbounds_as_documented():
         "w1",
         media=(Media("image/jpeg", media_id="1479537139650973"),),
         transport="meta_cloud",
+        sent_at=float(SENT),  # the message's timestamp: when the contact sent it
     )
     document = {"id": "D1", "mime_type": "application/pdf", "filename": "a.pdf", "caption": "CIU"}
     read = read_message(message(ALICE, "w2", "document", document=document))
@@ -109,6 +111,12 @@ def test_a_reaction_is_ignored_politely(meta, graph, tmp_path):
 
 
 # -- senders: wa_ids and business-scoped user ids -------------------------------------
+
+
+@pytest.mark.parametrize("odd", [None, "", "soon", "1717000000.5", "١٧١٧", "9" * 13, 1717000000])
+def test_an_odd_timestamp_is_no_time_and_the_window_counts_from_arrival(odd):
+    sent = message(ALICE, "w9", "text", text={"body": "bonjour"}) | {"timestamp": odd}
+    assert read_message(sent).sent_at is None
 
 
 def test_senders_become_canonical_addresses():

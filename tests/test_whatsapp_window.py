@@ -212,3 +212,27 @@ async def test_a_late_redelivery_never_moves_the_window_back(url, clock):
         assert await outbox.last_inbound("contact-1") == opened + 60
     finally:
         await database.aclose()
+
+
+async def test_the_window_counts_from_when_the_contact_wrote_not_when_it_came(tmp_path, clock):
+    graph, engine, worker, http = await meta_world(tmp_path, clock)
+    key = engine.contact_key(ALICE_AT)
+    try:
+        wrote = clock.now - 23.5 * 3600  # Meta delivered the webhook 23.5 hours late
+        late = Inbound(ALICE_AT, "bonjour", channel="whatsapp", transport="meta_cloud",
+                       message_id="wamid.LATE", sent_at=wrote)  # fmt: skip
+        await engine.handle(late)
+        counted_from = await engine.stores.outbox.last_inbound(key)
+        clock.now += 3600  # 24.5 hours after they wrote: shut, though 1 hour after it came
+        await notify(engine, ALICE_AT, "meta_cloud", "whatsapp")
+        await worker.drain()
+        ahead = Inbound(ALICE_AT, "merci", channel="whatsapp", transport="meta_cloud",
+                        message_id="wamid.AHEAD", sent_at=clock.now + 600)  # fmt: skip
+        await engine.handle(ahead)  # a provider clock ten minutes ahead of ours
+        capped = await engine.stores.outbox.last_inbound(key)
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    assert counted_from == wrote
+    assert graph.bodies(ALICE)[-1]["type"] == "template", "outside the window: the template"
+    assert capped == clock.now, "never later than now: the window is not stretched"

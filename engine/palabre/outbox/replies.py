@@ -50,7 +50,9 @@ async def queue_replies(
     """
     answers = inbound_key_of(inbound)
     seen = contact_key if on_whatsapp else None
-    return await _queue(outbox, messages, contact_key, REPLIED, answers, inline, seen)
+    return await _queue(
+        outbox, messages, contact_key, REPLIED, answers, inline, seen, inbound.sent_at
+    )
 
 
 async def queue_start(
@@ -72,12 +74,13 @@ async def _queue(
     answers: str | None,
     inline: bool,
     seen: str | None = None,
+    seen_at: float | None = None,
 ) -> list[str]:
     # Messages no transport sends (the terminal's, the test harness's) are not rows.
     sendable = [message for message in messages if message.transport]
     if not sendable:
         if seen is not None:
-            await outbox.enqueue([], seen=seen)
+            await outbox.enqueue([], seen=seen, seen_at=seen_at)
         return []
     now = outbox.clock()
     items = []
@@ -97,7 +100,7 @@ async def _queue(
                 expires_at=expires_at,
             )
         )
-    return await outbox.enqueue(items, replacing=answers, seen=seen)
+    return await outbox.enqueue(items, replacing=answers, seen=seen, seen_at=seen_at)
 
 
 def _key(answers: str | None, n: int) -> str:

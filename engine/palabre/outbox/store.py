@@ -58,7 +58,12 @@ class Outbox:
         self.commits = group_commit(database)
 
     async def enqueue(
-        self, items: list[Queued], *, replacing: str | None = None, seen: str | None = None
+        self,
+        items: list[Queued],
+        *,
+        replacing: str | None = None,
+        seen: str | None = None,
+        seen_at: float | None = None,
     ) -> list[str]:
         """Add rows, in order, in one transaction; returns their uids. An idempotency key
         already queued keeps its row, and its uid is returned.
@@ -66,13 +71,16 @@ class Outbox:
         `replacing` names a turn run again (its inbound key): the rows an earlier run of
         it queued and never sent (held, inline) are replaced by these, so a session that
         moved on meanwhile never gets replies written for the one before. `seen` is the
-        contact key of a WhatsApp contact who just wrote: their window opens (windows).
+        contact key of a WhatsApp contact who just wrote: their window opens (windows),
+        from `seen_at` when the provider said when they wrote (the window counts from
+        then, and a webhook that came late must not stretch it), never later than now.
         """
         dialect, now = self.database.dialect, self.clock()
 
         def work(conn: Connection) -> list[str]:
             if seen is not None:
-                note_inbound(conn, dialect, seen, now)
+                at = now if seen_at is None else min(now, seen_at)
+                note_inbound(conn, dialect, seen, at)
             return _enqueue(conn, dialect, items, now, replacing)
 
         uids: list[str] = await self.commits.run(work)

@@ -30,6 +30,7 @@ class Inbound:
     language: str | None = None  # a language the channel already knows (e.g. chosen in a UI)
     flow: str | None = None  # a flow the channel asks for, such as the simulator's choice
     transport: str = ""  # the transport that received it ("twilio", "meta_cloud", "web")
+    sent_at: float | None = None  # when the contact sent it, by the provider (Meta's timestamp)
 
 
 @dataclass(frozen=True)

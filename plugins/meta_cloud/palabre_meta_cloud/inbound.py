@@ -11,6 +11,9 @@ What each message `type` becomes:
 - anything else (`unsupported`, `unknown`, `contacts`, `order`, `nfm_reply`...): an
   Inbound with no text, so the flow politely asks its question again.
 
+A message's `timestamp` (Unix seconds) is when the contact sent it: WhatsApp's 24-hour
+window counts from then, not from when the webhook arrived (palabre.outbox.windows).
+
 The contact is a canonical address (palabre.addresses): `whatsapp:+E164` from `from`
 (the wa_id, digits without `+`), else, when Meta withholds the number of a user who
 adopted a username, `whatsapp-user:<BSUID>` from `from_user_id`. A message with neither
@@ -64,9 +67,23 @@ def read_message(message: Any) -> Inbound | None:
     if sender is None:
         log.warning("message without a usable sender refused", extra={"wamid": wamid})
         return None
+    sent_at = _timestamp(message.get("timestamp"))
     return Inbound(
-        contact=str(sender), channel=CHANNEL, message_id=wamid, transport=TRANSPORT, **content
+        contact=str(sender),
+        channel=CHANNEL,
+        message_id=wamid,
+        transport=TRANSPORT,
+        sent_at=sent_at,
+        **content,
     )
+
+
+def _timestamp(value: Any) -> float | None:
+    """When the contact sent the message: Meta's `timestamp`, Unix seconds as a string;
+    None when absent or odd (the window then counts from when it arrived)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        return float(value)
+    return None
 
 
 def sender_address(phone: Any, user_id: Any) -> Address | None:
