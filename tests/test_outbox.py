@@ -66,6 +66,7 @@ from palabre.outbox.commands import line_of
 from palabre.outbox.limits import RateLimits
 from palabre.outbox.rows import Queued
 from palabre.outbox.store import Outbox
+from palabre.outbox.windows import Seen
 from palabre.outbox.worker import Worker
 from palabre.runtime.messages import Outbound
 from palabre.stores.bundle import Stores
@@ -161,10 +162,10 @@ class ContactsWhoWrote(Outbox):
     were queued: their 24-hour window is open (tests/test_whatsapp_window.py shuts it)."""
 
     async def enqueue(
-        self, items: list[Queued], *, replacing: str | None = None, seen: str | None = None
+        self, items: list[Queued], *, replacing: str | None = None, seen: Seen | None = None
     ) -> list[str]:
-        for key in sorted({item.contact_key for item in items}):
-            await super().enqueue([], seen=key)
+        for key, via in sorted({(item.contact_key, item.transport) for item in items}):
+            await super().enqueue([], seen=Seen(key, via))
         return await super().enqueue(items, replacing=replacing, seen=seen)
 
 

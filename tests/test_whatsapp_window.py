@@ -23,6 +23,7 @@ from palabre.api.requests import read_event
 from palabre.bootstrap import build_engine
 from palabre.db import migrate
 from palabre.db.database import Database
+from palabre.outbox.windows import Seen
 from palabre.outbox.worker import Worker
 from palabre.plugins import make_plugin_manager
 from palabre.runtime.entrances import Contact
@@ -202,14 +203,15 @@ async def test_a_late_redelivery_never_moves_the_window_back(url, clock):
     await migrate.upgrade(database)
     outbox = Stores.on(database, SECRET, clock).outbox
     try:
-        await outbox.enqueue([], seen="contact-1")
+        await outbox.enqueue([], seen=Seen("contact-1", "meta_cloud"))
         opened = clock.now
         clock.now -= 3600  # a worker whose clock lags an hour
-        await outbox.enqueue([], seen="contact-1")
-        assert await outbox.last_inbound("contact-1") == opened
+        await outbox.enqueue([], seen=Seen("contact-1", "meta_cloud"))
+        assert await outbox.last_inbound("contact-1", "meta_cloud") == opened
         clock.now = opened + 60  # the contact writes again
-        await outbox.enqueue([], seen="contact-1")
-        assert await outbox.last_inbound("contact-1") == opened + 60
+        await outbox.enqueue([], seen=Seen("contact-1", "meta_cloud"))
+        assert await outbox.last_inbound("contact-1", "meta_cloud") == opened + 60
+        assert await outbox.last_inbound("contact-1", "twilio") is None, "per business number"
     finally:
         await database.aclose()
 
@@ -222,17 +224,31 @@ async def test_the_window_counts_from_when_the_contact_wrote_not_when_it_came(tm
         late = Inbound(ALICE_AT, "bonjour", channel="whatsapp", transport="meta_cloud",
                        message_id="wamid.LATE", sent_at=wrote)  # fmt: skip
         await engine.handle(late)
-        counted_from = await engine.stores.outbox.last_inbound(key)
+        counted_from = await engine.stores.outbox.last_inbound(key, "meta_cloud")
         clock.now += 3600  # 24.5 hours after they wrote: shut, though 1 hour after it came
         await notify(engine, ALICE_AT, "meta_cloud", "whatsapp")
         await worker.drain()
         ahead = Inbound(ALICE_AT, "merci", channel="whatsapp", transport="meta_cloud",
                         message_id="wamid.AHEAD", sent_at=clock.now + 600)  # fmt: skip
         await engine.handle(ahead)  # a provider clock ten minutes ahead of ours
-        capped = await engine.stores.outbox.last_inbound(key)
+        capped = await engine.stores.outbox.last_inbound(key, "meta_cloud")
     finally:
         await engine.aclose()
         await http.aclose()
     assert counted_from == wrote
     assert graph.bodies(ALICE)[-1]["type"] == "template", "outside the window: the template"
     assert capped == clock.now, "never later than now: the window is not stretched"
+
+
+async def test_writing_to_one_business_number_opens_no_window_on_another(tmp_path, clock):
+    graph, engine, worker, http = await meta_world(tmp_path, clock)
+    try:
+        to_twilio = Inbound(ALICE_AT, "bonjour", channel="whatsapp", transport="twilio",
+                            message_id="SM.IN1")  # fmt: skip
+        await engine.handle(to_twilio, inline=True)  # to the Twilio number, answered in TwiML
+        await notify(engine, ALICE_AT, "meta_cloud", "whatsapp")
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    assert graph.bodies(ALICE)[-1]["type"] == "template", "the Meta number's window is shut"

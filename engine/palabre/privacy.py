@@ -121,7 +121,9 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
     audience = [dict(r) for r in conn.execute(lines).mappings()]
     for line in audience:
         line["params"] = json.loads(line["params"] or "{}")
-    window = select(whatsapp_windows.c.last_inbound_at).where(whatsapp_windows.c.contact_key == key)
+    window = select(whatsapp_windows.c.transport, whatsapp_windows.c.last_inbound_at).where(
+        whatsapp_windows.c.contact_key == key
+    )
     logged = select(messages).where(messages.c.contact_key == key)
     erased = select(erasures.c.at).where(erasures.c.contact_key == key)
     return {
@@ -129,7 +131,7 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
         "addresses": addresses,
         "outbox": sent,
         "broadcasts": audience,
-        "whatsapp_last_wrote_at": conn.execute(window).scalar_one_or_none(),
+        "whatsapp_last_wrote_at": {via: at for via, at in conn.execute(window).all()},
         "log": [dict(r) for r in conn.execute(logged).mappings()],
         "erased_at": conn.execute(erased).scalar_one_or_none(),
     }

@@ -239,11 +239,13 @@ event_requests = Table(
     Index("ix_event_requests_created_at", "created_at"),
 )
 
-# WhatsApp's customer service window: when each WhatsApp contact last wrote. Free text
-# may reach them for 24 hours after; later, only an approved template (palabre.outbox.windows).
+# WhatsApp's customer service window: when each WhatsApp contact last wrote to each
+# business number (by the transport, which sends from one). Free text may reach them for 24
+# hours after; later, only an approved template (palabre.outbox.windows).
 whatsapp_windows = Table(
     "whatsapp_windows",
     metadata,
     Column("contact_key", Text, primary_key=True),
+    Column("transport", Text, primary_key=True),
     Column("last_inbound_at", Double, nullable=False),
 )

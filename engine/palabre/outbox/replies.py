@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from palabre.outbox.rows import REPLIED, STARTED, Origin, Queued
 from palabre.outbox.store import Outbox
+from palabre.outbox.windows import Seen
 from palabre.runtime.messages import Inbound, Outbound
 from palabre.stores.base import message_key
 
@@ -49,10 +50,8 @@ async def queue_replies(
     window it opens, in the same transaction (palabre.outbox.windows).
     """
     answers = inbound_key_of(inbound)
-    seen = contact_key if on_whatsapp else None
-    return await _queue(
-        outbox, messages, contact_key, REPLIED, answers, inline, seen, inbound.sent_at
-    )
+    seen = Seen(contact_key, inbound.transport, inbound.sent_at) if on_whatsapp else None
+    return await _queue(outbox, messages, contact_key, REPLIED, answers, inline, seen)
 
 
 async def queue_start(
@@ -73,14 +72,13 @@ async def _queue(
     origin: Origin,
     answers: str | None,
     inline: bool,
-    seen: str | None = None,
-    seen_at: float | None = None,
+    seen: Seen | None = None,
 ) -> list[str]:
     # Messages no transport sends (the terminal's, the test harness's) are not rows.
     sendable = [message for message in messages if message.transport]
     if not sendable:
         if seen is not None:
-            await outbox.enqueue([], seen=seen, seen_at=seen_at)
+            await outbox.enqueue([], seen=seen)
         return []
     now = outbox.clock()
     items = []
@@ -100,7 +98,7 @@ async def _queue(
                 expires_at=expires_at,
             )
         )
-    return await outbox.enqueue(items, replacing=answers, seen=seen, seen_at=seen_at)
+    return await outbox.enqueue(items, replacing=answers, seen=seen)
 
 
 def _key(answers: str | None, n: int) -> str:

@@ -41,7 +41,7 @@ from palabre.outbox.statuses import (
     SENT,
     forward,
 )
-from palabre.outbox.windows import last_inbound, note_inbound
+from palabre.outbox.windows import Seen, last_inbound, note_inbound
 from palabre.runtime.messages import Outbound
 
 PURGED = "{}"  # the payload of a row whose body the retention no longer allows
@@ -62,33 +62,30 @@ class Outbox:
         items: list[Queued],
         *,
         replacing: str | None = None,
-        seen: str | None = None,
-        seen_at: float | None = None,
+        seen: Seen | None = None,
     ) -> list[str]:
         """Add rows, in order, in one transaction; returns their uids. An idempotency key
         already queued keeps its row, and its uid is returned.
 
         `replacing` names a turn run again (its inbound key): the rows an earlier run of
         it queued and never sent (held, inline) are replaced by these, so a session that
-        moved on meanwhile never gets replies written for the one before. `seen` is the
-        contact key of a WhatsApp contact who just wrote: their window opens (windows),
-        from `seen_at` when the provider said when they wrote (the window counts from
-        then, and a webhook that came late must not stretch it), never later than now.
+        moved on meanwhile never gets replies written for the one before. `seen`: a
+        WhatsApp contact who just wrote; their window with that number opens (windows).
         """
         dialect, now = self.database.dialect, self.clock()
 
         def work(conn: Connection) -> list[str]:
             if seen is not None:
-                at = now if seen_at is None else min(now, seen_at)
-                note_inbound(conn, dialect, seen, at)
+                note_inbound(conn, dialect, seen, now)
             return _enqueue(conn, dialect, items, now, replacing)
 
         uids: list[str] = await self.commits.run(work)
         return uids
 
-    async def last_inbound(self, contact_key: str) -> float | None:
-        """When the WhatsApp contact last wrote (their 24-hour window), or None."""
-        return await self.database.run(last_inbound, contact_key)
+    async def last_inbound(self, contact_key: str, transport: str) -> float | None:
+        """When the WhatsApp contact last wrote to the business number of `transport`
+        (their 24-hour window with it), or None."""
+        return await self.database.run(last_inbound, contact_key, transport)
 
     async def replies_to(self, inbound_key: str) -> list[Outbound]:
         """The messages once queued in answer to `inbound_key` (an inbound message, or a

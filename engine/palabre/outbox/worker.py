@@ -193,7 +193,8 @@ class Worker:
         template outside; None when it may not (recorded `window_closed`, see windows)."""
         if channel_of(row.address, message.channel) != "whatsapp":
             return message
-        if is_open(await self.box.last_inbound(row.contact_key), self.box.clock()):
+        last = await self.box.last_inbound(row.contact_key, row.channel)  # per sender
+        if is_open(last, self.box.clock()):
             return message
         if message.template:
             return replace(message, as_template=True)
