@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.serving import ROOT
+from tests.test_webhook_load import half_sent
 from tests.twilio_fakes import SMS_FROM, FakeTwilio, settings_for, sign
 
 import palabre_twilio
@@ -490,24 +491,13 @@ def test_a_body_without_room_or_too_slow_is_a_problem_document(tmp_path, live_se
     budget = BodyBudget(max_held=200, deadline=0.5)
     with serving_app(tmp_path, live_server, "100/minute", budget=budget) as (base, key, *_):
         busy = post(base, event(data={"ticket": "A" * 300, "counter": "3"}), key)
-        slow = half_sent(base, key, declared=100, sent=10)
+        bearer = f"Authorization: Bearer {key}\r\n"
+        slow = half_sent(base, "/api/v1/events", declared=100, sent=10, headers=bearer)
         status, head, document = answer_of(slow)
         documented = media_of(base, 408)
     assert problem(busy, 503)["type"].endswith("/busy") and busy.headers["Retry-After"]
     assert status == 408 and "content-type: application/problem+json" in head, head
     assert document["type"].endswith("/too-slow") and documented == "application/problem+json"
-
-
-def half_sent(base: str, key: str, declared: int, sent: int) -> socket.socket:
-    """An event POST declaring `declared` bytes of body whose first `sent` only are sent."""
-    host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    head = (
-        f"POST /api/v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
-    )
-    sock.sendall(head.encode() + b" " * sent)
-    return sock
 
 
 def answer_of(sock: socket.socket) -> tuple[int, str, dict]:

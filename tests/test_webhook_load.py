@@ -50,13 +50,14 @@ NOWHERE = "http://127.0.0.1:9"  # no Graph API: nothing here is ever sent
 # -- raw HTTP, to hold a body half sent -------------------------------------------------------
 
 
-def half_sent(url: str, path: str, declared: int, sent: int) -> socket.socket:
-    """A POST declaring `declared` bytes of body whose first `sent` bytes only are sent."""
+def half_sent(url: str, path: str, declared: int, sent: int, headers: str = "") -> socket.socket:
+    """A POST declaring `declared` bytes of body whose first `sent` bytes only are sent;
+    `headers`: more header lines, each ending in CRLF."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=120)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {declared}\r\n\r\n"
+        f"{headers}Content-Length: {declared}\r\n\r\n"
     )
     with suppress(OSError):  # refused while still sending: its answer is read next
         sock.sendall(head.encode() + b"x" * sent)
