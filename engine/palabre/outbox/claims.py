@@ -38,6 +38,7 @@ from sqlalchemy import (
 
 from palabre.db.batches import group_commit
 from palabre.db.schema import messages, outbox
+from palabre.db.schema import whatsapp_windows as windows
 from palabre.outbox.policy import Outcome
 from palabre.outbox.rows import outbound_of
 from palabre.outbox.statuses import (
@@ -75,6 +76,7 @@ class Claimed:
     payload: str
     attempts: int
     purpose: str = "service"  # the consent it needs (palabre.stores.consent)
+    last_inbound_at: float | None = None  # when the contact last wrote to its transport
 
     def outbound(self) -> Outbound:
         return outbound_of(self.uid, self.channel, self.address, self.payload)
@@ -306,8 +308,13 @@ def _expire(now: float) -> Update:
 
 def _claimed(worker_id: str, ids: list[int]) -> Select[Any]:
     columns = ("uid", "channel", "address", "contact_key", "payload", "attempts", "purpose")
+    # With each row, its contact's 24-hour window with that transport: no read per send.
+    window = and_(
+        windows.c.contact_key == outbox.c.contact_key, windows.c.transport == outbox.c.channel
+    )
     return (
-        select(*(outbox.c[name] for name in columns))
+        select(*(outbox.c[name] for name in columns), windows.c.last_inbound_at)
+        .select_from(outbox.outerjoin(windows, window))
         .where(outbox.c.id.in_(ids), outbox.c.claimed_by == worker_id, outbox.c.status == SENDING)
         .order_by(outbox.c.priority, outbox.c.id)
     )

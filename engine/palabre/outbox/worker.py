@@ -193,8 +193,7 @@ class Worker:
         template outside; None when it may not (recorded `window_closed`, see windows)."""
         if channel_of(row.address, message.channel) != "whatsapp":
             return message
-        last = await self.box.last_inbound(row.contact_key, row.channel)  # per sender
-        if is_open(last, self.box.clock()):
+        if is_open(row.last_inbound_at, self.box.clock()):  # read with the claim
             return message
         if message.template:
             return replace(message, as_template=True)
