@@ -4,9 +4,10 @@ WhatsApp lets a business send free text to a person only within 24 hours of that
 person's last message (a tap on a button counts); after that, only a template WhatsApp
 approved beforehand. Sending a template does not open the window again. Free text sent
 outside it is refused by the provider (Meta 131047, Twilio 63016) after showing `sent`,
-so the outbox decides before: the turn that handles a WhatsApp message records when it
-came (in the transaction that queues its replies), and before each WhatsApp send the
-worker chooses, in this order:
+so the outbox decides before. The turn that handles a WhatsApp message records when the
+person wrote (the provider's timestamp when it gives one, never later than now), to which
+business number (the transport: each has its own window), in the transaction that queues
+its replies; the worker reads it with each claimed row and chooses, in this order:
   - inside the window: the text;
   - outside, when the step declared a `template`: the template, its parameters rendered;
   - outside, with none: the row fails at once as `window_closed`, no provider called.
