@@ -9,8 +9,8 @@ never overtaken by another process. PostgreSQL is reached through psycopg 3.
 Store code that runs on every message writes its transaction as one plain function of a
 synchronous `Connection` and hands it to `run`: on SQLite the whole transaction then
 takes one trip to the database's thread (palabre.db.thread; through aiosqlite, each
-statement took several), and
-on PostgreSQL it runs on the async connection through SQLAlchemy's `run_sync`.
+statement took several), and on PostgreSQL it runs on the async connection through
+SQLAlchemy's `run_sync`.
 
 The schema is checked before the first use (see `palabre.db.migrate.prepare`): a database
 behind the code is refused with `palabre db upgrade` in the message. Every database
@@ -118,8 +118,8 @@ class Database:
         return await self._thread.run(self._in_thread, bound)
 
     def _in_thread(self, transaction: Callable[[Connection], T]) -> T:
-        conn = self._connection()
         try:
+            conn = self._connection()
             with conn.begin():
                 return transaction(conn)
         except SQLAlchemyError as exc:
