@@ -40,6 +40,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+import report
 import servers
 from broadcast import run_palabre
 from comparison import Contacts
@@ -50,7 +51,7 @@ from provenance import code_state
 from report import Round, medians, table
 from requests_file import Message, http_post, write_requests
 from servers import SECRETS, Server, free_port, running, wait_until
-from wrk import run_wrk, wrk_binary
+from wrk import add_run_options, run_wrk, wrk_binary
 
 GOAL = 0.8
 PATH = "/api/v1/events"
@@ -63,17 +64,8 @@ triggers: {event: ticket.called}
 steps:
   called: {kind: end, text: "Ticket {{ event.data.ticket }}: it is your turn, counter 3."}
 """
-COLUMNS = (
-    ("req/s", "throughput", "{:8.0f}"),
-    ("p50 ms", "p50_ms", "{:8.1f}"),
-    ("p99 ms", "p99_ms", "{:8.1f}"),
-    ("max ms", "max_ms", "{:8.0f}"),
-    ("CPU us/req", "cpu_us_per_request", "{:10.0f}"),
-    ("busy", "busy", "{:6.2f}"),
-    ("wrk us/req", "wrk_us_per_request", "{:10.1f}"),
-    ("wrk busy", "wrk_busy", "{:8.2f}"),
-    ("errors", "errors", "{:6.0f}"),
-)
+# The webhook benchmark's columns, but those of processes this one does not run.
+COLUMNS = tuple(column for column in report.COLUMNS if column[1] not in ("child_us", "redis_us"))
 
 
 def event_post(key: str, contact: int) -> tuple[dict[str, str], bytes]:
@@ -201,17 +193,9 @@ class Bench:
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="The events API vs a bare Starlette floor.")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10, help="per run")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds per server")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    add_run_options(parser, seconds=10)
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds per server")
     parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples a second")
-    parser.add_argument(
-        "--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "palabre-profiles"
-    )
-    parser.add_argument("--json", type=Path, help="also write the JSON line to this file")
     return parser.parse_args()
 
 

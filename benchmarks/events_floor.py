@@ -27,7 +27,6 @@ of `palabre serve`, which benchmarks/events_api.py passes:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import hmac
@@ -37,7 +36,7 @@ import time
 from collections.abc import AsyncIterator
 
 import aiosqlite
-import uvicorn
+from floor_serving import serve, serving_parser
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -109,19 +108,7 @@ def app_for(path: str) -> Starlette:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Serve the events API's floor.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
+    parser = serving_parser("Serve the events API's floor.")
     parser.add_argument("--database", required=True, help="the SQLite file (made if new)")
-    parser.add_argument("--limit-concurrency", type=int, default=1000)
-    parser.add_argument("--keep-alive", type=int, default=5)
     args = parser.parse_args()
-    uvicorn.run(
-        app_for(args.database),
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        limit_concurrency=args.limit_concurrency,
-        timeout_keep_alive=args.keep_alive,
-    )
+    serve(app_for(args.database), args)

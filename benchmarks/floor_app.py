@@ -21,7 +21,6 @@ under a random id, which its URL carries. It runs under uvicorn with the setting
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -36,8 +35,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import redis.asyncio as redis
-import uvicorn
 from floor_bot import advance, qr_png
+from floor_serving import serve, serving_parser
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -189,18 +188,5 @@ app = Starlette(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Serve the floor bot.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--limit-concurrency", type=int, default=1000)
-    parser.add_argument("--keep-alive", type=int, default=5)
-    args = parser.parse_args()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        limit_concurrency=args.limit_concurrency,
-        timeout_keep_alive=args.keep_alive,
-    )
+    args = serving_parser("Serve the floor bot.").parse_args()
+    serve(app, args)

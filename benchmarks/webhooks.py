@@ -43,29 +43,21 @@ import servers
 from comparison import Comparison, Contacts
 from measure import Others
 from procstat import load_average
-from wrk import wrk_binary
+from wrk import add_run_options, wrk_binary
 
 CONFIGS = ("redis", "sqlite", "meta")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Palabre vs a hand-written floor, with wrk.")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=20, help="per run")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds per server")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    add_run_options(parser, seconds=20)
     parser.add_argument("--slots", type=int, default=2000, help="contacts interleaved")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="redis,sqlite,meta")
     parser.add_argument("--distinct-codes", action="store_true", help="names vary per contact")
     parser.add_argument("--profile", type=float, default=0, help="py-spy seconds per engine")
     parser.add_argument("--profile-floor", action="store_true", help="py-spy the floor too")
-    parser.add_argument(
-        "--profile-dir", type=Path, default=Path(tempfile.gettempdir()) / "palabre-profiles"
-    )
     parser.add_argument("--messages", type=int, default=0, help="long run (RSS), on Redis")
     parser.add_argument("--rss-every", type=int, default=10000, help="requests per RSS reading")
-    parser.add_argument("--json", type=Path, help="also write the JSON line to this file")
     args = parser.parse_args()
     wrk_binary()  # says how to install wrk before anything starts
     configs = [name.strip() for name in args.configs.split(",") if name.strip()]

@@ -7,6 +7,7 @@ what generating the load costs, never an underestimate).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from procstat import cpu_seconds
 
 SCRIPT = Path(__file__).with_name("replay.lua")
+PROFILES = Path(tempfile.gettempdir()) / "palabre-profiles"
 INSTALL = "wrk is needed: `sudo apt-get install -y wrk` (Debian and Ubuntu package `wrk`)"
 
 
@@ -87,3 +89,15 @@ def run_wrk(
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{output}")
     return WrkResult(json.loads(line), cpu, output)
+
+
+def add_run_options(parser: argparse.ArgumentParser, seconds: float) -> None:
+    """The options every wrk comparison takes: rounds, their length, the load, where
+    profiles go and the JSON line (`seconds`: this benchmark's default run length)."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=seconds, help="per run")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds per server")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--profile-dir", type=Path, default=PROFILES)
+    parser.add_argument("--json", type=Path, help="also write the JSON line to this file")
