@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import phonenumbers
 import pytest
 from tests.test_startup_settings import base_env, refused
 
@@ -11,6 +12,7 @@ from palabre.addresses import (
     Address,
     InvalidAddress,
     parse_address,
+    parse_phone,
     provider_phone,
     read_address,
 )
@@ -117,6 +119,23 @@ def test_a_number_a_provider_vouches_for_is_kept_even_when_phonenumbers_does_not
     for junk in ("Vodacom", "12", "+0123456789", "1" * 16):
         with pytest.raises(InvalidAddress):
             provider_phone(junk)
+
+
+def test_a_provider_number_in_e164_is_kept_as_phonenumbers_would_format_it():
+    """The shortcut for E.164-shaped provider numbers gives what the full parse gives, for
+    the example mobile and fixed numbers of every region phonenumbers knows."""
+    kinds = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in kinds:
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            assert provider_phone(number) == parse_phone(number) == number, region
+            assert provider_phone(number[1:]) == number, f"{region}: Meta's form, with no +"
+            checked += 1
+    assert checked > 300, "phonenumbers should give examples for most regions"
 
 
 def test_channels_and_phones():

@@ -137,23 +137,24 @@ def parse_phone(text: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
-@lru_cache(maxsize=4096)
 def provider_phone(text: str) -> str:
     """The E.164 form of a number a provider sends (`+243...` or `243...`); InvalidAddress.
 
-    A provider only sends numbers it delivers to: one that `phonenumbers` cannot validate
-    (a range newer than its data) is kept as `+digits` rather than losing the person.
-    Cached: every webhook of a conversation names the same sender, and validating a
-    number costs more than the rest of reading the webhook.
+    A provider sends the numbers it delivers to in E.164 already: one of that shape is
+    kept as it is, with no look at the numbering plan, so that a range newer than this
+    machine's `phonenumbers` data never loses the person (and every webhook skips a
+    parse that costs more than the rest of reading it). Any other shape is parsed.
     """
     raw = text.strip()
     candidate = raw if raw.startswith("+") else f"+{raw}"
-    try:
-        return parse_phone(candidate)
-    except InvalidAddress:
-        if E164.fullmatch(candidate):
-            return candidate
-        raise
+    if E164.fullmatch(candidate):
+        return candidate
+    return _parsed_provider_phone(candidate)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_provider_phone(candidate: str) -> str:
+    return parse_phone(candidate)
 
 
 def is_region(code: str) -> bool:

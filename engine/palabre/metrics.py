@@ -69,11 +69,20 @@ class Metrics:
             ["transport"],
             registry=registry,
         )
+        # Each webhook's labelled series, found once: `labels()` checks and locks every call.
+        self._webhook_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def webhook(self, transport: str, status: int, seconds: float) -> None:
         """One request to `transport`'s routes, answered with `status` after `seconds`."""
-        self.webhook_requests.labels(transport, str(status)).inc()
-        self.webhook_seconds.labels(transport).observe(seconds)
+        series = self._webhook_series.get((transport, status))
+        if series is None:
+            series = self._webhook_series[transport, status] = (
+                self.webhook_requests.labels(transport, str(status)),
+                self.webhook_seconds.labels(transport),
+            )
+        requests, durations = series
+        requests.inc()
+        durations.observe(seconds)
 
     def turn(self, seconds: float) -> None:
         """One turn of the engine took `seconds`."""
