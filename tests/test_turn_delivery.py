@@ -3,11 +3,13 @@ after: the session, the processed message id and the messages take effect togeth
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from tests.test_entrances import ADDRESS, engine_with
 
+from palabre.db.batches import GroupCommit, group_commit
 from palabre.errors import StoreUnavailable
 from palabre.runtime.engine import Engine
 from palabre.runtime.entrances import Contact
@@ -139,3 +141,54 @@ async def test_replies_answered_inline_are_sent_once_the_answer_is_built(tmp_pat
         assert await statuses(engine) == ["queued", "sent"]
     finally:
         await engine.aclose()
+
+
+async def test_the_mark_of_inline_replies_is_committed_though_no_one_awaits_it(tmp_path: Path):
+    engine = engine_with(tmp_path)
+    assert engine.stores is not None
+    contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+    await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+    reply = await engine.handle(hello("wamid.1", "yes"), inline=True)
+    engine.stores.outbox.delivered_inline_soon(reply.uids)  # what the TwiML answer does
+    await engine.aclose()
+
+    reopened = engine_with(tmp_path)
+    try:
+        assert await statuses(reopened) == ["queued", "sent"]
+    finally:
+        await reopened.aclose()
+
+
+async def test_a_mark_that_cannot_be_written_is_logged_and_raises_nowhere(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    engine = engine_with(tmp_path)
+    try:
+        assert engine.stores is not None
+        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+        reply = await engine.handle(hello("wamid.1", "yes"), inline=True)
+        FailingOnce(engine.stores.outbox.commits, "run_batch")
+        engine.stores.outbox.delivered_inline_soon(reply.uids)
+        await group_commit(engine.stores.database).settle()
+        assert "the mark of inline replies not written: the store is down" in caplog.text
+        assert await statuses(engine) == ["queued", "inline"], "the log says what it knows"
+    finally:
+        await engine.aclose()
+
+
+async def test_settling_waits_for_the_writes_given_without_waiting():
+    gate, ran = asyncio.Event(), []
+
+    async def run_batch(works: list) -> list:
+        await gate.wait()  # the database is slow to answer
+        return [work(None) for work in works]
+
+    commits: GroupCommit[None] = GroupCommit(run_batch)
+    commits.soon(ran.append, "a write")
+    settling = asyncio.create_task(commits.settle())
+    await asyncio.sleep(0)  # one pass of the loop: the batch starts and waits at the gate
+    assert not settling.done(), "settle must wait for the batch under way"
+    gate.set()
+    await settling
+    assert ran == [None], "the write ran once, in its batch"

@@ -124,9 +124,10 @@ class Host:
         return await self.engine.handle(inbound, inline=inline)
 
     async def answered_inline(self, reply: Reply) -> None:
-        """The transport's answer carries the reply's rows: they are sent."""
+        """The transport's answer carries the reply's rows: they are sent. The mark joins
+        the next commit and the answer does not wait for it (Outbox.delivered_inline_soon)."""
         if reply.uids:
-            await self.stores.outbox.delivered_inline(reply.uids)
+            self.stores.outbox.delivered_inline_soon(reply.uids)
 
     def contact_key(self, contact: str) -> str:
         return self.engine.contact_key(contact)

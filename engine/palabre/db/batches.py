@@ -12,6 +12,7 @@ embedded session store batches its commits the same way, on its own file.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,9 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Executable
 
 from palabre.db.database import Database
+from palabre.errors import StoreError
+
+log = logging.getLogger("palabre.db")
 
 C = TypeVar("C")  # the connection a write is given: SQLAlchemy's, or sqlite3's
 Work = Callable[[C], Any]
@@ -42,6 +46,20 @@ class GroupCommit(Generic[C]):
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
         return await done
+
+    def soon(self, work: Work[C], what: str) -> None:
+        """Run `work(conn)` with the next batch, without waiting for it: for a write whose
+        caller has nothing to do with its outcome. A failure is logged, naming `what`."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda future: _log_failure(future, what))
+        self._waiting.append((work, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+
+    async def settle(self) -> None:
+        """Wait until every write given so far is committed or has failed (before closing)."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
 
     async def _flush(self) -> None:
         while self._waiting:
@@ -68,6 +86,16 @@ class DatabaseCommits(GroupCommit[Connection]):
         """Run one statement in the shared transaction, its result read and closed (SQLite
         cannot commit while a statement's rows are still unread)."""
         await self.run(lambda conn: conn.execute(statement, values).close())
+
+
+def _log_failure(done: asyncio.Future[Any], what: str) -> None:
+    if done.cancelled():
+        return
+    exc = done.exception()
+    if isinstance(exc, StoreError):
+        log.warning("%s not written: %s", what, exc)
+    elif exc is not None:
+        log.error("%s not written", what, exc_info=exc)
 
 
 def _together(conn: Connection, works: list[Work[Connection]]) -> list[Any]:

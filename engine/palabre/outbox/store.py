@@ -111,6 +111,16 @@ class Outbox:
             now = self.clock()
             await self.commits.run(lambda conn: _delivered_inline(conn, uids, now))
 
+    def delivered_inline_soon(self, uids: list[str]) -> None:
+        """As `delivered_inline`, committed with the next batch of writes, unwaited: the
+        answer need not wait for it. An inline row is never sent by the worker, so a mark
+        lost with the process leaves the row `inline` in the log, and sends nothing twice."""
+        if uids:
+            now = self.clock()
+            self.commits.soon(
+                lambda conn: _delivered_inline(conn, uids, now), "the mark of inline replies"
+            )
+
     async def status(
         self, provider_id: str | None, uid: str | None, status: str, error_code: str | None
     ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from palabre.config import Settings
+from palabre.db.batches import group_commit
 from palabre.db.database import Database
 from palabre.outbox.store import Outbox
 from palabre.stores.consent import ConsentLedger
@@ -61,7 +62,8 @@ class Stores:
         await self.database.ping()
 
     async def aclose(self) -> None:
-        """Close the database's connections."""
+        """Commit the writes still queued, then close the database's connections."""
+        await group_commit(self.database).settle()
         await self.database.aclose()
 
 
