@@ -85,6 +85,7 @@ async def measure_store(store: str, redis_url: str | None, folder: Path, args) -
     """A warm-up run and `args.runs` runs on one store; each run's figures, and medians."""
     from palabre.bootstrap import build_engine
     from palabre.config import Settings
+    from palabre.heap import settle_heap
     from palabre.transports import Host
 
     settings = Settings(
@@ -93,6 +94,7 @@ async def measure_store(store: str, redis_url: str | None, folder: Path, args) -
     engine = build_engine([UIC], settings)
     host = Host(engine, settings, None, False, {})  # type: ignore[arg-type]  # no HTTP here
     await engine.stores.open()
+    settle_heap()  # as `palabre serve` does once started
     slots = min(SLOTS, args.conversations)
     size = args.conversations // slots * slots
     runs = []

@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from palabre.config import Settings
 from palabre.config_checks import TRUE_WORDS
 from palabre.db.url import database_url_problem
+from palabre.heap import settle_heap
 from palabre.logs import configure_logging
 from palabre.plugins import make_plugin_manager, unknown_plugins
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(_preflight(app))
     configure_logging(settings.log_level or SERVE_LOG_LEVEL)
     say(serving_line(args.host, args.port, simulator_on(settings, manager, args.insecure_dev)))
+    settle_heap()  # start-up is done: see palabre.heap
     uvicorn.run(
         app,
         host=args.host,
