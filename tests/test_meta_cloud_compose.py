@@ -118,6 +118,24 @@ async def test_images_and_templates(transport, graph):
         await transport.send_image(ALICE_AT)
 
 
+@pytest.mark.anyio
+async def test_a_template_text_parameter_goes_on_one_line_as_meta_requires(transport, graph):
+    notice = "La sortie est reportée.\n\nPrévoir\tun pique-nique.     Merci."
+    components = [
+        {"type": "body", "parameters": [{"type": "text", "text": notice}, {"type": "text",
+         "text": " 4e B "}]},
+        {"type": "button", "sub_type": "url", "index": "0",
+         "parameters": [{"type": "payload", "payload": "a\nb"}]},
+    ]  # fmt: skip
+    await transport.send_template(ALICE_AT, "school_notice", "fr", components)
+    (sent,) = graph.bodies()
+    body, button = sent["template"]["components"]
+    texts = [parameter["text"] for parameter in body["parameters"]]
+    assert texts == ["La sortie est reportée. Prévoir un pique-nique. Merci.", "4e B"]
+    assert button["parameters"] == [{"type": "payload", "payload": "a\nb"}], "only text"
+    assert components[0]["parameters"][0]["text"] == notice, "the step's own data is kept"
+
+
 def test_a_contact_known_only_by_user_id_is_answered_at_it(meta, graph, tmp_path):
     contacts = [{"profile": {"name": "Someone", "username": "@someone"}, "user_id": BSUID}]
     first = change([from_user(BSUID, "wamid.U1", "Bonjour")])

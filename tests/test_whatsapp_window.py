@@ -252,3 +252,53 @@ async def test_writing_to_one_business_number_opens_no_window_on_another(tmp_pat
         await engine.aclose()
         await http.aclose()
     assert graph.bodies(ALICE)[-1]["type"] == "template", "the Meta number's window is shut"
+
+
+SCHOOL_NOTICE = Path(__file__).parent.parent.joinpath("flows", "school_notice.yaml").read_text()
+NOTICE = {"child": "Amina", "class": "4e B", "date": "12 mars",
+          "message": "La sortie est reportée.\n\nPrévoir un pique-nique."}  # fmt: skip
+ONE_LINE = "La sortie est reportée. Prévoir un pique-nique."
+
+
+async def test_a_school_notice_outside_the_window_goes_as_its_template_on_one_line(tmp_path, clock):
+    graph = FakeGraph()
+    http = httpx.AsyncClient(transport=graph.asgi(), base_url=graph.url)
+    settings = outbox_settings(tmp_path, graph.url)
+    engine, worker = await world(
+        tmp_path, settings, MetaCloudTransport(), http, clock, school_notice=SCHOOL_NOTICE
+    )
+    try:
+        parent = Contact(ALICE_AT, "meta_cloud", "whatsapp", "ar")  # who never wrote
+        await engine.start(parent, "school_notice", NOTICE, key="notice-1")
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    (template,) = graph.bodies(ALICE)
+    assert template["type"] == "template", template
+    assert template["template"]["name"] == "school_notice"
+    assert template["template"]["language"] == {"code": "ar"}
+    (body,) = template["template"]["components"]
+    assert [p["text"] for p in body["parameters"]] == ["Amina", "4e B", "12 mars", ONE_LINE]
+
+
+async def test_a_school_notice_through_twilio_has_its_language_s_content_and_one_line_variables(
+    tmp_path, clock
+):
+    fake = FakeTwilio()
+    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
+    http = fake.client()
+    engine, worker = await world(
+        tmp_path, settings, TwilioTransport(), http, clock, school_notice=SCHOOL_NOTICE
+    )
+    try:
+        parent = Contact("whatsapp:+243810000001", "twilio", "whatsapp", "en")
+        await engine.start(parent, "school_notice", NOTICE, key="notice-1")
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    (sent,) = [request["form"] for request in fake.requests]
+    assert sent["ContentSid"] == "HX00000000000000000000000000000c03", "the English one"
+    variables = json.loads(sent["ContentVariables"])
+    assert variables == {"1": "Amina", "2": "4e B", "3": "12 mars", "4": ONE_LINE}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from palabre.addresses import WHATSAPP_USER, Address, InvalidAddress, read_address
-from palabre.render import as_plain_text
+from palabre.render import as_plain_text, one_line
 from palabre.runtime.messages import Option, Outbound
 
 MAX_BUTTONS, MAX_BUTTON_TITLE, MAX_BUTTON_ID = 3, 20, 256
@@ -60,11 +60,29 @@ def image_body(
 def template_body(
     contact: str, name: str, language: str, components: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """An approved template, the only message allowed outside the 24-hour window."""
+    """An approved template, the only message allowed outside the 24-hour window. Each run
+    of whitespace in a text parameter becomes one space, as Meta requires."""
     template: dict[str, Any] = {"name": name, "language": {"code": language}}
     if components:
-        template["components"] = components
+        template["components"] = [_flattened(component) for component in components]
     return _envelope(contact, "template", template)
+
+
+def _flattened(component: dict[str, Any]) -> dict[str, Any]:
+    parameters = component.get("parameters")
+    if not isinstance(parameters, list):
+        return component
+    return {**component, "parameters": [_one_line(parameter) for parameter in parameters]}
+
+
+def _one_line(parameter: Any) -> Any:
+    if (
+        isinstance(parameter, dict)
+        and parameter.get("type") == "text"
+        and isinstance(parameter.get("text"), str)
+    ):
+        return {**parameter, "text": one_line(parameter["text"])}
+    return parameter
 
 
 def recipient_fields(address: Address) -> dict[str, str]:

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from palabre.errors import ConfigError
 from palabre.outbox.windows import WINDOW_CLOSED
+from palabre.render import one_line
 from palabre.runtime.messages import Outbound
 from palabre.transports import Delivery, Host
 from palabre_twilio.config import TwilioConfig, load_sdk
@@ -113,7 +114,8 @@ class TwilioTransport:
         if not isinstance(declared, dict) or not declared.get("content_sid"):
             detail = "outside the 24-hour window, and the step's template has no twilio: part"
             return Delivery(None, "failed", error_code=WINDOW_CLOSED, detail=detail)
-        variables = {str(k): str(v) for k, v in (declared.get("variables") or {}).items()}
+        # One line each: WhatsApp refuses a template variable holding a newline or a tab.
+        variables = {str(k): one_line(str(v)) for k, v in (declared.get("variables") or {}).items()}
         host = self._ready()[0]
         key = host.contact_key(message.contact)
         sid, validity = str(declared["content_sid"]), self._validity(message)
