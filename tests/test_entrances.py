@@ -102,6 +102,37 @@ async def test_start_interrupts_a_conversation_in_progress(tmp_path):
         await engine.aclose()
 
 
+NOTICE = """\
+id: notice
+settings: {locales: [en], default_locale: en}
+steps:
+  only: {kind: end, text: "The office closes at noon today."}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_notice_leaves_the_conversation_in_progress_as_it_was(tmp_path):
+    (tmp_path / "ticket.yaml").write_text(TICKET)
+    (tmp_path / "notice.yaml").write_text(NOTICE)
+    engine = build_engine(
+        [tmp_path / "ticket.yaml", tmp_path / "notice.yaml"],
+        Settings(data_dir=tmp_path / "data", secrets=SECRET),
+        plugins=make_plugin_manager([builtins], entry_points=False),
+    )
+    try:
+        contact = Contact(ADDRESS, transport="web", channel="web")
+        await engine.start(contact, "ticket", {"number": "A1", "desk": 1})  # asks: coming?
+        notice = await engine.start(contact, "notice")
+        answer = await engine.handle(Inbound(ADDRESS, "yes", "web", message_id="web.1"))
+    finally:
+        await engine.aclose()
+    assert [m.text for m in notice.messages] == ["The office closes at noon today."]
+    assert "conversation_interrupted" not in notice.event_names()
+    assert [m.text for m in answer.messages] == ["Thank you, see you at desk 1."], (
+        "the answer goes on with the ticket's question, asked before the notice"
+    )
+
+
 @pytest.mark.anyio
 async def test_events_are_published_after_the_commit_and_a_broken_listener_breaks_nothing(
     tmp_path,

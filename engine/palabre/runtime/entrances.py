@@ -74,7 +74,10 @@ async def start(
     """Begin `flow_id` for `contact`, with `params` readable as `params` in its templates
     (and `variables`, such as an outside `event`, under their names).
 
-    A conversation in progress (`session`) is interrupted, and says so in an event.
+    A conversation in progress (`session`) is interrupted, and says so in an event, only
+    when the started flow waits for an answer: one that ends in its first turn (a notice)
+    leaves it as it was, as a broadcast message would, and the contact's next answer goes on
+    with it.
     """
     flow = world.flows[flow_id]
     inbound = Inbound(
@@ -84,12 +87,16 @@ async def start(
         language=contact.language,
     )
     turn = Turn(world, inbound, None)
-    if session is not None:
-        turn.event("conversation_interrupted", flow=session.get("flow"))
     languages = flow.settings.locales
     lang = contact.language if contact.language in languages else flow.settings.default_locale
     started = turn.start(flow, lang, dict(params or {}), dict(variables or {}))
-    return await _run(turn, session, started, apologize=False)
+    outcome = await _run(turn, session, started, apologize=False)
+    if session is None or outcome.session is session:  # none in progress, or the start failed
+        return outcome
+    if outcome.session is None:  # a notice: the conversation in progress goes on
+        return Outcome(session, outcome.messages, outcome.events)
+    interrupted = Event("conversation_interrupted", {"flow": session.get("flow")})
+    return Outcome(outcome.session, outcome.messages, [interrupted, *outcome.events])
 
 
 async def _run(
