@@ -13,7 +13,7 @@ from palabre.db.batches import GroupCommit, group_commit
 from palabre.errors import StoreUnavailable
 from palabre.runtime.engine import Engine
 from palabre.runtime.entrances import Contact
-from palabre.runtime.messages import Inbound
+from palabre.runtime.messages import Inbound, Reply
 from palabre.stores.base import message_key
 
 pytestmark = pytest.mark.anyio
@@ -129,13 +129,18 @@ async def test_messages_no_transport_sends_are_not_queued(tmp_path: Path):
         await engine.aclose()
 
 
+async def answered_inline(engine: Engine) -> Reply:
+    """A ticket started for the contact, then their answer, answered inline (as TwiML)."""
+    contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
+    await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
+    return await engine.handle(hello("wamid.1", "yes"), inline=True)
+
+
 async def test_replies_answered_inline_are_sent_once_the_answer_is_built(tmp_path: Path):
     engine = engine_with(tmp_path)
     try:
         assert engine.stores is not None
-        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
-        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
-        reply = await engine.handle(hello("wamid.1", "yes"), inline=True)
+        reply = await answered_inline(engine)
         assert await statuses(engine) == ["queued", "inline"], "no worker will claim it"
         await engine.stores.outbox.delivered_inline(reply.uids)
         assert await statuses(engine) == ["queued", "sent"]
@@ -146,9 +151,7 @@ async def test_replies_answered_inline_are_sent_once_the_answer_is_built(tmp_pat
 async def test_the_mark_of_inline_replies_is_committed_though_no_one_awaits_it(tmp_path: Path):
     engine = engine_with(tmp_path)
     assert engine.stores is not None
-    contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
-    await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
-    reply = await engine.handle(hello("wamid.1", "yes"), inline=True)
+    reply = await answered_inline(engine)
     engine.stores.outbox.delivered_inline_soon(reply.uids)  # what the TwiML answer does
     await engine.aclose()
 
@@ -165,9 +168,7 @@ async def test_a_mark_that_cannot_be_written_is_logged_and_raises_nowhere(
     engine = engine_with(tmp_path)
     try:
         assert engine.stores is not None
-        contact = Contact(ADDRESS, transport="meta_cloud", channel="whatsapp")
-        await engine.start(contact, "ticket", {"desk": 3}, key="ticket-1")
-        reply = await engine.handle(hello("wamid.1", "yes"), inline=True)
+        reply = await answered_inline(engine)
         FailingOnce(engine.stores.outbox.commits, "run_batch")
         engine.stores.outbox.delivered_inline_soon(reply.uids)
         await group_commit(engine.stores.database).settle()
