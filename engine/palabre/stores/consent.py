@@ -50,9 +50,8 @@ class ConsentEvent:
     at: float
 
 
-# Built once: `allows` runs before every send.
-# Every send asks it (the worker, right before the transport): one trip, on the driver's
-# cursor. Through an AsyncConnection on SQLite it took a dozen trips to aiosqlite's thread.
+# `allows` runs before every send: built once, and one trip on the driver's cursor (through
+# an AsyncConnection, SQLite took a dozen trips to aiosqlite's thread).
 _LATEST = DriverStatement(
     select(events.c.granted)
     .where(
