@@ -10,6 +10,7 @@
     retention.py how long bodies and rows are kept, and the purge
     worker.py    the loop that sends (after a consent check): in `palabre serve`, or alone
                  in `palabre worker`
+    answers.py   when the answers to a send's HTTP requests come (its room in the window)
     replies.py   a turn's messages as held rows, keyed by what they answer (the engine's)
     commands.py  `palabre worker` and `palabre messages`
     listing.py   what `palabre messages` shows: columns, JSON Lines, --status, --contact

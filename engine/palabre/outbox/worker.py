@@ -28,12 +28,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
-import httpx
-
+from palabre.outbox.answers import Answers, watch_answers, watched
 from palabre.outbox.claims import Claimed, Claims
 from palabre.outbox.limits import RateLimits, Slot
 from palabre.outbox.policy import Outcome, RetryPolicy, outcome_of
@@ -217,11 +214,8 @@ class Worker:
             while (wait := await self.limits.admit(slot)) > 0:
                 await asyncio.sleep(wait)
             flight.calling = True
-            watching = ANSWERS.set(answers)
-            try:
+            with watched(answers):
                 return await self._send(transport, message)
-            finally:
-                ANSWERS.reset(watching)
         finally:
             try:
                 await self.limits.done(slot, answers.last())
@@ -253,47 +247,6 @@ class Worker:
         calling = [f.task for f in self._flights.values() if f.calling and f.task]
         if calling:
             await asyncio.wait(calling, timeout=STOP_GRACE)
-
-
-@dataclass
-class Answers:
-    """The HTTP requests of one send: how many await their answer, when the last came."""
-
-    clock: Callable[[], float]
-    waiting: int = 0
-    answered: float | None = None
-
-    def last(self) -> float | None:
-        """When the last answer came; None while a request had none (it may still arrive)."""
-        return self.answered if self.waiting == 0 else None
-
-
-# The send that the current task makes, watched by the client's hooks (see watch_answers).
-ANSWERS: ContextVar[Answers | None] = ContextVar("palabre_outbox_answers", default=None)
-
-
-async def _asked(request: httpx.Request) -> None:
-    answers = ANSWERS.get()
-    if answers is not None:
-        answers.waiting += 1
-
-
-async def _answered(response: httpx.Response) -> None:
-    answers = ANSWERS.get()
-    if answers is not None:
-        answers.waiting -= 1
-        answers.answered = answers.clock()
-
-
-def watch_answers(http: httpx.AsyncClient) -> None:
-    """Note when each answer to a send's requests comes: a send holds its room in its
-    sender's window until then, not until the transport is done (it logs the message)."""
-    hooks = http.event_hooks
-    if _answered not in hooks["response"]:
-        http.event_hooks = {
-            "request": [*hooks["request"], _asked],
-            "response": [*hooks["response"], _answered],
-        }
 
 
 def _sender(transport: Transport, address: str) -> str:
