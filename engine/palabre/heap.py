@@ -1,4 +1,5 @@
-"""The garbage collector's settings for `palabre serve`: short and rare pauses.
+"""The garbage collector's settings for `palabre serve` and `palabre worker`: short and rare
+pauses.
 
 Under the webhook benchmark (benchmarks/webhooks.py), CPython's defaults ran a full
 (generation 2) collection every 2 to 3 s, each 70 to 120 ms long, during which no contact

@@ -82,6 +82,7 @@ def add_messages_command(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 def run_worker_command(args: argparse.Namespace) -> int:
     """The `worker` command; returns the exit status."""
+    from palabre.heap import settle_heap
     from palabre.logs import configure_logging
     from palabre.plugins import make_plugin_manager
     from palabre.serve import SERVE_LOG_LEVEL, prepare_database, say, startup_problems
@@ -99,6 +100,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
         say(created)
     configure_logging(settings.log_level or SERVE_LOG_LEVEL)
     app = create_app([args.flows], settings, plugins=manager)
+    settle_heap()  # a long-running process too: see palabre.heap
     asyncio.run(_until_stopped(app))
     return 0
 
