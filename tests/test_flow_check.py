@@ -388,6 +388,34 @@ def test_a_declared_template_is_checked_whole(tmp_path):
     assert any('keyed "1", "2"' in p for p in gap), gap
 
 
+def test_a_content_sid_per_language_names_each_language_left_out(tmp_path):
+    found = problems(
+        tmp_path,
+        """
+        id: alert
+        steps:
+          alert:
+            kind: end
+            text: "Hi"
+            template: {twilio: {content_sid: {fr: HX1, en: HX2}, variables: {}}}
+    """,
+        settings="{locales: [fr, ar, en], default_locale: fr}",
+    )
+    sids = [p for p in found if ".template" in p]  # the others: translations still to do
+    assert len(sids) == 1, found
+    assert "steps.alert.template.twilio.content_sid" in sids[0]
+    assert "no content sid for ar: those contacts would get the fr one" in sids[0]
+    wrong = problems(
+        tmp_path,
+        """
+        id: alert
+        steps:
+          alert: {kind: end, text: "Hi", template: {twilio: {content_sid: {fr: SM1}}}}
+    """,
+    )
+    assert any("needs its `content_sid` (HX...), or one per language" in p for p in wrong), wrong
+
+
 def test_ten_twilio_variables_have_no_gap_and_an_event_starts_one_flow(tmp_path):
     ten = ", ".join(f'"{n}": x' for n in range(1, 11))
     assert (

@@ -302,3 +302,32 @@ async def test_a_school_notice_through_twilio_has_its_language_s_content_and_one
     assert sent["ContentSid"] == "HX00000000000000000000000000000c03", "the English one"
     variables = json.loads(sent["ContentVariables"])
     assert variables == {"1": "Amina", "2": "4e B", "3": "12 mars", "4": ONE_LINE}
+
+
+ONLY_FRENCH = """\
+id: only_french
+settings: {locales: [fr, en], default_locale: fr}
+steps:
+  only:
+    kind: end
+    text: "Bonjour"
+    template: {twilio: {content_sid: {fr: HX0000000000000000000000000000f001}, variables: {}}}
+"""
+
+
+async def test_a_language_without_its_own_content_sid_gets_the_default_language_s(tmp_path, clock):
+    fake = FakeTwilio()
+    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
+    http = fake.client()
+    engine, worker = await world(
+        tmp_path, settings, TwilioTransport(), http, clock, only_french=ONLY_FRENCH
+    )
+    try:
+        english = Contact("whatsapp:+243810000001", "twilio", "whatsapp", "en")
+        await engine.start(english, "only_french", key="n1")
+        await worker.drain()
+    finally:
+        await engine.aclose()
+        await http.aclose()
+    (sent,) = [request["form"] for request in fake.requests]
+    assert sent["ContentSid"] == "HX0000000000000000000000000000f001", "French: the default"

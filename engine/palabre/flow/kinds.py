@@ -27,7 +27,8 @@ NEXT = FieldSpec("step", "the step that follows (default: the next one in the fi
 TEMPLATE = FieldSpec(
     "mapping",
     "the approved WhatsApp template sent instead outside the 24-hour window: "
-    "{meta: {name, language, components}, twilio: {content_sid, variables}}",
+    "{meta: {name, language, components}, twilio: {content_sid, variables}}; content_sid "
+    "may be one per language ({fr: HX..., en: HX...})",
 )
 TTL = FieldSpec(
     "duration",

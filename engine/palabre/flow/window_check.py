@@ -8,9 +8,11 @@ step there with no `template` is warned about (on WhatsApp it fails as `window_c
 SMS is unaffected). Steps after a question run in answer to the person, inside the window.
 
 A declared template is checked for what Palabre can know without asking the providers:
-`meta` has a `name`; `twilio` has a `content_sid` (HX...) and `variables` keyed "1", "2"...
-without a gap; and when both are declared, Meta's body parameters are as many as
-Twilio's variables (the same template, approved twice).
+`meta` has a `name`; `twilio` has a `content_sid` (HX...), or one per language
+(`{fr: HX..., ar: HX...}`: each of the flow's languages should have its own, else the
+default language's is sent), and `variables` keyed "1", "2"... without a gap; and when both
+are declared, Meta's body parameters are as many as Twilio's variables (the same template,
+approved twice).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def window_findings(flow: Flow) -> Iterator[Finding]:
         declared = step.get("template")
         if isinstance(declared, dict):
             yield from ((step, path, message, False) for path, message in _whole(declared))
+            yield from ((step, path, message, True) for path, message in _languages(flow, declared))
 
 
 def first_turn(flow: Flow) -> list[Step]:
@@ -78,9 +81,27 @@ def _whole(template: dict[str, Any]) -> Iterator[tuple[str, str]]:
             )
 
 
+def _languages(flow: Flow, template: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """A warning for each of the flow's languages that a per-language sid leaves out."""
+    twilio = template.get("twilio")
+    sids = twilio.get("content_sid") if isinstance(twilio, dict) else None
+    if not isinstance(sids, dict):
+        return
+    default = flow.settings.default_locale
+    for missing in [lang for lang in flow.settings.locales if lang not in sids]:
+        yield (
+            "template.twilio.content_sid",
+            f"no content sid for {missing}: those contacts would get the {default} one",
+        )
+
+
 def _twilio(twilio: Any) -> Generator[tuple[str, str], None, int | None]:
-    if not isinstance(twilio, dict) or not str(twilio.get("content_sid", "")).startswith("HX"):
-        yield "template.twilio", "a Twilio template needs its `content_sid` (HX...)"
+    if not isinstance(twilio, dict) or not _content_sids(twilio.get("content_sid")):
+        yield (
+            "template.twilio",
+            "a Twilio template needs its `content_sid` (HX...), or one per language "
+            "({fr: HX..., en: HX...})",
+        )
         return None
     variables = twilio.get("variables") or {}
     keys = {str(k) for k in variables} if isinstance(variables, dict) else None
@@ -88,6 +109,13 @@ def _twilio(twilio: Any) -> Generator[tuple[str, str], None, int | None]:
         yield "template.twilio.variables", 'variables are keyed "1", "2"... with no gap'
         return None
     return len(keys)
+
+
+def _content_sids(sid: Any) -> bool:
+    """An HX content sid, or a mapping of languages to HX content sids."""
+    if isinstance(sid, dict):
+        return bool(sid) and all(str(one).startswith("HX") for one in sid.values())
+    return str(sid or "").startswith("HX")
 
 
 def _body_parameters(meta: dict[str, Any]) -> int | None:

@@ -146,11 +146,19 @@ class Turn:
         self.send(self.text_of(step, field), image=media, template=template, ttl=ttl)
 
     def template_of(self, step: Step) -> dict[str, Any] | None:
-        """The step's approved template, its parameters rendered like any text."""
+        """The step's approved template, its parameters rendered like any text; a Twilio
+        `content_sid` given per language is the contact's language's (else the flow's
+        default language's)."""
         declared = step.get("template")
         if not declared or self.inbound.channel != "whatsapp":  # SMS has no window
             return None
-        return self._rendered(declared, f"{self.where(step)}.template")
+        template = self._rendered(declared, f"{self.where(step)}.template")
+        twilio = template.get("twilio") if isinstance(template, dict) else None
+        if isinstance(twilio, dict) and isinstance(twilio.get("content_sid"), dict):
+            sids = twilio["content_sid"]
+            chosen = sids.get(self.lang) or sids.get(self.flow.settings.default_locale)
+            template["twilio"] = {**twilio, "content_sid": chosen}
+        return template
 
     def _rendered(self, value: Any, where: str) -> Any:
         if isinstance(value, str):
