@@ -102,6 +102,15 @@ async def meta_world(tmp_path: Path, clock: Clock):
     return graph, engine, worker, http
 
 
+async def twilio_world(tmp_path: Path, clock: Clock, **more: str):
+    """The fake Twilio, and an engine and worker sending through it (`more`: flows)."""
+    fake = FakeTwilio()
+    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
+    http = fake.client()
+    engine, worker = await world(tmp_path, settings, TwilioTransport(), http, clock, **more)
+    return fake, engine, worker, http
+
+
 async def test_inside_the_window_the_text_goes(tmp_path, clock):
     graph, engine, worker, http = await meta_world(tmp_path, clock)
     try:
@@ -155,10 +164,7 @@ async def test_outside_the_window_without_a_template_nothing_reaches_the_provide
 
 
 async def test_twilio_sends_the_content_template_and_sms_has_no_window(tmp_path, clock):
-    fake = FakeTwilio()
-    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
-    http = fake.client()
-    engine, worker = await world(tmp_path, settings, TwilioTransport(), http, clock)
+    fake, engine, worker, http = await twilio_world(tmp_path, clock)
     try:
         await notify(engine, "whatsapp:+243810000001", "twilio", "whatsapp")
         await engine.start(Contact("tel:+243810000002", "twilio", "sms", "fr"), "ticket",
@@ -285,12 +291,7 @@ async def test_a_school_notice_outside_the_window_goes_as_its_template_on_one_li
 async def test_a_school_notice_through_twilio_has_its_language_s_content_and_one_line_variables(
     tmp_path, clock
 ):
-    fake = FakeTwilio()
-    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
-    http = fake.client()
-    engine, worker = await world(
-        tmp_path, settings, TwilioTransport(), http, clock, school_notice=SCHOOL_NOTICE
-    )
+    fake, engine, worker, http = await twilio_world(tmp_path, clock, school_notice=SCHOOL_NOTICE)
     try:
         parent = Contact("whatsapp:+243810000001", "twilio", "whatsapp", "en")
         await engine.start(parent, "school_notice", NOTICE, key="notice-1")
@@ -316,12 +317,7 @@ steps:
 
 
 async def test_a_language_without_its_own_content_sid_gets_the_default_language_s(tmp_path, clock):
-    fake = FakeTwilio()
-    settings = twilio_settings(tmp_path, TWILIO_API_BASE=fake.url)
-    http = fake.client()
-    engine, worker = await world(
-        tmp_path, settings, TwilioTransport(), http, clock, only_french=ONLY_FRENCH
-    )
+    fake, engine, worker, http = await twilio_world(tmp_path, clock, only_french=ONLY_FRENCH)
     try:
         english = Contact("whatsapp:+243810000001", "twilio", "whatsapp", "en")
         await engine.start(english, "only_french", key="n1")
