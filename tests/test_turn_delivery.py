@@ -142,7 +142,8 @@ async def test_replies_answered_inline_are_sent_once_the_answer_is_built(tmp_pat
         assert engine.stores is not None
         reply = await answered_inline(engine)
         assert await statuses(engine) == ["queued", "inline"], "no worker will claim it"
-        await engine.stores.outbox.delivered_inline(reply.uids)
+        engine.stores.outbox.delivered_inline(reply.uids)
+        await group_commit(engine.stores.database).settle()
         assert await statuses(engine) == ["queued", "sent"]
     finally:
         await engine.aclose()
@@ -152,7 +153,7 @@ async def test_the_mark_of_inline_replies_is_committed_though_no_one_awaits_it(t
     engine = engine_with(tmp_path)
     assert engine.stores is not None
     reply = await answered_inline(engine)
-    engine.stores.outbox.delivered_inline_soon(reply.uids)  # what the TwiML answer does
+    engine.stores.outbox.delivered_inline(reply.uids)  # what the TwiML answer does
     await engine.aclose()
 
     reopened = engine_with(tmp_path)
@@ -170,7 +171,7 @@ async def test_a_mark_that_cannot_be_written_is_logged_and_raises_nowhere(
         assert engine.stores is not None
         reply = await answered_inline(engine)
         FailingOnce(engine.stores.outbox.commits, "run_batch")
-        engine.stores.outbox.delivered_inline_soon(reply.uids)
+        engine.stores.outbox.delivered_inline(reply.uids)
         await group_commit(engine.stores.database).settle()
         assert "the mark of inline replies not written: the store is down" in caplog.text
         assert await statuses(engine) == ["queued", "inline"], "the log says what it knows"

@@ -125,9 +125,9 @@ class Host:
 
     async def answered_inline(self, reply: Reply) -> None:
         """The transport's answer carries the reply's rows: they are sent. The mark joins
-        the next commit and the answer does not wait for it (Outbox.delivered_inline_soon)."""
+        the next commit and the answer does not wait for it (Outbox.delivered_inline)."""
         if reply.uids:
-            self.stores.outbox.delivered_inline_soon(reply.uids)
+            self.stores.outbox.delivered_inline(reply.uids)
 
     def contact_key(self, contact: str) -> str:
         return self.engine.contact_key(contact)

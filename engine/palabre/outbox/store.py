@@ -105,16 +105,11 @@ class Outbox:
         if released:
             self.wake()
 
-    async def delivered_inline(self, uids: list[str]) -> None:
-        """The transport answered with these rows inline (TwiML): they are sent."""
-        if uids:
-            now = self.clock()
-            await self.commits.run(lambda conn: _delivered_inline(conn, uids, now))
-
-    def delivered_inline_soon(self, uids: list[str]) -> None:
-        """As `delivered_inline`, committed with the next batch of writes, unwaited: the
-        answer need not wait for it. An inline row is never sent by the worker, so a mark
-        lost with the process leaves the row `inline` in the log, and sends nothing twice."""
+    def delivered_inline(self, uids: list[str]) -> None:
+        """The transport answered with these rows inline (TwiML): they are sent. Committed
+        with the next batch of writes, unwaited, so the answer need not wait for it; an
+        inline row is never sent by the worker, so a mark lost with the process leaves the
+        row `inline` in the log, and sends nothing twice."""
         if uids:
             now = self.clock()
             self.commits.soon(
