@@ -8,15 +8,18 @@ process each with the settings of `palabre serve`, each on its own embedded SQLi
   floor   benchmarks/events_floor.py: the Bearer key's HMAC-SHA256 digest found by one
           indexed SELECT, the JSON body, one INSERT of the event (a replay caught by its
           primary key), 202
-  engine  `palabre serve` on a one-step flow triggered by `ticket.called` that ends with
-          one SMS; its key made by `palabre apikey create bench`, PALABRE_API_RATE lifted
-          out of the way. Each event: the key, the rate, the capped body, the fields, the
-          idempotency lookup, Engine.start (the contact's session lock and commit, the
-          outbox row), the stored answer, 202 with the message's id.
-Sending is the outbox's work, not the API's (benchmarks/drain_outbox.py measures it): the
-transports are disabled (PALABRE_DISABLE_PLUGINS=twilio,meta_cloud,web), so the outbox
-worker that `palabre serve` runs has no channel to claim rows for, as when `palabre
-worker` sends from another process; every event's row is written and stays queued.
+  engine  `palabre serve --no-worker` on a one-step flow triggered by `ticket.called`
+          that ends with one SMS; its key made by `palabre apikey create bench`,
+          PALABRE_API_RATE lifted out of the way. Each event: the key, the rate, the capped
+          body, the fields, the INSERT of the queued event (a replay caught by its unique
+          key), 202.
+Starting the flows is the starters' work, and sending the outbox's, not the API's (as in
+a deployment of `palabre serve --no-worker` and `palabre worker` processes): after the
+rounds, one `palabre worker` starts every event the rounds queued, and the run reports
+how fast (events a second, its CPU µs per event: the session's lock, load and commit,
+the turn, the outbox row, the event's status). The transports are disabled
+(PALABRE_DISABLE_PLUGINS=twilio,meta_cloud,web): benchmarks/drain_outbox.py measures
+sending; here every event's message is written and stays queued.
 
 Both get one event (202, then the same request again is caught as a replay), a warm-up,
 then `--rounds` rounds of `--seconds`, alternating (floor first in odd rounds). wrk
@@ -25,16 +28,19 @@ as many as twice the server's warm-up rate calls for: every request a new event 
 a new person (+24381..., channel sms), so no two events wait for one contact's lock.
 Printed: per round and medians, req/s, p50/p99/max latency, the server's CPU µs per
 request from /proc and its busy share of a core, wrk's own CPU; the median throughput
-ratio, engine over floor (the goal: at least 0.8, else the exit status is 1); then one
-JSON line.
+ratio, engine over floor (the goal: at least 0.8, else the exit status is 1); the
+worker's starts; then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -111,10 +117,44 @@ def start_both(stack: ExitStack, work: Path, key: str, env: dict[str, str]) -> d
     floor_env = {"PALABRE_SECRET": SECRETS["PALABRE_SECRET"], "BENCH_API_KEY": key}
     (work / "flows").mkdir()
     (work / "flows" / "bench_ticket.yaml").write_text(FLOW)
-    engine = [sys.executable, "-m", "palabre.cli", "serve", "--flows", str(work / "flows")]
+    engine = [sys.executable, "-m", "palabre.cli", "serve", "--no-worker"]
+    engine += ["--flows", str(work / "flows")]
     return {
         "floor": stack.enter_context(serving("floor", floor, floor_env, work)),
         "engine": stack.enter_context(serving("palabre", engine, env, work)),
+    }
+
+
+def drain_starts(work: Path, env: dict[str, str]) -> dict[str, float]:
+    """One `palabre worker` starts every event queued: how many, how fast, its CPU."""
+    database = work / "data" / "palabre.db"
+    waiting = "SELECT COUNT(*) FROM api_events WHERE status IN ('queued', 'starting')"
+
+    def left() -> int:
+        with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+            return int(conn.execute(waiting).fetchone()[0])
+
+    queued = left()
+    command = [sys.executable, "-m", "palabre.cli", "worker", "--flows", str(work / "flows")]
+    with running(command, env, work / "worker.log") as process:
+        clock, began = TreeCpu(process.pid), time.monotonic()
+        clock.read()  # from its start: loading the flows is a few ms of a long run
+        while left():
+            if process.poll() is not None:
+                raise SystemExit(f"palabre worker stopped: {(work / 'worker.log').read_text()}")
+            time.sleep(0.2)
+            clock.read()
+        seconds = time.monotonic() - began
+    started = "SELECT COUNT(*) FROM api_events WHERE status = 'started'"
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        done = int(conn.execute(started).fetchone()[0])
+    if done < queued:
+        raise SystemExit(f"{queued - done} of {queued} events did not start: see worker.log")
+    return {
+        "events": queued,
+        "seconds": round(seconds, 2),
+        "per_second": round(queued / seconds, 1),
+        "cpu_us_per_event": round(clock.read() / queued * 1e6, 1),
     }
 
 
@@ -215,6 +255,8 @@ def main() -> None:
         if args.profile:
             result["profiles"] = [bench.profile(pair[n], n, rates[n]) for n in pair]
         result["warnings"] = warnings(work / "palabre.log")
+        stack.close()  # the servers stop: the worker runs alone, as the rounds did
+        result["starts"] = drain_starts(work, env)
     result["loads"].append(load_average())
     ratio = print_results(args, found, result)
     if ratio < GOAL:
@@ -229,6 +271,12 @@ def print_results(args: argparse.Namespace, found: list[Round], result: dict) ->
     for found_profile in result.get("profiles", []):
         print(found_profile["text"])
     print(f"Palabre's log lines at WARNING or above: {json.dumps(result['warnings'])}")
+    starts = result["starts"]
+    print(
+        f"one `palabre worker` started the {starts['events']} events queued in "
+        f"{starts['seconds']} s: {starts['per_second']} a second, "
+        f"{starts['cpu_us_per_event']} µs of CPU each"
+    )
     result["args"] = {key: str(value) for key, value in vars(args).items()}
     result["median"] = medians(found)
     result["rounds"] = [{"floor": r.floor.as_dict(), "engine": r.engine.as_dict()} for r in found]

@@ -1,7 +1,8 @@
 """The events API over real HTTP on loopback: `POST /api/v1/events` with a key made by
-`palabre apikey create`, to a flow triggered by the event, whose SMS the app's own worker
-sends to a fake Twilio; every refusal a problem document naming what is wrong; the
-OpenAPI document held to the routes."""
+`palabre apikey create`, to a flow triggered by the event, which the app's own starter
+runs and whose SMS its worker sends to a fake Twilio; `GET /api/v1/events/{id}` telling
+what became of it; every refusal a problem document naming what is wrong; the OpenAPI
+document held to the routes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -106,6 +108,23 @@ def post(base: str, body: object, key: str | None, **headers: str) -> httpx.Resp
     return httpx.post(f"{base}/api/v1/events", json=body, headers=auth | headers, timeout=20)
 
 
+def status_of(base: str, key: str, event_id: str) -> httpx.Response:
+    url = f"{base}/api/v1/events/{quote(event_id, safe='')}"
+    return httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=20)
+
+
+def settled(base: str, key: str, event_id: str) -> dict:
+    """What became of the event once its flows ran (polled: the starter runs them soon)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = status_of(base, key, event_id)
+        assert found.status_code == 200, found.text
+        if found.json()["status"] not in ("queued", "starting"):
+            return found.json()
+        assert time.monotonic() < deadline, f"still {found.json()['status']}"
+        time.sleep(0.02)
+
+
 def problem(response: httpx.Response, status: int) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -128,15 +147,34 @@ def test_an_event_becomes_the_flows_message_once_per_id(served):
     first = post(base, event(), key)
     assert first.status_code == 202, first.text
     answer = first.json()
-    assert answer["id"] == "T-A42" and len(answer["messages"]) == 1
+    assert answer == {"id": "T-A42", "event": "ticket.called", "status_url": "/api/v1/events/T-A42"}
     (sms,) = sent_to(fake, 1)
     assert sms["To"] == PERSON and sms["From"] == SMS_FROM
     assert sms["Body"].startswith("Ticket A42 : c'est votre tour au guichet 3.")
+    became = settled(base, key, "T-A42")
+    assert became["status"] == "started" and len(became["messages"]) == 1, became
     again = post(base, event(), key)
     assert (again.status_code, again.json()) == (202, answer), "the same answer, nothing new"
     reused = problem(post(base, event(data={"ticket": "B7"}), key), 422)
     assert reused["type"].endswith("/id-reused")
+    assert settled(base, key, "T-A42") == became
     assert len(fake.requests) == 1, "a duplicate id sends nothing"
+
+
+def test_an_events_status_is_its_keys_alone(served):
+    base, key, fake, settings = served
+    assert post(base, event(id="T/1 ?é"), key).status_code == 202
+    (message,) = settled(base, key, "T/1 ?é")["messages"]
+    sent_to(fake, 1)
+    deadline = time.monotonic() + 20
+    while (found := settled(base, key, "T/1 ?é")["messages"][0])["status"] != "sent":
+        assert time.monotonic() < deadline, found
+        time.sleep(0.02)
+    assert found["id"] == message["id"], "each message's status, as the outbox has it"
+    other = _key(settings, "fleet")
+    assert problem(status_of(base, other, "T/1 ?é"), 404)["type"].endswith("/not-found")
+    assert problem(status_of(base, key, "T-never"), 404)
+    assert problem(status_of(base, "plb_" + "x" * 43, "T/1 ?é"), 401)
 
 
 def test_the_person_answers_the_notification_and_the_flow_goes_on(served):
@@ -169,13 +207,25 @@ def test_keys_are_checked_and_revoked_keys_refused(served):
     assert fake.requests == []
 
 
-def test_an_event_its_flow_cannot_render_is_refused_and_sends_nothing(served):
+def test_an_event_its_flow_cannot_render_fails_and_sends_nothing(served):
     base, key, fake, _ = served
-    refused = problem(post(base, event(id="T-1", data={"ticket": "A42"}), key), 422)
-    assert refused["errors"][0]["pointer"] == "#/data", refused
+    assert post(base, event(id="T-1", data={"ticket": "A42"}), key).status_code == 202
     assert post(base, event(id="T-2"), key).status_code == 202
+    failed = settled(base, key, "T-1")
+    assert failed["status"] == "failed" and failed["messages"] == [], failed
+    assert "'ticket_called' failed on this event's data" in failed["error"]
     (sms,) = sent_to(fake, 1)
     assert sms["Body"].startswith("Ticket A42"), "only the event that could be told was sent"
+    assert settled(base, key, "T-2")["status"] == "started"
+
+
+def test_a_persons_events_start_in_the_order_they_came(served):
+    base, key, fake, _ = served
+    for n in range(4):
+        data = {"ticket": f"A{n}", "counter": "3"}
+        assert post(base, event(id=f"T-{n}", data=data), key).status_code == 202
+    bodies = [sms["Body"] for sms in sent_to(fake, 4)]
+    assert [body.split(" ")[1] for body in bodies] == ["A0", "A1", "A2", "A3"], bodies
 
 
 def test_each_wrong_field_is_named_and_no_number_repeated(served):
@@ -222,12 +272,20 @@ def test_the_openapi_document_matches_the_routes(served):
     for path, methods in document["paths"].items():
         for method in methods:
             answer = httpx.request(method.upper(), base + path, timeout=20)
-            assert answer.status_code != 404 and answer.status_code != 405, (path, method)
+            assert answer.status_code == 401 == int(problem(answer, 401)["status"]), path
     accepted = post(base, EXAMPLE, key)
     assert accepted.status_code == 202, "the documented example is accepted"
     documented = set(document["paths"]["/api/v1/events"]["post"]["responses"])
     assert {"202", "400", "401", "408", "413", "415", "422", "429", "503"} <= documented
     assert media_of(base, 202) == accepted.headers["content-type"]
+    found = settled(base, key, EXAMPLE["id"])
+    statuses = document["components"]["schemas"]["EventStatus"]["properties"]["status"]["enum"]
+    assert set(found) <= set(document["components"]["schemas"]["EventStatus"]["properties"])
+    assert found["status"] in statuses
+    asked = document["paths"]["/api/v1/events/{id}"]["get"]["responses"]
+    assert {"200", "401", "404", "429", "503"} <= set(asked)
+    assert media_of(base, 200, "/api/v1/events/{id}", "get") == "application/json"
+    assert media_of(base, 404, "/api/v1/events/{id}", "get") == "application/problem+json"
     assert media_of(base, 401) == post(base, EXAMPLE, None).headers["content-type"]
     bad_key = post(base, EXAMPLE, "plb_" + "x" * 43)
     assert media_of(base, 401) == bad_key.headers["content-type"]
@@ -291,7 +349,9 @@ def test_the_commands_make_list_and_revoke_keys_and_notify_once_per_id(tmp_path)
     first, again = palabre(*notify), palabre(*notify)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == json.loads(again.stdout), "the same id: the same answer"
-    assert len(json.loads(first.stdout)["messages"]) == 1
+    told = json.loads(first.stdout)
+    assert (told["id"], told["status"], len(told["messages"])) == ("T-9", "started", 1), told
+    assert "waits" not in first.stderr + again.stderr, "started at once, then found started"
     wrong = palabre("notify", "ticket.lost", "--to", "0812345678", "--flows", str(flows))
     assert wrong.returncode == 1 and '"pointer": "#/event"' in wrong.stderr
 
@@ -303,21 +363,28 @@ def readme_section() -> str:
 
 
 def test_the_readme_section_runs_as_written(tmp_path, live_server):
-    """The README's flow, served; its curl line run by curl (its JSON parsed from it)."""
+    """The README's flow, served; its curl lines run by curl (their JSON parsed)."""
     section = readme_section()
     flow = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    command = section.split("```sh\ncurl", 1)[1].split("```", 1)[0]
+    post_line, get_line = [part.split("```", 1)[0] for part in section.split("```sh\ncurl")[1:]]
     with serving(tmp_path, live_server, "5/minute", flow=flow) as (base, key, fake, _):
-        shell = "curl" + command.replace("http://127.0.0.1:8000", base)
-        done = subprocess.run(
-            ["bash", "-c", shell], env={**os.environ, "PALABRE_KEY": key},
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        answer = json.loads(done.stdout)
-        assert answer["id"] == "T-A42-called" and len(answer["messages"]) == 1
+
+        def curl(command: str) -> dict:
+            shell = "curl" + command.replace("http://127.0.0.1:8000", base)
+            done = subprocess.run(
+                ["bash", "-c", shell], env={**os.environ, "PALABRE_KEY": key},
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout)
+
+        answer = curl(post_line)
+        assert answer["status_url"] == "/api/v1/events/T-A42-called"
         (sms,) = sent_to(fake, 1)
+        settled(base, key, answer["id"])
+        became = curl(get_line)
     assert sms["Body"].startswith("Ticket A42 : c'est votre tour au guichet 3.")
+    assert became["status"] == "started" and len(became["messages"]) == 1, became
 
 
 def test_a_broadcast_purpose_event_reaches_only_those_who_agreed(tmp_path, live_server):
@@ -326,11 +393,13 @@ def test_a_broadcast_purpose_event_reaches_only_those_who_agreed(tmp_path, live_
         database = f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}"
         first = post(base, event(id="promo-1"), key)
         assert first.status_code == 202  # accepted; the outbox decides at send time
-        assert _settled(database, first.json()["messages"][0]) == "skipped"
+        (skipped,) = settled(base, key, "promo-1")["messages"]
+        assert _settled(database, skipped["id"]) == "skipped"
         _agree(database, settings, f"tel:{PERSON}")
-        second = post(base, event(id="promo-2"), key)
+        assert post(base, event(id="promo-2"), key).status_code == 202
         (sms,) = sent_to(fake, 1)
-    assert _settled(database, second.json()["messages"][0]) == "sent"
+        (sent,) = settled(base, key, "promo-2")["messages"]
+    assert _settled(database, sent["id"]) == "sent"
     assert sms["To"] == PERSON, "only after the person agreed to announcements"
 
 
@@ -376,10 +445,11 @@ def test_the_retention_forgets_old_answers_and_the_id_is_new_again(served):
     from palabre.outbox.store import Outbox
 
     base, key, fake, settings = served
-    first = post(base, event(), key).json()
+    assert post(base, event(), key).status_code == 202
     sent_to(fake, 1)
     url = f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}"
-    assert _settled(url, first["messages"][0]) == "sent", "settled: the retention may take it"
+    first = settled(base, key, "T-A42")
+    assert _settled(url, first["messages"][0]["id"]) == "sent", "settled: the retention may take it"
 
     async def purge_all() -> None:
         database = Database(f"sqlite+aiosqlite:///{settings.data_dir / 'palabre.db'}")
@@ -389,9 +459,11 @@ def test_the_retention_forgets_old_answers_and_the_id_is_new_again(served):
             await database.aclose()
 
     asyncio.run(purge_all())
-    again = post(base, event(), key)
-    assert again.status_code == 202 and again.json()["messages"] != first["messages"]
-    assert len(again.json()["messages"]) == 1 and len(sent_to(fake, 2)) == 2, "sent anew"
+    assert problem(status_of(base, key, "T-A42"), 404), "forgotten"
+    assert post(base, event(), key).status_code == 202
+    assert len(sent_to(fake, 2)) == 2, "sent anew"
+    again = settled(base, key, "T-A42")
+    assert len(again["messages"]) == 1 and again["messages"] != first["messages"]
 
 
 def test_the_openapi_document_declares_the_headers_of_its_refusals(served):
@@ -403,10 +475,12 @@ def test_the_openapi_document_declares_the_headers_of_its_refusals(served):
     assert "Retry-After" in responses["503"]["headers"]
 
 
-def media_of(base: str, status: int) -> str | None:
+def media_of(
+    base: str, status: int, path: str = "/api/v1/events", method: str = "post"
+) -> str | None:
     """The one media type the OpenAPI document gives for `status` (None: no body)."""
-    responses = httpx.get(f"{base}/api/v1/openapi.json", timeout=20).json()["paths"][
-        "/api/v1/events"]["post"]["responses"]  # fmt: skip
+    document = httpx.get(f"{base}/api/v1/openapi.json", timeout=20).json()
+    responses = document["paths"][path][method]["responses"]
     content = responses[str(status)].get("content", {})
     assert len(content) <= 1, f"{status} is documented with one media type"
     return next(iter(content), None)
@@ -464,22 +538,48 @@ class GoesDown(SQLiteSessionStore):
     """A real SQLite session store that is unavailable while `down` is set."""
 
     down = False
+    refused = 0
 
     def locked(self, contact, **options):
         if self.down:
+            self.refused += 1
             raise StoreUnavailable("the session store is down")
         return super().locked(contact, **options)
 
 
-def test_a_store_outage_is_a_503_problem_and_the_same_id_is_taken_once_it_is_back(
-    tmp_path, live_server
-):
+def test_a_session_store_outage_holds_the_event_until_the_store_is_back(tmp_path, live_server):
     store = GoesDown(tmp_path / "sessions.db")
     with serving_app(tmp_path, live_server, "100/minute", store=store) as (base, key, fake, *_):
         store.down = True
+        taken = post(base, event(), key)
+        deadline = time.monotonic() + 20
+        while not store.refused:  # the starter tried, and the store refused
+            assert time.monotonic() < deadline, "the starter never tried"
+            time.sleep(0.02)
+        waiting = status_of(base, key, "T-A42").json()["status"]
+        nothing = list(fake.requests)
+        store.down = False
+        (sms,) = sent_to(fake, 1)
+        became = settled(base, key, "T-A42")
+    assert taken.status_code == 202, "taken: the session store is the starter's concern"
+    assert waiting in ("queued", "starting") and nothing == []
+    assert became["status"] == "started" and sms["To"] == PERSON, "started once it was back"
+
+
+def test_a_database_outage_is_a_503_problem_and_the_same_id_is_taken_once_it_is_back(
+    tmp_path, live_server
+):
+    with serving_app(tmp_path, live_server, "100/minute") as (base, key, fake, _, app):
+        queue = app.state.host.stores.events
+        take = queue.take
+
+        async def down(event: object) -> None:
+            raise StoreUnavailable("the database is down")
+
+        queue.take = down
         refused = post(base, event(), key)
         documented = media_of(base, 503)
-        store.down = False
+        queue.take = take
         again = post(base, event(), key)
         (sms,) = sent_to(fake, 1)
     assert problem(refused, 503)["type"].endswith("/unavailable")

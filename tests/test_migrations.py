@@ -47,6 +47,33 @@ async def test_a_window_from_before_0008_is_kept_for_each_whatsapp_number(url: s
     assert back == [("k1", 5.0)]
 
 
+async def test_the_answers_from_before_0009_are_kept_as_started_events(url: str) -> None:
+    database = open_database(url)
+    answer = '{"id": "T-1", "event": "ticket.called", "messages": ["m1"]}'
+    try:
+        await migrate.upgrade(database, "0008")
+        await sql(
+            database, f"INSERT INTO event_requests VALUES ('sq', 'T-1', 'd1', '{answer}', 5.0)"
+        )
+        await migrate.upgrade(database)
+        kept = await sql(database, "SELECT key_name, event_id, digest, event, status, messages "
+                         "FROM api_events")  # fmt: skip
+        await sql(database, "INSERT INTO api_events (key_name, event_id, digest, event, "
+                  "contact_key, request, status, created_at, updated_at) "
+                  "VALUES ('sq', 'T-2', 'd2', 'ticket.called', 'k', '{}', 'queued', 6.0, 6.0)")  # fmt: skip
+        async with database.connection() as conn:  # not back while an event waits
+            with pytest.raises(RuntimeError, match="1 events still wait"):
+                await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0008"))
+        await sql(database, "DELETE FROM api_events WHERE event_id = 'T-2'")
+        async with database.connection() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0008"))
+        back = await sql(database, "SELECT * FROM event_requests")
+    finally:
+        await database.aclose()
+    assert kept == [("sq", "T-1", "d1", "ticket.called", "started", '["m1"]')]
+    assert back == [("sq", "T-1", "d1", answer, 5.0)]
+
+
 async def sql(database: Database, statement: str) -> list[tuple[object, ...]]:
     """Run one statement at whatever schema the database is; its rows."""
     async with database.connection() as conn:

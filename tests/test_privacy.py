@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 from tests.db_fixtures import open_database, url
 
+from palabre.api.delivery import EventDesk
+from palabre.api.requests import read_event
 from palabre.bootstrap import build_engine
 from palabre.config import Settings
 from palabre.db import migrate
@@ -95,6 +97,8 @@ async def test_export_then_erase_leaves_nothing_of_the_contact(url, redis_url, t
         await converse(engine, OTHER, ["Bonjour", "Kabila"], "other")
         key = engine.contact_key(PHONE)
         await engine.stores.consent.record(key, "broadcast", True, "import", detail="school")
+        event = {"event": "ticket.called", "id": "T-1", "to": PHONE, "data": {"name": "Mbengue"}}
+        await EventDesk(engine).take("queue", read_event(event, None, lambda _: True))
 
         exported = await export_contact(engine, PHONE)
         assert exported["contact"]["address"] == PHONE
@@ -102,6 +106,8 @@ async def test_export_then_erase_leaves_nothing_of_the_contact(url, redis_url, t
         texts = [row["payload"]["text"] for row in exported["messages"]]
         assert any("En quelle année" in text for text in texts), "the texts sent to them"
         assert [(e["purpose"], e["granted"]) for e in exported["consent"]] == [("broadcast", True)]
+        (taken,) = exported["events"]
+        assert taken["request"]["data"] == {"name": "Mbengue"}, "an event not yet started"
         assert json.dumps(exported, default=str), "the export is JSON"
 
         erased = await erase_contact(engine, PHONE)
@@ -114,6 +120,8 @@ async def test_export_then_erase_leaves_nothing_of_the_contact(url, redis_url, t
         after = await export_contact(engine, PHONE)
         assert after["session"] is None and after["erased_at"] is not None
         assert [row["payload"] for row in after["messages"]] == [{}] * erased.outbox_rows
+        (event_after,) = after["events"]
+        assert (event_after["status"], event_after["request"]) == ("failed", {}), "never started"
         assert after["consent"][:-1] == exported["consent"], "the consent proof stays"
         last = after["consent"][-1]
         assert (last["purpose"], last["granted"], last["source"]) == ("broadcast", False, "agent")

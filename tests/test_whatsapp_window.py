@@ -20,6 +20,7 @@ import palabre_twilio
 from palabre import builtins
 from palabre.api.delivery import EventDesk
 from palabre.api.requests import read_event
+from palabre.api.starter import EventStarter
 from palabre.bootstrap import build_engine
 from palabre.db import migrate
 from palabre.db.database import Database
@@ -189,17 +190,22 @@ async def test_twilio_sends_the_content_template_and_sms_has_no_window(tmp_path,
 async def test_a_notification_past_its_ttl_expires_and_is_never_sent(tmp_path, clock):
     graph, engine, worker, http = await meta_world(tmp_path, clock)
     try:
-        desk = EventDesk(engine, clock)
-        body = {"event": "ticket.called", "id": "late", "to": ALICE_AT, "ttl": 300,
-                "data": {"ticket": "A42"}}  # fmt: skip
-        answer = await desk.deliver("queue", read_event(body, None, lambda _: True))
+        desk, starter = EventDesk(engine), EventStarter(engine)
+        for event_id in ("late", "later"):
+            body = {"event": "ticket.called", "id": event_id, "to": ALICE_AT, "ttl": 300,
+                    "data": {"ticket": "A42"}}  # fmt: skip
+            await desk.take("queue", read_event(body, None, lambda _: True))
+        await starter.start_now("queue", "late")  # started in time, its message not sent
         clock.now += 301  # the workers were down for five minutes
+        await starter.start_now("queue", "later")  # too late to start at all
         await worker.drain()
         (row,) = await engine.stores.outbox.rows(10)
+        late, later = [await desk.queue.status("queue", n) for n in ("late", "later")]
     finally:
         await engine.aclose()
         await http.aclose()
-    assert row.uid == answer["messages"][0] and row.kind == "event"
+    assert late and later and later.status == "expired" and later.messages == []
+    assert row.uid == late.messages[0]["id"] and row.kind == "event"
     assert row.status == "expired", "a late 'your turn' is never sent"
     assert graph.bodies(ALICE) == []
 

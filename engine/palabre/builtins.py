@@ -12,6 +12,7 @@ from typing import Any
 from palabre.actions import Action
 from palabre.actions.registry import ACTION as REMEMBER
 from palabre.api import rates as api_rates
+from palabre.api.starter import run_starter
 from palabre.config import Settings
 from palabre.hookspecs import hookimpl
 from palabre.i18n.filters import FILTERS
@@ -42,7 +43,7 @@ async def purge_media(host: Host) -> None:
 
 @hookimpl(trylast=True)
 def register_workers() -> list[Callable[[Host], Awaitable[None]]]:
-    return [purge_media, retention.purge_outbox, run_worker]
+    return [purge_media, retention.purge_outbox, run_worker, run_starter]
 
 
 @hookimpl(trylast=True)

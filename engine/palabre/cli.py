@@ -93,6 +93,12 @@ def _parser(plugins: pluggy.PluginManager) -> argparse.ArgumentParser:
         action="store_true",
         help="accept unsigned webhooks and a throwaway secret (never in production)",
     )
+    serve.add_argument(
+        "--no-worker",
+        dest="workers",
+        action="store_false",
+        help="serve requests only: `palabre worker` processes send and start events",
+    )
     serve.set_defaults(run=_serve)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the flow format")

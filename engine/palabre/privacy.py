@@ -6,13 +6,15 @@ so one key finds it all:
 - the outbox rows: each message sent to them, with its text and address until retention
   blanks them, and its status, attempts and provider id;
 - their lines in broadcast audiences (the address and parameters until the line starts);
+- the events the API took for them (the address and the event's data until the flows run);
 - the message log (provider ids and statuses), the consent ledger, and the contact and
   address rows (`contacts`, `contact_addresses`).
 
 `export_contact` returns all of it as one JSON-ready mapping. `erase_contact` deletes the
 session and the address rows, blanks the address and text of every outbox row (rows not
-yet sent end `skipped` with the code `erased`), and leaves under the keyed hash only what
-proves what happened: statuses, the consent ledger (the proof of what they agreed to) and
+yet sent end `skipped` with the code `erased`) and the address and data of every event
+(one not yet started ends `failed`), and leaves under the keyed hash only what proves
+what happened: statuses, the consent ledger (the proof of what they agreed to) and
 a tombstone (`erasures`). The erasure withdraws broadcasts, so that no broadcast, not even
 one under way, reaches them again before they opt in anew. A later message from the same
 address starts afresh.
@@ -26,8 +28,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
+from palabre.api.queue import BLANK, FAILED, UNFINISHED
 from palabre.db.inserts import insert_for
 from palabre.db.schema import (
+    api_events,
     broadcast_recipients,
     contact_addresses,
     contacts,
@@ -70,6 +74,7 @@ async def export_contact(engine: Engine, address: str) -> dict[str, Any]:
         "messages": rows["outbox"],
         "deliveries": rows["log"],
         "broadcasts": rows["broadcasts"],
+        "events": rows["events"],
         "whatsapp_last_wrote_at": rows["whatsapp_last_wrote_at"],
         "erased_at": rows["erased_at"],
     }
@@ -121,6 +126,10 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
     audience = [dict(r) for r in conn.execute(lines).mappings()]
     for line in audience:
         line["params"] = json.loads(line["params"] or "{}")
+    taken = select(api_events).where(api_events.c.contact_key == key).order_by(api_events.c.id)
+    events = [dict(r) for r in conn.execute(taken).mappings()]
+    for event in events:
+        event["request"] = json.loads(event["request"])
     window = select(whatsapp_windows.c.transport, whatsapp_windows.c.last_inbound_at).where(
         whatsapp_windows.c.contact_key == key
     )
@@ -131,6 +140,7 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
         "addresses": addresses,
         "outbox": sent,
         "broadcasts": audience,
+        "events": events,
         "whatsapp_last_wrote_at": {via: at for via, at in conn.execute(window).all()},
         "log": [dict(r) for r in conn.execute(logged).mappings()],
         "erased_at": conn.execute(erased).scalar_one_or_none(),
@@ -149,6 +159,7 @@ def _erase(conn: Connection, key: str, now: float, dialect: str) -> tuple[int, i
         update(outbox).where(mine).values(address="", payload=PURGED, updated_at=now)
     ).rowcount
     _erase_audience(conn, key)
+    _erase_events(conn, key, now)
     conn.execute(delete(whatsapp_windows).where(whatsapp_windows.c.contact_key == key))
     owner = select(contact_addresses.c.contact_id).where(contact_addresses.c.key == key)
     contact_id = conn.execute(owner).scalar_one_or_none()
@@ -160,6 +171,15 @@ def _erase(conn: Connection, key: str, now: float, dialect: str) -> tuple[int, i
     tombstone = insert_for(dialect, erasures).values(contact_key=key, at=now)
     conn.execute(tombstone.on_conflict_do_update(index_elements=["contact_key"], set_={"at": now}))
     return blanked, unsent, removed
+
+
+def _erase_events(conn: Connection, key: str, now: float) -> None:
+    """Blank the events taken for the contact; one whose flows have not run never runs."""
+    mine = api_events.c.contact_key == key
+    waiting = mine & api_events.c.status.in_(UNFINISHED)
+    gone = {"status": FAILED, "error": "the contact was erased", "claimed_by": None}
+    conn.execute(update(api_events).where(waiting).values(**gone, updated_at=now))
+    conn.execute(update(api_events).where(mine).values(request=BLANK))
 
 
 def _erase_audience(conn: Connection, key: str) -> None:

@@ -61,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
     created = asyncio.run(prepare_database(settings, manager))
     if created:
         say(created)
-    app = create_app([args.flows], settings, plugins=manager, insecure_dev=args.insecure_dev)
+    app = create_app(
+        [args.flows],
+        settings,
+        plugins=manager,
+        insecure_dev=args.insecure_dev,
+        workers=args.workers,
+    )
     configure_logging("CRITICAL")  # the trial start must not log what the real one will
     asyncio.run(_preflight(app))
     configure_logging(settings.log_level or SERVE_LOG_LEVEL)

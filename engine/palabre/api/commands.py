@@ -82,10 +82,14 @@ async def _key_step(keys: Any, args: argparse.Namespace) -> int:
 
 
 def run_notify(args: argparse.Namespace) -> int:
-    """The `notify` command; prints the answer the API would give."""
+    """The `notify` command: the event taken and started here; prints what became of it,
+    as `GET /api/v1/events/{id}` tells it."""
     from palabre.api.delivery import EventDesk
+    from palabre.api.keys import CLI_KEY
     from palabre.api.problems import Problem
+    from palabre.api.queue import UNFINISHED
     from palabre.api.requests import read_event
+    from palabre.api.starter import EventStarter
     from palabre.bootstrap import build_engine
     from palabre.starts import params_of
 
@@ -100,7 +104,12 @@ def run_notify(args: argparse.Namespace) -> int:
             await engine.stores.open() if engine.stores else None
             desk = EventDesk(engine)
             request = read_event(body, settings.default_region, lambda n: bool(desk.flows_for(n)))
-            return await desk.deliver("cli", request)
+            await desk.take(CLI_KEY, request)
+            await EventStarter(engine).start_now(CLI_KEY, request.id)
+            found = await desk.queue.status(CLI_KEY, request.id)
+            if found is None or found.status in UNFINISHED:  # an earlier one of theirs waits
+                print("the event waits for a worker to start it", file=sys.stderr)
+            return found.document() if found else {}
         finally:
             await engine.aclose()
 

@@ -22,6 +22,11 @@ EXAMPLE = {
     "ttl": 600,
 }
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+UNAUTHORIZED = "no key, or a key unknown or revoked"
+TOO_FAST = (
+    "this key sends too fast, or too many requests from this client had no valid key (then "
+    "any key is refused until Retry-After)"
+)
 
 
 def document() -> dict[str, Any]:
@@ -29,10 +34,18 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Palabre events API", "version": "1"},
-        "paths": {"/api/v1/events": {"post": _post_events()}},
+        "paths": {
+            "/api/v1/events": {"post": _post_events()},
+            "/api/v1/events/{id}": {"get": _get_event()},
+        },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Event": _event(), "Accepted": _accepted(), "Problem": _problem()},
+            "schemas": {
+                "Event": _event(),
+                "Accepted": _accepted(),
+                "EventStatus": _event_status(),
+                "Problem": _problem(),
+            },
         },
         "security": [{"apiKey": []}],
     }
@@ -41,28 +54,16 @@ def document() -> dict[str, Any]:
 def _post_events() -> dict[str, Any]:
     problems = {
         "400": "the body is not JSON",
-        "401": "no key, or a key unknown or revoked",
+        "401": UNAUTHORIZED,
         "408": "the body did not arrive whole in time",
         "413": "the body is larger than 64 KiB",
         "415": "the body is not application/json",
         "422": "fields are wrong (each named in `errors`), or the id was used for another event",
-        "429": "this key sends too fast, or too many requests from this client had no valid "
-        "key (then any key is refused until Retry-After)",
+        "429": TOO_FAST,
         "503": "busy, or the database is unavailable: send it again after Retry-After",
     }
-    responses: dict[str, Any] = {
-        "202": {
-            "description": "accepted: the flows the event triggers are started",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
-        }
-    }
-    for status, why in problems.items():
-        content = {"application/problem+json": {"schema": PROBLEM}}
-        responses[status] = {"description": why, "content": content}
-    retry_after = {"Retry-After": {"schema": {"type": "integer"}}}
-    responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-    responses["429"]["headers"] = retry_after
-    responses["503"]["headers"] = retry_after
+    accepted = "taken: the flows the event triggers start within moments (in order for each "
+    accepted += "person); `status_url` tells what became of it. The same again for a copy."
     return {
         "summary": "Tell Palabre that something happened to a person",
         "operationId": "postEvent",
@@ -75,8 +76,41 @@ def _post_events() -> dict[str, Any]:
                 }
             },
         },
-        "responses": responses,
+        "responses": _responses("202", accepted, "Accepted", problems),
     }
+
+
+def _get_event() -> dict[str, Any]:
+    problems = {
+        "401": UNAUTHORIZED,
+        "404": "this key sent no event with this id, or the retention forgot it",
+        "429": "too many requests from this client had no valid key: any key is refused "
+        "until Retry-After",
+        "503": "the database is unavailable: ask again after Retry-After",
+    }
+    found = "the event's status (queued, starting, started, failed, expired) and its messages'"
+    return {
+        "summary": "What became of an event: its status, and its messages' statuses",
+        "operationId": "getEvent",
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": _responses("200", found, "EventStatus", problems),
+    }
+
+
+def _responses(status: str, why: str, schema: str, problems: dict[str, str]) -> dict[str, Any]:
+    """The answer `status` (JSON of `schema`) and the problem documents, with their headers."""
+    body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    responses: dict[str, Any] = {status: {"description": why, "content": body}}
+    for refused, reason in problems.items():
+        content = {"application/problem+json": {"schema": PROBLEM}}
+        responses[refused] = {"description": reason, "content": content}
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}}}
+    responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    responses["429"]["headers"] = retry_after
+    responses["503"]["headers"] = retry_after
+    return responses
 
 
 def _event() -> dict[str, Any]:
@@ -99,11 +133,33 @@ def _event() -> dict[str, Any]:
 def _accepted() -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["id", "event", "messages"],
+        "required": ["id", "event", "status_url"],
         "properties": {
             "id": {"type": "string"},
             "event": {"type": "string"},
-            "messages": {"type": "array", "items": {"type": "string"}},
+            "status_url": {"type": "string", "description": "GET it with the same key"},
+        },
+    }
+
+
+def _event_status() -> dict[str, Any]:
+    message = {
+        "type": "object",
+        "required": ["id", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "description": "as `palabre messages` shows it"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["id", "event", "status", "messages"],
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"type": "string"},
+            "status": {"enum": ["queued", "starting", "started", "failed", "expired"]},
+            "messages": {"type": "array", "items": message},
+            "error": {"type": "string", "description": "why it failed"},
         },
     }
 

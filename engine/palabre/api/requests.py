@@ -51,6 +51,10 @@ class EventRequest:
         canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
+    def queued(self) -> dict[str, Any]:
+        """What the starter needs of it, besides the event and its id (palabre.api.queue)."""
+        return {"to": self.to, "channel": self.channel, "lang": self.lang, "data": self.data}
+
 
 def read_event(body: Any, region: str | None, known: Callable[[str], bool]) -> EventRequest:
     """The request in `body` (parsed JSON); a 422 Problem listing every field at fault.

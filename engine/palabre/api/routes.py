@@ -1,4 +1,4 @@
-"""`POST /api/v1/events` and `GET /api/v1/openapi.json`.
+"""`POST /api/v1/events`, `GET /api/v1/events/{id}` and `GET /api/v1/openapi.json`.
 
 A request is answered in this order, each refusal a problem document (palabre.api.problems):
 the client's failed authentications (past PALABRE_API_FAILED_AUTH_RATE: 429 with
@@ -6,8 +6,10 @@ Retry-After, before the key is looked up), the key (`Authorization: Bearer plb_.
 the key's rate (PALABRE_API_RATE: 429 with Retry-After; both rates in palabre.api.rates),
 the media type (415), the body (capped at 64 KiB before it is read: 413; not JSON: 400;
 too slow: 408; no room to hold it now: 503), the fields (422, each named), then the
-delivery: 202 with the ids of the messages queued, the same again for the same (key, id);
-503 with Retry-After when the database or session store is unavailable.
+event is queued (palabre.api.delivery): 202 with where to read what became of it, the
+same again for the same (key, id); 503 with Retry-After when the database is unavailable.
+`GET /api/v1/events/{id}` (the same key; a client's failed authentications count, but not
+against the key's rate of events) tells an event's status and its messages', or 404.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def api_routes() -> list[BaseRoute]:
     """The events API's routes, for the web app."""
     return [
         Route("/api/v1/events", post_event, methods=["POST"]),
+        Route("/api/v1/events/{event_id:path}", get_event, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     ]
 
@@ -70,12 +73,28 @@ async def post_event(request: Request) -> Response:
         await api.rates.refuse_if_too_fast(key_name)
         body = await _json_body(request)
         event = read_event(body, api.region, lambda name: bool(api.desk.flows_for(name)))
-        answer = await api.desk.deliver(key_name, event)
+        answer = await api.desk.take(key_name, event)
     except Problem as problem:
         return problem.response()
     except StoreError as exc:
         return _unavailable(exc).response()
     return JSONResponse(answer, 202)
+
+
+async def get_event(request: Request) -> Response:
+    """What became of one of the key's events: its status and its messages', or 404."""
+    api = _api(request)
+    try:
+        key_name = await _authenticated(request, api)  # PALABRE_API_RATE counts events only
+        found = await api.desk.queue.status(key_name, request.path_params["event_id"])
+    except Problem as problem:
+        return problem.response()
+    except StoreError as exc:
+        return _unavailable(exc).response()
+    if found is None:
+        detail = "this key sent no event with this id, or it was forgotten (retention)"
+        return Problem(404, "not-found", "No such event", detail).response()
+    return JSONResponse(found.document())
 
 
 async def openapi(request: Request) -> Response:

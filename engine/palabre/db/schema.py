@@ -225,18 +225,33 @@ api_keys = Table(
     UniqueConstraint("digest", name="uq_api_keys_digest"),
 )
 
-# Each event a key sent (POST /api/v1/events), by the caller's id: the same (key, id)
-# again gets the same answer and sends nothing. `digest` is the request's, to tell a
-# replay from a different event under a reused id; `answer` is the JSON answered.
-event_requests = Table(
-    "event_requests",
+# Each event a key sent (POST /api/v1/events), by the caller's id, and its way through the
+# starters (palabre.api.queue): the same (key, id) again finds it and starts nothing.
+# `digest` tells a replay from another event under a reused id; `request` (the address and
+# the data, JSON) is kept until the flows ran, `messages` (their outbox uids, JSON) after.
+api_events = Table(
+    "api_events",
     metadata,
-    Column("key_name", Text, primary_key=True),
-    Column("event_id", Text, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_name", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
     Column("digest", Text, nullable=False),
-    Column("answer", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("contact_key", Text, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("expires_at", Double),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("messages", Text),
+    Column("error", Text),
+    Column("claimed_by", Text),
+    Column("claimed_until", Double),
     Column("created_at", Double, nullable=False),
-    Index("ix_event_requests_created_at", "created_at"),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("key_name", "event_id", name="uq_api_events_key_name"),
+    Index("ix_api_events_status", "status", "id"),
+    Index("ix_api_events_contact_key", "contact_key", "id"),
+    Index("ix_api_events_created_at", "created_at"),
 )
 
 # WhatsApp's customer service window: when each WhatsApp contact last wrote to each

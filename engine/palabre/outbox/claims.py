@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 
 from palabre.db.batches import group_commit
+from palabre.db.planner import WALK_THE_INDEX
 from palabre.db.schema import messages, outbox
 from palabre.db.schema import whatsapp_windows as windows
 from palabre.outbox.policy import Outcome
@@ -58,11 +59,6 @@ from palabre.outbox.store import Outbox
 from palabre.runtime.messages import Outbound
 
 LAPSED = "the worker stopped while sending: the message may or may not have gone out"
-# Right after a broadcast is queued, PostgreSQL's statistics still say there are no queued
-# rows; the planner then reads every queued row through bitmap scans for each candidate
-# (seconds per claim, until autovacuum analyzes the table). Walking the status index in
-# (priority, id) order and stopping at `limit` is right at any size.
-WALK_THE_INDEX = "SET LOCAL enable_bitmapscan = off"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
                              with +-20 % jitter; also the pause after the provider
                              throttled us (never an attempt used up)
     PALABRE_OUTBOX_LEASE     seconds a worker holds a claimed row (60): longer than any
-                             send (the HTTP timeout is 10 s); a worker that dies lets it lapse
+                             send (the HTTP timeout is 10 s); a worker that dies lets it lapse.
+                             The event starter holds its claimed events as long
 
 A `Delivery` becomes one `Outcome`: sent (with the provider id); throttled (queued again
 later, same attempts); unconfirmed (the request may have gone out: final, never resent

@@ -12,8 +12,9 @@ unconfirmed, expired. Rows still queued or being sent are never purged. A held r
 than the bodies' time. The purge runs in `palabre serve` (and `palabre worker`) every
 ten minutes; on several machines each one runs it, which is harmless. A broadcast's lines
 not started after the bodies' time end `expired` and lose their address and parameters;
-a broadcast goes with its rows. The events API forgets its answers with the rows they
-name: an event id sent again after that is a new event.
+a broadcast goes with its rows. The events API forgets the events it took with the rows
+they made (never one still waiting for its flows): an event id sent again after that is
+a new event.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from palabre.api.delivery import forget_events
+from palabre.api.queue import EventQueue
 from palabre.broadcasts.store import BroadcastStore
 from palabre.config import Settings
 from palabre.config_checks import finite_number, shown
@@ -62,7 +63,7 @@ async def purge(outbox: Outbox, retention: Retention) -> None:
     bodies, rows = now - retention.bodies, now - max(retention.rows, retention.bodies)
     purged = await outbox.purge(bodies, rows)
     purged |= await BroadcastStore(outbox.database, outbox.clock).purge(bodies, rows)
-    purged["event_answers"] = await forget_events(outbox.database, rows)
+    purged["api_events"] = await EventQueue(outbox.database, outbox.clock).forget(rows)
     if any(purged.values()):
         log.info("outbox purged", extra=purged)
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from palabre.api.queue import EventQueue
 from palabre.config import Settings
 from palabre.db.batches import group_commit
 from palabre.db.database import Database
@@ -25,7 +26,8 @@ from palabre.stores.tasks import TaskQueue
 
 @dataclass
 class Stores:
-    """The registry, media, message log, tasks, contacts, the outbox and consent."""
+    """The registry, media, message log, tasks, contacts, the outbox, consent, and the
+    events the API took."""
 
     database: Database
     registry: Registry
@@ -35,6 +37,7 @@ class Stores:
     contacts: ContactStore
     outbox: Outbox
     consent: ConsentLedger
+    events: EventQueue
 
     @classmethod
     def on(
@@ -50,6 +53,7 @@ class Stores:
             ContactStore(database, clock),
             Outbox(database, clock),
             ConsentLedger(database, clock),
+            EventQueue(database, clock),
         )
 
     async def open(self) -> str | None:

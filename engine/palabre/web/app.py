@@ -48,12 +48,15 @@ def create_app(
     store: SessionStore | None = None,
     http: httpx.AsyncClient | None = None,
     body_budget: BodyBudget | None = None,
+    workers: bool = True,
 ) -> Starlette:
     """The web app serving the flows at `flow_paths` through every registered transport.
 
     `body_budget` bounds the request bodies held at once, across every endpoint (a new
     default one, never shared with another app, unless given). The app's metrics
-    (`app.state.metrics`, served at /metrics) are its own, never shared either."""
+    (`app.state.metrics`, served at /metrics) are its own, never shared either. Without
+    `workers`, the background jobs (the outbox worker, the event starter, the purges) are
+    left to `palabre worker` processes."""
     manager = plugins or make_plugin_manager()
     transports: list[Transport] = [t for batch in manager.hook.register_transports() for t in batch]
     paths = list(flow_paths)
@@ -80,7 +83,7 @@ def create_app(
                 await transport.startup(host)
             jobs = [
                 asyncio.create_task(keep_running(worker, host))
-                for batch in manager.hook.register_workers()
+                for batch in (manager.hook.register_workers() if workers else [])
                 for worker in batch
             ]
             yield
