@@ -13,6 +13,7 @@ from palabre.addresses import (
     InvalidAddress,
     parse_address,
     parse_phone,
+    parsed_phone,
     provider_phone,
     read_address,
 )
@@ -136,6 +137,42 @@ def test_a_provider_number_in_e164_is_kept_as_phonenumbers_would_format_it():
             assert provider_phone(number[1:]) == number, f"{region}: Meta's form, with no +"
             checked += 1
     assert checked > 300, "phonenumbers should give examples for most regions"
+
+
+def test_a_written_number_in_e164_is_read_as_the_full_parse_reads_it():
+    """The shortcut for written numbers of E.164 shape (an API's caller sends them) gives
+    what the full parse gives, or the error it gives: for every example number of every
+    region and type, the same with a national prefix after the country code, with a digit
+    changed, one more or one less, and random numbers (a bounded loop)."""
+    rnd = random.Random(7)
+    written: set[str] = set()
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            code, national = str(example.country_code), number[1 + len(str(example.country_code)) :]
+            written |= {number, number + "5", number[:-1]}
+            written |= {f"+{code}{prefix}{national}" for prefix in "0189"}
+            for _ in range(5):
+                at = rnd.randrange(len(national))
+                written.add(f"+{code}{national[:at]}{rnd.randrange(10)}{national[at + 1 :]}")
+    for _ in range(3000):
+        written.add(f"+{rnd.randrange(1, 10)}{rnd.randrange(10**5, 10**14)}")
+
+    def read(reader, text: str) -> str:
+        try:
+            return reader(text)
+        except InvalidAddress as exc:
+            return f"refused: {exc.reason}"
+
+    differ = [
+        text for text in sorted(written) if read(parse_phone, text) != read(parsed_phone, text)
+    ]
+    assert differ == [], differ[:5]
+    accepted = sum(not read(parse_phone, text).startswith("refused") for text in written)
+    assert len(written) > 8000 and accepted > 3000, "both kinds of number were tried"
 
 
 def test_channels_and_phones():

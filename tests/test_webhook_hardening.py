@@ -119,6 +119,7 @@ def twilio_signature(url: str, params: dict[str, str]) -> str:
     ("body", "reason"),
     [
         (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (b"[" * 65 + b"]" * 65, "nested deeper"),
         (b'{"n": ' + b"1" * 5000 + b"}", "integer longer"),
         (b'{"n": -' + b"1" * 65 + b"}", "integer longer"),
         (b'{"n": NaN}', "NaN"),
@@ -143,6 +144,8 @@ def test_the_json_reader_keeps_what_is_valid():
     body = '{"a": "[[[[ {{{{ \\" ]]", "e": "\\ud83d\\ude00", "n": -12, "f": 1.5}'
     assert parse_json(body.encode()) == {"a": '[[[[ {{{{ " ]]', "e": "😀", "n": -12, "f": 1.5}
     assert parse_json(b"[" * 64 + b"]" * 64), "64 levels are allowed"
+    brackets = b'{"a": "' + b"[{" * 100 + b'", "b": [[1]]}'
+    assert parse_json(brackets) == {"a": "[{" * 100, "b": [[1]]}, "brackets in a string"
 
 
 # -- item 2: bodies over the cap, streamed, never held ------------------------------------------

@@ -54,6 +54,7 @@ MAX_PHONE_INPUT = 64  # far above any written number; phonenumbers' own cap is 2
 # What people write between digits: spaces, dashes (any kind), dots, slashes, parentheses.
 _PUNCTUATION = frozenset("+-./()\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,30}):(.*)", re.DOTALL)
+_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
 class InvalidAddress(PalabreError, ValueError):
@@ -123,6 +124,13 @@ def read_address(text: str) -> Address:
 def parse_phone(text: str, default_region: str | None = None) -> str:
     """The E.164 form (`+243812345678`) of a written phone number; InvalidAddress if none."""
     text = text.strip()
+    if E164.fullmatch(text) and _valid_as_written(text):
+        return text
+    return parsed_phone(text, default_region)
+
+
+def parsed_phone(text: str, default_region: str | None = None) -> str:
+    """`parse_phone` by a full parse every time, whatever the shape of `text`."""
     _check_characters(text)
     digits = sum(unicodedata.digit(c, -1) >= 0 for c in text)
     if digits == 0:
@@ -135,6 +143,23 @@ def parse_phone(text: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidAddress(_invalid_reason(number))
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def _valid_as_written(text: str) -> bool:
+    """Whether `text`, E.164 in shape, is a valid number just as written: then it needs no
+    parse (a parse costs several times this check; an API's caller sends E.164). Its country
+    code is its first digits (no code is the start of another), the rest its national
+    number. False leaves it to the parse, which may still accept it in another form (a
+    national prefix written after the country code, which it strips) or says why not; so
+    does a national number starting with 0 (Italy's keep it, as the parse records)."""
+    digits = text[1:]
+    code = next((n for size in (1, 2, 3) if (n := int(digits[:size])) in _COUNTRY_CODES), 0)
+    national = digits[len(str(code)) :] if code else ""
+    if not national or national.startswith("0"):
+        return False
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    possible = phonenumbers.is_possible_number_with_reason(number) == ValidationResult.IS_POSSIBLE
+    return possible and phonenumbers.is_valid_number(number)
 
 
 def provider_phone(text: str) -> str:

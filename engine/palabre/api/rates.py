@@ -10,7 +10,8 @@ REDIS_URL is set, so every process shares them; else this process's memory):
 Either refusal is a 429 problem document with Retry-After; a Redis that cannot be reached
 is StoreUnavailable, which the route answers 503. The client's address is kept
 only as a keyed hash in the limiter's storage, where it expires with its window; it is
-never logged nor answered.
+never logged nor answered. Each process remembers the hash of the addresses it saw (up to
+4,096: the systems that call the API are few), to compute it once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import hmac
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from limits import RateLimitItem, parse
@@ -38,6 +39,7 @@ RATE, DEFAULT_RATE = "PALABRE_API_RATE", "100/second"
 FAILED_AUTH_RATE, DEFAULT_FAILED_AUTH_RATE = "PALABRE_API_FAILED_AUTH_RATE", "20/minute"
 T = TypeVar("T")
 _PURPOSE = b"palabre api client v1"  # domain separation from the other keyed hashes
+REMEMBERED_CLIENTS = 4096
 
 
 @dataclass
@@ -49,6 +51,7 @@ class ApiRates:
     failed_auth: RateLimitItem
     hasher: bytes  # keys the hash of a client's address
     clock: Callable[[], float] = time.time  # the storage's (Redis: the wall clock)
+    _clients: dict[str, str] = field(default_factory=dict, repr=False)  # address: its hash
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiRates:
@@ -63,8 +66,14 @@ class ApiRates:
         """The keyed hash of the address the request came from (as the proxy headers
         middleware resolved it), under which its failed authentications are counted."""
         address = request.client.host if request.client else ""
-        data = address.encode("utf-8", "surrogatepass")
-        return hmac.new(self.hasher, data, hashlib.sha256).hexdigest()[:32]
+        found = self._clients.get(address)
+        if found is None:
+            if len(self._clients) >= REMEMBERED_CLIENTS:
+                self._clients.clear()  # a bound, not a working size: callers are few
+            data = address.encode("utf-8", "surrogatepass")
+            found = hmac.new(self.hasher, data, hashlib.sha256).hexdigest()[:32]
+            self._clients[address] = found
+        return found
 
     async def refuse_if_locked_out(self, client: str) -> None:
         """A 429 when `client` failed to authenticate too often of late."""

@@ -221,17 +221,18 @@ def parse_json(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         text = body.decode("utf-8")  # strict: refuses encoded surrogates, unlike json.loads
     except UnicodeDecodeError:
         raise MalformedBody("the body is not UTF-8") from None
-    if _depth(body) > max_depth:
+    opened = body.count(b"{") + body.count(b"[")  # at most this deep: most bodies stop here
+    if opened > max_depth and _depth(body) > max_depth:
         raise MalformedBody(f"the JSON is nested deeper than {max_depth} levels")
     try:
-        document = json.loads(
-            text, parse_int=_integer, parse_float=_finite, parse_constant=_no_constant
-        )
+        document = _DECODER.decode(text)
     except MalformedBody:
         raise
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise MalformedBody("the body is not JSON") from None
-    if any(_SURROGATE.search(text) for text in _strings(document)):
+    # Strict UTF-8 holds no surrogate: only a \u escape can make one.
+    escaped = b"\\u" in body
+    if escaped and any(_SURROGATE.search(text) for text in _strings(document)):
         raise MalformedBody("the JSON holds a lone surrogate, which is not Unicode text")
     return document
 
@@ -257,6 +258,10 @@ def _finite(text: str) -> float:
 
 def _no_constant(name: str) -> float:
     raise MalformedBody(f"the JSON holds {name}, which JSON does not allow")
+
+
+# Made once: json.loads with these hooks would build a decoder for every body.
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_finite, parse_constant=_no_constant)
 
 
 def _strings(document: Any) -> Iterator[str]:
