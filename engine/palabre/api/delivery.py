@@ -46,7 +46,7 @@ class EventDesk:
             expires_at=self.queue.clock() + request.ttl if request.ttl else None,
         )
         found = await self.queue.take(taken)
-        if found and found != request.digest:
+        if found is not None and found != request.digest:
             raise Problem(
                 422,
                 "id-reused",

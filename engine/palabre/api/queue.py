@@ -117,13 +117,15 @@ class EventQueue:
             return None
         ids = {"b_key": event.key_name, "b_id": event.event_id}
         found = await self.database.run(_DIGEST.first, ids)
-        return "" if found is None else str(found[0])  # "": forgotten meanwhile
+        if found is None:  # the retention forgot it between the two: it is new again
+            return await self.take(event)
+        return str(found[0])
 
     async def claim(
         self, worker: str, limit: int, lease: float, only: tuple[str, str] | None = None
     ) -> list[Claimed]:
-        """Expire what is past its time, then claim up to `limit` eligible events (`only`
-        the one of this key name and event id, when given)."""
+        """Queue again the events whose claim lapsed, then claim up to `limit` eligible
+        events (`only` the one of this key name and event id, when given)."""
         now, postgres = self.clock(), self.database.dialect == "postgresql"
         query = _eligible(limit, postgres)
         if only is not None:
