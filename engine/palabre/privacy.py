@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from palabre.api.queue import BLANK, FAILED, UNFINISHED
+from palabre.api.queue import BLANK, FAILED, UNFINISHED, request_of
 from palabre.db.inserts import insert_for
 from palabre.db.schema import (
     api_events,
@@ -129,7 +129,7 @@ def _rows_of(conn: Connection, key: str) -> dict[str, Any]:
     taken = select(api_events).where(api_events.c.contact_key == key).order_by(api_events.c.id)
     events = [dict(r) for r in conn.execute(taken).mappings()]
     for event in events:
-        event["request"] = json.loads(event["request"])
+        event["request"] = request_of(event["request"])
     window = select(whatsapp_windows.c.transport, whatsapp_windows.c.last_inbound_at).where(
         whatsapp_windows.c.contact_key == key
     )

@@ -42,7 +42,7 @@ class EventDesk:
             digest=request.digest,
             event=request.event,
             contact_key=self.engine.contact_key(request.to),
-            request=request.queued(),
+            request=request.canonical,
             expires_at=self.queue.clock() + request.ttl if request.ttl else None,
         )
         found = await self.queue.take(taken)

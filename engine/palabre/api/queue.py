@@ -49,7 +49,7 @@ class Taken:
     digest: str
     event: str
     contact_key: str
-    request: dict[str, Any]  # to, channel, lang, data
+    request: str  # EventRequest.canonical: [event, to, lang, data, ttl]
     expires_at: float | None
 
 
@@ -103,7 +103,7 @@ class EventQueue:
             "digest": event.digest,
             "event": event.event,
             "contact_key": event.contact_key,
-            "request": json.dumps(event.request, ensure_ascii=False),
+            "request": event.request,
             "status": QUEUED,
             "expires_at": event.expires_at,
             "attempts": 0,
@@ -216,7 +216,16 @@ def _holding(ids: list[int]) -> Any:
 
 
 def _claimed(row: Any) -> Claimed:
-    return Claimed(**{**row, "request": json.loads(row["request"])})
+    return Claimed(**{**row, "request": request_of(row["request"])})
+
+
+def request_of(kept: str) -> dict[str, Any]:
+    """The `request` column read: to, lang and data; {} once blanked."""
+    found = json.loads(kept)
+    if not isinstance(found, list):
+        return {}
+    _, to, lang, data, _ = found
+    return {"to": to, "lang": lang, "data": data}
 
 
 def _status_of(conn: Connection, key_name: str, event_id: str) -> EventStatus | None:

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from palabre.addresses import PHONE_SCHEMES, TEL, WHATSAPP, Address, InvalidAddress, parse_address
@@ -44,16 +45,17 @@ class EventRequest:
     data: dict[str, Any] = field(default_factory=dict)
     ttl: int | None = None
 
+    @cached_property
+    def canonical(self) -> str:
+        """The request as one JSON text, whatever order its fields came in: what is kept
+        until its flows run (palabre.api.queue), and what its digest hashes."""
+        fields = [self.event, self.to, self.lang, self.data, self.ttl]
+        return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+
     @property
     def digest(self) -> str:
         """What tells this request from another sent under the same id."""
-        fields = [self.event, self.to, self.lang, self.data, self.ttl]
-        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def queued(self) -> dict[str, Any]:
-        """What the starter needs of it, besides the event and its id (palabre.api.queue)."""
-        return {"to": self.to, "channel": self.channel, "lang": self.lang, "data": self.data}
+        return hashlib.sha256(self.canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def read_event(body: Any, region: str | None, known: Callable[[str], bool]) -> EventRequest:

@@ -150,8 +150,9 @@ class EventStarter:
 
     async def _start_flow(self, event: Claimed, flow_id: str) -> Reply:
         request, engine = event.request, self.engine
-        transport = default_transport(read_address(request["to"]), engine.settings)
-        contact = Contact(request["to"], transport, request["channel"], request.get("lang"))
+        address = read_address(request["to"])
+        transport = default_transport(address, engine.settings)
+        contact = Contact(request["to"], transport, address.channel, request["lang"])
         purpose = engine.flows[flow_id].event_purpose
         told = {"name": event.event, "id": event.event_id, "data": request["data"]}
         return await engine.start(

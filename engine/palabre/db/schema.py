@@ -227,8 +227,9 @@ api_keys = Table(
 
 # Each event a key sent (POST /api/v1/events), by the caller's id, and its way through the
 # starters (palabre.api.queue): the same (key, id) again finds it and starts nothing.
-# `digest` tells a replay from another event under a reused id; `request` (the address and
-# the data, JSON) is kept until the flows ran, `messages` (their outbox uids, JSON) after.
+# `digest` tells a replay from another event under a reused id; `request` (the event as
+# canonical JSON: name, address, language, data, ttl) is kept until the flows ran, and
+# `messages` (their outbox uids, JSON) after.
 api_events = Table(
     "api_events",
     metadata,
