@@ -5,8 +5,10 @@ and the flows triggered by that event message the person concerned.
     requests.py   an event request read and checked, each fault named by its field
     problems.py   errors as RFC 9457 problem documents
     rates.py      events per key, failed authentications per client: the 429s
-    delivery.py   an event to the flows it triggers, once per (key, id)
-    routes.py     POST /api/v1/events, GET /api/v1/openapi.json
+    delivery.py   an event taken for the flows it triggers, once per (key, id)
+    queue.py      the events taken, on the database: claims, statuses
+    starter.py    the worker job that starts each event's flows, in each person's order
+    routes.py     POST /api/v1/events, GET /api/v1/events/{id}, GET /api/v1/openapi.json
     openapi.py    the OpenAPI document of those routes
     commands.py   `palabre apikey create|revoke|list`, `palabre notify`
 """
