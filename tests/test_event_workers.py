@@ -45,10 +45,12 @@ class Deployment:
     flows: Path
     key: str
 
-    def palabre(self, folder: Path, *args: str) -> subprocess.Popen[bytes]:
+    def palabre(self, folder: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+        """`palabre ARGS` in a process of its own; what it says goes to `log`."""
         command = [sys.executable, "-m", "palabre.cli", *args, "--flows", str(self.flows)]
         env = {**os.environ, **self.env, "PALABRE_DATA_DIR": str(folder)}
-        return subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        with log.open("ab") as said:
+            return subprocess.Popen(command, cwd=ROOT, env=env, stderr=said)
 
     def post(self, server: str, person: str, n: int) -> None:
         body = {"event": "ticket.moved", "id": f"{person}-{n}", "to": person, "data": {"n": n}}
@@ -103,7 +105,7 @@ def test_events_taken_by_two_servers_reach_each_person_in_order_once(deployment,
 
 
 def test_a_worker_killed_while_it_starts_an_event_loses_nothing_and_sends_nothing_twice(
-    deployment, shared, redis_url
+    deployment, shared, redis_url, tmp_path
 ):
     held, other = PEOPLE[0], PEOPLE[1]
     with ExitStack() as stack:
@@ -116,18 +118,22 @@ def test_a_worker_killed_while_it_starts_an_event_loses_nothing_and_sends_nothin
             for n in range(2):
                 deployment.post(served.url, held, n)
             deployment.post(served.url, other, 0)
-            first = deployment.palabre(shared.folders[1], "worker")
+            first = deployment.palabre(shared.folders[1], tmp_path / "first.log", "worker")
             try:
                 wait_for_queue(redis_url, contact, 2)  # its start waits for the held turn
                 wait_until(lambda: deployment.texts_to(other) == ["Ticket 0"], timeout=30)
             finally:
                 first.send_signal(signal.SIGKILL)
                 first.wait(timeout=10)
-        second = deployment.palabre(shared.folders[1], "worker")
+        second = deployment.palabre(shared.folders[1], tmp_path / "second.log", "worker")
         try:
             wait_until(lambda: len(deployment.texts_to(held)) >= 2, timeout=60)
         finally:
             second.terminate()
-            second.wait(timeout=20)
+            try:  # it lets its sends in flight end first (STOP_GRACE); a busy box is slow
+                second.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                raise AssertionError((tmp_path / "second.log").read_text()[-3000:]) from None
     assert deployment.texts_to(held) == ["Ticket 0", "Ticket 1"], "in order, each once"
     assert deployment.texts_to(other) == ["Ticket 0"]
