@@ -75,3 +75,35 @@ def test_a_redis_that_cannot_be_reached_is_store_unavailable_not_a_crash(free_tc
 
     with pytest.raises(StoreUnavailable, match="rate limits' Redis failed"):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "shared"])
+def test_the_lockout_is_looked_up_only_where_a_failure_may_be_counted(shared):
+    """In this process's memory only this process counts failures: with none here within
+    the window, there is none to find, and the storage is not asked. A shared storage
+    (Redis) is always asked: other processes count there too."""
+    clock = Clock()
+    limiter = MovingWindowRateLimiter(PaceMemory(clock))
+    rates = ApiRates(limiter, parse("100/second"), parse("2/minute"), b"h" * 32, clock, shared)
+    asked: list[str] = []
+    test = limiter.test
+
+    async def counted_test(*args: object) -> bool:
+        asked.append(str(args[-1]))
+        return await test(*args)  # type: ignore[arg-type]
+
+    limiter.test = counted_test  # type: ignore[method-assign]
+    client = rates.client_of(request_from(GUESSER))
+
+    async def looked_up_after(step: str) -> int:
+        if step == "fail":
+            await rates.failed(client)
+        elif step == "wait":
+            clock.now += 61
+        await rates.refuse_if_locked_out(client)
+        return len(asked)
+
+    steps = ["none", "fail", "none", "wait"]
+    found = [asyncio.run(looked_up_after(step)) for step in steps]
+    expected = [1, 2, 3, 4] if shared else [0, 1, 2, 2]
+    assert found == expected, "asked only within the window of a failure here, unless shared"

@@ -32,7 +32,7 @@ class EventDesk:
 
     def flows_for(self, event: str) -> list[str]:
         """The flows `event` starts, by id."""
-        return flows_for(self.engine, event)
+        return self.engine.flows_for_event(event)
 
     async def take(self, key_name: str, request: EventRequest) -> dict[str, Any]:
         """Queue `request` (or find it queued before under its id): the answer."""
@@ -60,8 +60,3 @@ def answer(request: EventRequest) -> dict[str, Any]:
     """The API's answer to an event taken: the same for every copy of it."""
     where = "/api/v1/events/" + quote(request.id, safe="")
     return {"id": request.id, "event": request.event, "status_url": where}
-
-
-def flows_for(engine: Engine, event: str) -> list[str]:
-    """The flows `event` starts, by id."""
-    return sorted(flow.id for flow in engine.flows.values() if event in flow.events)

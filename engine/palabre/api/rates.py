@@ -11,7 +11,9 @@ Either refusal is a 429 problem document with Retry-After; a Redis that cannot b
 is StoreUnavailable, which the route answers 503. The client's address is kept
 only as a keyed hash in the limiter's storage, where it expires with its window; it is
 never logged nor answered. Each process remembers the hash of the addresses it saw (up to
-4,096: the systems that call the API are few), to compute it once.
+4,096: the systems that call the API are few), to compute it once. In this process's memory
+(no REDIS_URL) the lockout is not looked up while no authentication failed here within its
+window: the storage then holds no failure to find.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class ApiRates:
     failed_auth: RateLimitItem
     hasher: bytes  # keys the hash of a client's address
     clock: Callable[[], float] = time.time  # the storage's (Redis: the wall clock)
+    shared: bool = False  # the storage is Redis, which other processes count in too
     _clients: dict[str, str] = field(default_factory=dict, repr=False)  # address: its hash
+    _failed_at: float = field(default=-math.inf, repr=False)  # clock(): the last failure here
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiRates:
@@ -60,7 +64,7 @@ class ApiRates:
         per_key = parse(settings.option(RATE) or DEFAULT_RATE)
         failed_auth = parse(settings.option(FAILED_AUTH_RATE) or DEFAULT_FAILED_AUTH_RATE)
         hasher = hmac.new(settings.secret(SECRET), _PURPOSE, hashlib.sha256).digest()
-        return cls(limiter, per_key, failed_auth, hasher)
+        return cls(limiter, per_key, failed_auth, hasher, shared=settings.redis_url is not None)
 
     def client_of(self, request: Request) -> str:
         """The keyed hash of the address the request came from (as the proxy headers
@@ -77,6 +81,8 @@ class ApiRates:
 
     async def refuse_if_locked_out(self, client: str) -> None:
         """A 429 when `client` failed to authenticate too often of late."""
+        if not self.shared and self.clock() - self._failed_at > self.failed_auth.get_expiry():
+            return  # no failure counted here within the window, and no other process counts
         if await _asking(self.limiter.test, self.failed_auth, "api-auth", client):
             return
         wait = await self._wait(self.failed_auth, "api-auth", client)
@@ -85,6 +91,7 @@ class ApiRates:
 
     async def failed(self, client: str) -> None:
         """Count one failed authentication for `client`."""
+        self._failed_at = self.clock()
         await _asking(self.limiter.hit, self.failed_auth, "api-auth", client)
 
     async def refuse_if_too_fast(self, key_name: str) -> None:

@@ -31,6 +31,8 @@ MAX_ID_CHARS = 200
 MAX_TTL = 7 * 86400  # a week: anything later is no notification
 MAX_DATA_KEYS = 50
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+# One encoder for every request: json.dumps with options makes a new one each call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class EventRequest:
         """The request as one JSON text, whatever order its fields came in: what is kept
         until its flows run (palabre.api.queue), and what its digest hashes."""
         fields = [self.event, self.to, self.lang, self.data, self.ttl]
-        return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+        return _CANONICAL.encode(fields)
 
     @property
     def digest(self) -> str:

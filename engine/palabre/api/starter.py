@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Awaitable
 
 from palabre.addresses import read_address
-from palabre.api.delivery import flows_for
 from palabre.api.queue import EXPIRED, FAILED, STARTED, Claimed
 from palabre.errors import StoreError
 from palabre.logs import exception_summary
@@ -137,7 +136,7 @@ class EventStarter:
     async def _outcome(self, event: Claimed) -> Outcome:
         if event.expires_at is not None and self.queue.clock() >= event.expires_at:
             return EXPIRED, [], None  # a late "your turn is in 5 minutes" is never sent
-        flows = flows_for(self.engine, event.event)
+        flows = self.engine.flows_for_event(event.event)
         if not flows:
             return FAILED, [], "no flow is triggered by this event any more"
         uids: list[str] = []

@@ -64,6 +64,10 @@ class World:
             flow.id: {fold(word) for words in flow.triggers.values() for word in words}
             for flow in self.flows.values()
         }
+        self._by_event: dict[str, list[str]] = {}
+        for flow in sorted(self.flows.values(), key=lambda flow: flow.id):
+            for event in flow.events:
+                self._by_event.setdefault(event, []).append(flow.id)
         self._default = next((flow for flow in self.flows.values() if flow.default), None)
         languages = {lang for flow in self.flows.values() for lang in flow.settings.locales}
         self._keywords = keyword_table(speech, sorted(languages))
@@ -84,6 +88,10 @@ class World:
         if self._default or len(self.flows) == 1:
             return self.default_flow
         return None
+
+    def flows_for_event(self, event: str) -> list[str]:
+        """The flows an outside event starts (`triggers: {event: ...}`), by id."""
+        return list(self._by_event.get(event, ()))
 
     def consent_keyword(self, text: str) -> Keyword | None:
         """STOP or START (palabre.runtime.keywords) when `text` is one of their words."""
