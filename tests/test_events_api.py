@@ -67,10 +67,11 @@ def serving(tmp_path: Path, live_server, rate: str, flow: str = TICKET):
 @contextmanager
 def serving_app(
     tmp_path: Path, live_server, rate: str, flow: str = TICKET, *, store=None, budget=None,
-    **options: str,
+    workers: bool = True, **options: str,
 ):  # fmt: skip
     """As `serving`, and the app too; with `options` as settings, `store` as its session
-    store and `budget` as its BodyBudget when given."""
+    store, `budget` as its BodyBudget when given, and no starter nor sender unless
+    `workers`."""
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "ticket.yaml").write_text(flow, encoding="utf-8")
@@ -79,7 +80,9 @@ def serving_app(
         settings = settings_for(tmp_path, TWILIO_API_BASE=api.url, PALABRE_API_RATE=rate, **options)
         settings.secrets[SECRET] = "events-api-test-secret-" + "2" * 32
         manager = make_plugin_manager([builtins, palabre_twilio], entry_points=False)
-        app = create_app([flows], settings, plugins=manager, store=store, body_budget=budget)
+        app = create_app(
+            [flows], settings, plugins=manager, store=store, body_budget=budget, workers=workers
+        )
         with live_server(app) as server:
             key = _key(settings, "smartqueue")
             yield server.url, key, fake, settings, app
@@ -159,6 +162,45 @@ def test_an_event_becomes_the_flows_message_once_per_id(served):
     assert reused["type"].endswith("/id-reused")
     assert settled(base, key, "T-A42") == became
     assert len(fake.requests) == 1, "a duplicate id sends nothing"
+
+
+def test_prefer_wait_answers_with_the_messages_ids(served):
+    """`Prefer: wait=N`: the answer waits for the flows to run (the app's own starter
+    wakes it) and carries the event's status and its messages' ids, as `GET` tells them;
+    a copy gets the same ids and sends nothing new."""
+    base, key, fake, _ = served
+    first = post(base, event(), key, Prefer="wait=5")
+    assert first.status_code == 202, first.text
+    assert first.headers["preference-applied"] == "wait=5"
+    answer = first.json()
+    assert answer["status_url"] == "/api/v1/events/T-A42"
+    assert answer["status"] == "started" and len(answer["messages"]) == 1, answer
+    post_doc = httpx.get(f"{base}/api/v1/openapi.json", timeout=20).json()
+    documented = post_doc["components"]["schemas"]["Accepted"]["properties"]
+    assert set(answer) <= set(documented), "the answer is the one documented"
+    post_doc = post_doc["paths"]["/api/v1/events"]["post"]
+    assert "Preference-Applied" in post_doc["responses"]["202"]["headers"]
+    assert [parameter["name"] for parameter in post_doc["parameters"]] == ["Prefer"]
+    ids = [message["id"] for message in answer["messages"]]
+    assert ids == [message["id"] for message in status_of(base, key, "T-A42").json()["messages"]]
+    again = post(base, event(), key, Prefer="respond-async, wait=5")
+    assert [message["id"] for message in again.json()["messages"]] == ids, "the same ids"
+    (sms,) = sent_to(fake, 1)
+    assert sms["Body"].startswith("Ticket A42")
+    plain = post(base, event(), key, Prefer="wait=soon")
+    assert "preference-applied" not in plain.headers and "messages" not in plain.json()
+    assert len(fake.requests) == 1, "a copy sends nothing"
+
+
+def test_prefer_wait_ends_with_the_wait_when_no_starter_runs(tmp_path, live_server):
+    """With no starter (`palabre serve --no-worker` and no worker yet), the wait runs out,
+    and the answer says the event is still queued, with no messages."""
+    with serving_app(tmp_path, live_server, "5/minute", workers=False) as found:
+        base, key, fake, _, _ = found
+        answer = post(base, event(), key, Prefer="wait=1")
+        assert answer.status_code == 202 and answer.headers["preference-applied"] == "wait=1"
+        assert (answer.json()["status"], answer.json()["messages"]) == ("queued", [])
+        assert fake.requests == []
 
 
 def test_an_events_status_is_its_keys_alone(served):
@@ -366,7 +408,8 @@ def test_the_readme_section_runs_as_written(tmp_path, live_server):
     """The README's flow, served; its curl lines run by curl (their JSON parsed)."""
     section = readme_section()
     flow = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    post_line, get_line = [part.split("```", 1)[0] for part in section.split("```sh\ncurl")[1:]]
+    lines = [part.split("```", 1)[0] for part in section.split("```sh\ncurl")[1:]]
+    post_line, get_line, wait_line = lines
     with serving(tmp_path, live_server, "5/minute", flow=flow) as (base, key, fake, _):
 
         def curl(command: str) -> dict:
@@ -383,8 +426,12 @@ def test_the_readme_section_runs_as_written(tmp_path, live_server):
         (sms,) = sent_to(fake, 1)
         settled(base, key, answer["id"])
         became = curl(get_line)
+        waited = curl(wait_line)
+        told = status_of(base, key, waited["id"]).json()
     assert sms["Body"].startswith("Ticket A42 : c'est votre tour au guichet 3.")
     assert became["status"] == "started" and len(became["messages"]) == 1, became
+    assert waited["status"] == "started" and len(waited["messages"]) == 1, waited
+    assert waited["messages"][0]["id"] == told["messages"][0]["id"], "the ids the GET tells"
 
 
 def test_a_broadcast_purpose_event_reaches_only_those_who_agreed(tmp_path, live_server):

@@ -5,6 +5,7 @@ and the flows triggered by that event message the person concerned.
     requests.py   an event request read and checked, each fault named by its field
     problems.py   errors as RFC 9457 problem documents
     rates.py      events per key, failed authentications per client: the 429s
+    prefer.py     `Prefer: wait=N`: how long a caller asks the answer to wait for the flows
     delivery.py   an event taken for the flows it triggers, once per (key, id)
     queue.py      the events taken, on the database: claims, statuses
     starter.py    the worker job that starts each event's flows, in each person's order

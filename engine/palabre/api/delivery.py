@@ -34,8 +34,10 @@ class EventDesk:
         """The flows `event` starts, by id."""
         return self.engine.flows_for_event(event)
 
-    async def take(self, key_name: str, request: EventRequest) -> dict[str, Any]:
-        """Queue `request` (or find it queued before under its id): the answer."""
+    async def take(self, key_name: str, request: EventRequest, wait: float = 0) -> dict[str, Any]:
+        """Queue `request` (or find it queued before under its id): the answer. With
+        `wait` (seconds), the answer also tells what became of it, once its flows ran
+        (with their messages' ids) or the wait ran out (`Prefer: wait`)."""
         taken = Taken(
             key_name=key_name,
             event_id=request.id,
@@ -53,7 +55,10 @@ class EventDesk:
                 "This id was used for another event",
                 "an event id names one event: send this one under a new id",
             )
-        return answer(request)
+        if not wait:
+            return answer(request)
+        became = await self.queue.settled(key_name, request.id, wait)
+        return answer(request) | (became.document() if became else {})
 
 
 def answer(request: EventRequest) -> dict[str, Any]:

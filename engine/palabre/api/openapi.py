@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from palabre.api.prefer import MAX_WAIT
 from palabre.api.requests import MAX_DATA_KEYS, MAX_ID_CHARS, MAX_TTL
 from palabre.flow.loader import SUPPORTED_LOCALES
 
@@ -63,10 +64,18 @@ def _post_events() -> dict[str, Any]:
         "503": "busy, or the database is unavailable: send it again after Retry-After",
     }
     accepted = "taken: the flows the event triggers start within moments (in order for each "
-    accepted += "person); `status_url` tells what became of it. The same again for a copy."
+    accepted += "person); `status_url` tells what became of it. The same again for a copy. "
+    accepted += "After `Prefer: wait=N`, also its status and its messages once its flows ran "
+    accepted += "or N seconds passed."
+    responses = _responses("202", accepted, "Accepted", problems)
+    applied = f"wait=N: how long Palabre waited at most (N is capped at {MAX_WAIT})"
+    responses["202"]["headers"] = {
+        "Preference-Applied": {"schema": {"type": "string"}, "description": applied}
+    }
     return {
         "summary": "Tell Palabre that something happened to a person",
         "operationId": "postEvent",
+        "parameters": [_prefer()],
         "requestBody": {
             "required": True,
             "content": {
@@ -76,8 +85,14 @@ def _post_events() -> dict[str, Any]:
                 }
             },
         },
-        "responses": _responses("202", accepted, "Accepted", problems),
+        "responses": responses,
     }
+
+
+def _prefer() -> dict[str, Any]:
+    wait = "`wait=N` (RFC 7240): wait up to N seconds for the event's flows to run, so that "
+    wait += f"the answer carries its messages' ids (N is capped at {MAX_WAIT})"
+    return {"name": "Prefer", "in": "header", "schema": {"type": "string"}, "description": wait}
 
 
 def _get_event() -> dict[str, Any]:
@@ -131,6 +146,8 @@ def _event() -> dict[str, Any]:
 
 
 def _accepted() -> dict[str, Any]:
+    settled = _event_status()["properties"]
+    after_wait = "after `Prefer: wait`: as `status_url` tells it"
     return {
         "type": "object",
         "required": ["id", "event", "status_url"],
@@ -138,6 +155,9 @@ def _accepted() -> dict[str, Any]:
             "id": {"type": "string"},
             "event": {"type": "string"},
             "status_url": {"type": "string", "description": "GET it with the same key"},
+            "status": settled["status"] | {"description": after_wait},
+            "messages": settled["messages"] | {"description": after_wait},
+            "error": settled["error"],
         },
     }
 

@@ -13,12 +13,15 @@ events in the order they came, each only when no earlier event of its contact is
 unfinished, so that each contact's events start in order across every process. On
 PostgreSQL it skips rows another starter holds (`FOR UPDATE SKIP LOCKED`). Both steps
 walk the status index and stop early, however many events wait. The person's address
-and the event's data (`request`) are kept only until the flows have run.
+and the event's data (`request`) are kept only until the flows have run. A caller that
+waits for an event to settle (`Prefer: wait`) is woken by this process's starter when it
+finishes the event, and otherwise reads its status again every SETTLE_POLL seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -38,6 +41,7 @@ from palabre.db.schema import api_events, outbox
 QUEUED, STARTING, STARTED, FAILED, EXPIRED = "queued", "starting", "started", "failed", "expired"
 UNFINISHED = (QUEUED, STARTING)
 BLANK = "{}"  # the request of an event whose flows have run: nothing personal is kept
+SETTLE_POLL = 0.5  # how often a waiting caller reads the status of an event in other hands
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class EventQueue:
         self.database, self.clock = database, clock
         self.wakeup = asyncio.Event()
         self.commits = group_commit(database)  # the outbox's: one trip for a moment's writes
+        self._settling: dict[tuple[str, str], set[asyncio.Event]] = {}  # (key, id): waiters
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -159,6 +164,8 @@ class EventQueue:
             "b_now": self.clock(),
         }
         await self.commits.run(lambda conn: _FINISH.rowcount(conn, values))
+        for waiter in self._settling.get((event.key_name, event.event_id), ()):
+            waiter.set()
 
     async def again_in(self, event: Claimed, worker: str, seconds: float) -> None:
         """Keep a claimed event from every starter for `seconds` (the store failed): its
@@ -170,6 +177,27 @@ class EventQueue:
     async def status(self, key_name: str, event_id: str) -> EventStatus | None:
         """What became of the event `event_id` of the key `key_name`; None if unknown."""
         return await self.database.run(_status_of, key_name, event_id)
+
+    async def settled(self, key_name: str, event_id: str, timeout: float) -> EventStatus | None:
+        """The event's status once it is no longer queued or starting, or after `timeout`
+        seconds, whichever comes first; None if unknown."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        waiter, ids = asyncio.Event(), (key_name, event_id)
+        self._settling.setdefault(ids, set()).add(waiter)  # before the read: no wake is lost
+        try:
+            while True:
+                found = await self.status(key_name, event_id)
+                left = deadline - asyncio.get_running_loop().time()
+                if found is None or found.status not in UNFINISHED or left <= 0:
+                    return found
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), min(left, SETTLE_POLL))
+                waiter.clear()
+        finally:
+            waiters = self._settling[ids]
+            waiters.discard(waiter)
+            if not waiters:
+                del self._settling[ids]
 
     async def forget(self, before: float) -> int:
         """Delete the finished events received before `before` (an id sent again after

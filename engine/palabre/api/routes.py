@@ -7,7 +7,9 @@ the key's rate (PALABRE_API_RATE: 429 with Retry-After; both rates in palabre.ap
 the media type (415), the body (capped at 64 KiB before it is read: 413; not JSON: 400;
 too slow: 408; no room to hold it now: 503), the fields (422, each named), then the
 event is queued (palabre.api.delivery): 202 with where to read what became of it, the
-same again for the same (key, id); 503 with Retry-After when the database is unavailable.
+same again for the same (key, id); with `Prefer: wait=N` (palabre.api.prefer), also its
+status and its messages' ids once its flows ran or N seconds passed; 503 with Retry-After
+when the database is unavailable.
 `GET /api/v1/events/{id}` (the same key; a client's failed authentications count, but not
 against the key's rate of events) tells an event's status and its messages', or 404.
 """
@@ -24,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from palabre.api.delivery import EventDesk
 from palabre.api.keys import ApiKeys, key_hasher
 from palabre.api.openapi import document
+from palabre.api.prefer import preferred_wait
 from palabre.api.problems import Problem, unauthorized
 from palabre.api.rates import ApiRates
 from palabre.api.requests import read_event
@@ -66,19 +69,23 @@ def api_routes() -> list[BaseRoute]:
 
 
 async def post_event(request: Request) -> Response:
-    """Take one event: 202 with the messages' ids, or a problem document."""
+    """Take one event: 202 with where to read what became of it (and, after `Prefer:
+    wait=N`, what did within N seconds: its status and its messages' ids), or a problem
+    document."""
     api = _api(request)
     try:
         key_name = await _authenticated(request, api)
         await api.rates.refuse_if_too_fast(key_name)
         body = await _json_body(request)
         event = read_event(body, api.region, lambda name: bool(api.desk.flows_for(name)))
-        answer = await api.desk.take(key_name, event)
+        wait = preferred_wait(request.headers.getlist("prefer"))
+        answer = await api.desk.take(key_name, event, wait)
     except Problem as problem:
         return problem.response()
     except StoreError as exc:
         return _unavailable(exc).response()
-    return JSONResponse(answer, 202)
+    applied = {"Preference-Applied": f"wait={wait}"} if wait else None
+    return JSONResponse(answer, 202, headers=applied)
 
 
 async def get_event(request: Request) -> Response:
