@@ -7,6 +7,7 @@ parser, never by matching strings.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 
 import httpx
@@ -20,6 +21,7 @@ from tests.twilio_fakes import app_for as twilio_app
 from tests.twilio_fakes import post, webhook
 from tests.twilio_fakes import settings_for as twilio_settings
 
+from palabre.api.queue import Taken
 from palabre.config import Settings
 from palabre.metrics import Metrics
 from palabre.outbox.rows import Queued
@@ -101,12 +103,24 @@ def test_the_outbox_gauge_counts_the_queued_rows(live_server, tmp_path):
     assert after[(("status", "sent"),)] == 0
 
 
+def test_the_events_gauge_counts_the_events_taken_not_yet_started(live_server, tmp_path):
+    app = plain_app(tmp_path, workers=False)  # no starter: the events stay queued
+    with live_server(app) as server:
+        before = named(scrape(server.url), "palabre_events_waiting")
+        asyncio.run(take_events(Settings(data_dir=tmp_path), 2))
+        after = named(scrape(server.url), "palabre_events_waiting")
+    assert before == {(("status", "queued"),): 0, (("status", "starting"),): 0}, "0, not none"
+    assert after == {(("status", "queued"),): 2, (("status", "starting"),): 0}
+
+
 def test_a_database_outage_leaves_the_other_metrics_readable(live_server, tmp_path):
     with live_server(plain_app(tmp_path)) as server:
         with sqlite3.connect(tmp_path / "palabre.db") as database:
             database.execute("DROP TABLE outbox")  # every outbox query fails from now on
+            database.execute("DROP TABLE api_events")
         found = scrape(server.url)
     assert named(found, "palabre_outbox_messages") == {}, "an unknown depth is not a 0"
+    assert named(found, "palabre_events_waiting") == {}, "nor an unknown backlog"
     assert named(found, "palabre_turn_seconds_count") == {(): 0.0}, "the rest is served"
 
 
@@ -123,6 +137,19 @@ async def enqueue(settings: Settings, count: int) -> None:
             for n in range(count)
         ]
         await stores.outbox.enqueue(items)
+    finally:
+        await stores.aclose()
+
+
+async def take_events(settings: Settings, count: int) -> None:
+    stores = open_stores(settings)
+    try:
+        for n in range(count):
+            request = json.dumps(["ticket.called", f"tel:+2438100{n:05d}", None, {}, None])
+            taken = Taken(
+                "smartqueue", f"T-{n}", f"digest-{n}", "ticket.called", f"c{n}", request, None
+            )
+            assert await stores.events.take(taken) is None
     finally:
         await stores.aclose()
 

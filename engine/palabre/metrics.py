@@ -7,6 +7,8 @@ global one), so tests and several apps in one process keep separate counts.
     palabre_webhook_seconds{transport}                their duration, until answered
     palabre_turn_seconds                              one turn: load, run, commit
     palabre_outbox_messages{status}                   outbox rows by status, read at scrape
+    palabre_events_waiting{status}                    events taken, not yet started (queued,
+                                                      starting), read at scrape
     palabre_sends_total{transport,outcome}            calls to Transport.send, by outcome
     palabre_send_retries_total{transport}             sends that retry a failed attempt
 
@@ -98,21 +100,30 @@ class Metrics:
         """The worker sends a message again through `transport` after a failed attempt."""
         self.retries.labels(transport).inc()
 
-    def exposition(self, outbox_depth: Mapping[str, int] | None) -> bytes:
+    def exposition(
+        self, outbox_depth: Mapping[str, int] | None, events: Mapping[str, int] | None = None
+    ) -> bytes:
         """Every metric in the Prometheus text format, with the outbox rows counted by
-        status in `outbox_depth` (None: unknown, the gauge has no samples)."""
-        return generate_latest(Scrape(self.registry, outbox_depth))
+        status in `outbox_depth` and the events waiting by status in `events` (None:
+        unknown, the gauge has no samples)."""
+        return generate_latest(Scrape(self.registry, outbox_depth, events))
 
 
 class Scrape(Collector):
-    """One scrape: the app's registry, and the outbox depth read for this scrape only."""
+    """One scrape: the app's registry, and the counts read for this scrape only."""
 
-    def __init__(self, registry: CollectorRegistry, depth: Mapping[str, int] | None) -> None:
-        self.registry, self.depth = registry, depth
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        depth: Mapping[str, int] | None,
+        events: Mapping[str, int] | None = None,
+    ) -> None:
+        self.registry, self.depth, self.events = registry, depth, events
 
     def collect(self) -> Iterator[Metric]:
         yield from self.registry.collect()
         yield outbox_messages(self.depth)
+        yield events_waiting(self.events)
 
 
 def outbox_messages(depth: Mapping[str, int] | None) -> GaugeMetricFamily:
@@ -124,4 +135,15 @@ def outbox_messages(depth: Mapping[str, int] | None) -> GaugeMetricFamily:
     if depth is not None:
         for status in dict.fromkeys([*OUTBOX_STATUSES, *sorted(depth)]):
             family.add_metric([status], depth.get(status, 0))
+    return family
+
+
+def events_waiting(waiting: Mapping[str, int] | None) -> GaugeMetricFamily:
+    """`palabre_events_waiting{status}`: the events the API took whose flows have not run
+    yet, queued or starting; a backlog that grows means too few workers."""
+    family = GaugeMetricFamily(
+        "palabre_events_waiting", "Events taken whose flows have not run yet.", labels=["status"]
+    )
+    for status, count in sorted((waiting or {}).items()):
+        family.add_metric([status], count)
     return family

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select, update
 
 from palabre.db.batches import group_commit
 from palabre.db.database import Database
@@ -198,6 +198,13 @@ class EventQueue:
             waiters.discard(waiter)
             if not waiters:
                 del self._settling[ids]
+
+    async def waiting(self) -> dict[str, int]:
+        """How many events are queued and starting (for metrics; the status index counts)."""
+        query = select(api_events.c.status, func.count()).where(api_events.c.status.in_(UNFINISHED))
+        async with self.database.read() as conn:
+            found = (await conn.execute(query.group_by(api_events.c.status))).all()
+        return {status: 0 for status in UNFINISHED} | {status: int(n) for status, n in found}
 
     async def forget(self, before: float) -> int:
         """Delete the finished events received before `before` (an id sent again after

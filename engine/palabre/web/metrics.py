@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -83,13 +83,21 @@ async def metrics(request: Request) -> Response:
     if refusal is not None:
         return refusal
     host: Host = request.app.state.host
-    try:
-        depth: dict[str, int] | None = await host.stores.outbox.depth()
-    except StoreError as exc:  # the other metrics still help most during an outage
-        log.warning("outbox depth unavailable for /metrics: %s", type(exc).__name__)
-        depth = None
-    body = request.app.state.metrics.exposition(depth)
+    stores = host.stores
+    depth = await _counted("outbox depth", stores.outbox.depth())
+    events = await _counted("events waiting", stores.events.waiting())
+    body = request.app.state.metrics.exposition(depth, events)
     return Response(body, media_type=CONTENT_TYPE)
+
+
+async def _counted(what: str, count: Awaitable[dict[str, int]]) -> dict[str, int] | None:
+    """The counts read for a gauge; None when the database fails (the other metrics still
+    help most during an outage)."""
+    try:
+        return await count
+    except StoreError as exc:
+        log.warning("%s unavailable for /metrics: %s", what, type(exc).__name__)
+        return None
 
 
 def _refusal(request: Request) -> Response | None:
