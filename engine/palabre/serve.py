@@ -27,7 +27,6 @@ from palabre.db.url import database_url_problem
 from palabre.heap import settle_heap
 from palabre.logs import configure_logging
 from palabre.plugins import make_plugin_manager, unknown_plugins
-from palabre.switching import hand_over_sooner
 
 BANNER = (
     "palabre: INSECURE DEV MODE: unsigned webhooks are accepted and secrets may be "
@@ -74,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level or SERVE_LOG_LEVEL)
     say(serving_line(args.host, args.port, simulator_on(settings, manager, args.insecure_dev)))
     settle_heap()  # start-up is done: see palabre.heap
-    hand_over_sooner()  # to the database's thread: see palabre.switching
     uvicorn.run(
         app,
         host=args.host,

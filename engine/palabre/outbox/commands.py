@@ -86,7 +86,6 @@ def run_worker_command(args: argparse.Namespace) -> int:
     from palabre.logs import configure_logging
     from palabre.plugins import make_plugin_manager
     from palabre.serve import SERVE_LOG_LEVEL, prepare_database, say, startup_problems
-    from palabre.switching import hand_over_sooner
     from palabre.web.app import create_app
 
     settings = Settings.from_env()
@@ -102,7 +101,6 @@ def run_worker_command(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level or SERVE_LOG_LEVEL)
     app = create_app([args.flows], settings, plugins=manager)
     settle_heap()  # a long-running process too: see palabre.heap
-    hand_over_sooner()  # see palabre.switching
     asyncio.run(_until_stopped(app))
     return 0
 
