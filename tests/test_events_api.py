@@ -634,6 +634,28 @@ def test_a_database_outage_is_a_503_problem_and_the_same_id_is_taken_once_it_is_
     assert again.status_code == 202 and sms["To"] == PERSON, "sent again, taken once"
 
 
+def test_a_database_outage_during_a_wait_still_answers_the_event_taken(tmp_path, live_server):
+    """The event is stored before the wait: a database that fails while the answer waits
+    for its flows leaves a 202 without its status (read later), not a 503."""
+    with serving_app(tmp_path, live_server, "100/minute") as (base, key, fake, _, app):
+        queue = app.state.host.stores.events
+
+        async def down(*args: object) -> None:
+            raise StoreUnavailable("the database is down")
+
+        queue.settled = down
+        answer = post(base, event(), key, Prefer="wait=10")
+        (sms,) = sent_to(fake, 1)
+        became = settled(base, key, "T-A42")
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {
+        "id": "T-A42",
+        "event": "ticket.called",
+        "status_url": "/api/v1/events/T-A42",
+    }
+    assert became["status"] == "started" and sms["To"] == PERSON, "taken, and started"
+
+
 def test_a_body_without_room_or_too_slow_is_a_problem_document(tmp_path, live_server):
     budget = BodyBudget(max_held=200, deadline=0.5)
     with serving_app(tmp_path, live_server, "100/minute", budget=budget) as (base, key, *_):

@@ -12,13 +12,17 @@ the same way: accepted now, their outcome read later.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote
 
 from palabre.api.problems import Problem
 from palabre.api.queue import EventQueue, Taken
 from palabre.api.requests import EventRequest
+from palabre.errors import StoreError
 from palabre.runtime.engine import Engine
+
+log = logging.getLogger("palabre.api")
 
 
 class EventDesk:
@@ -57,7 +61,11 @@ class EventDesk:
             )
         if not wait:
             return answer(request)
-        became = await self.queue.settled(key_name, request.id, wait)
+        try:
+            became = await self.queue.settled(key_name, request.id, wait)
+        except StoreError:  # taken all the same: what became of it is read later
+            log.warning("the database failed while an event's answer waited for its flows")
+            return answer(request)
         return answer(request) | (became.document() if became else {})
 
 
