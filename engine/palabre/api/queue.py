@@ -21,7 +21,6 @@ finishes the event, and otherwise reads its status again every SETTLE_POLL secon
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from palabre.db.driver import DriverStatement
 from palabre.db.inserts import insert_new
 from palabre.db.planner import WALK_THE_INDEX
 from palabre.db.schema import api_events, outbox
+from palabre.waits import woken
 
 QUEUED, STARTING, STARTED, FAILED, EXPIRED = "queued", "starting", "started", "failed", "expired"
 UNFINISHED = (QUEUED, STARTING)
@@ -190,8 +190,7 @@ class EventQueue:
                 left = deadline - asyncio.get_running_loop().time()
                 if found is None or found.status not in UNFINISHED or left <= 0:
                     return found
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), min(left, SETTLE_POLL))
+                await woken(waiter, min(left, SETTLE_POLL))
                 waiter.clear()
         finally:
             waiters = self._settling[ids]

@@ -18,7 +18,6 @@ minute); any other failure is the event's own, which then `failed` with a reason
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from palabre.runtime.entrances import Contact
 from palabre.runtime.messages import Reply
 from palabre.starts import default_transport
 from palabre.transports import Host
+from palabre.waits import woken
 
 log = logging.getLogger("palabre.api")
 
@@ -91,8 +91,7 @@ class EventStarter:
                         self._fly(event)
                     if len(claimed) == free:
                         continue  # more may be waiting
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.queue.wakeup.wait(), self.poll)
+                await woken(self.queue.wakeup, self.poll)
         finally:
             for task in self.flights:
                 task.cancel()

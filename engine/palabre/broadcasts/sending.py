@@ -16,7 +16,6 @@ is read again just before each start, and once more by the worker before each se
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Callable
 
@@ -26,6 +25,7 @@ from palabre.broadcasts.store import Broadcast, BroadcastStore, Progress
 from palabre.outbox.rows import Origin
 from palabre.runtime.engine import Engine
 from palabre.stores.consent import ConsentLedger, channel_of
+from palabre.waits import woken
 
 # How far ahead of its sender the queue is kept: about a restart of the command, so that
 # a resumed broadcast hardly leaves its sender idle. A STOP sent meanwhile still counts:
@@ -86,8 +86,7 @@ class Feeder:
                 self.last_line = max((r.line for r in lines), default=self.last_line)
                 await self._start(lines)
                 continue
-            with contextlib.suppress(TimeoutError):  # a stop wakes the wait at once
-                await asyncio.wait_for(self.stop.wait(), self.poll)
+            await woken(self.stop, self.poll)  # a stop wakes the wait at once
 
     async def _start(self, lines: list[Recipient]) -> None:
         started, refused = [], []

@@ -23,7 +23,6 @@ sends in flight finish for a few seconds, and leaves what remains to the lease.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -40,6 +39,7 @@ from palabre.outbox.windows import WINDOW_CLOSED, is_open
 from palabre.runtime.messages import Outbound
 from palabre.stores.consent import channel_of
 from palabre.transports import Delivery, Host, Transport
+from palabre.waits import woken
 
 log = logging.getLogger("palabre.outbox")
 
@@ -122,8 +122,7 @@ class Worker:
         return rows
 
     async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.box.wakeup.wait(), self.poll)
+        await woken(self.box.wakeup, self.poll)
 
     async def _reap_if_due(self) -> None:
         now = self.box.clock()
